@@ -1,0 +1,29 @@
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/impalpable demo --out out/demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check spectra freedecomp hessian tests benchmarks examples
+	$(PY) -m pytest -q -n 2 tests
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e .[bench]
+	$(PY) benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check spectra freedecomp hessian tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""freedecomp: (placeholder, see issues)."""

@@ -1,0 +1,1 @@
+"""hessian: (placeholder, see issues)."""

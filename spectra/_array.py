@@ -1,0 +1,98 @@
+"""Array-backend helpers shared by the estimators (numpy or torch, CPU or GPU).
+
+Vectors stay in the namespace and on the device of the operator; only scalars and
+small projected matrices come to the host as float64 numpy arrays.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+#: Relative tolerances keyed by the working precision (``numpy`` dtype name).
+#: Used for symmetry checks, breakdown detection and in the tests.
+TOLERANCES: dict[str, dict[str, float]] = {
+    "float64": {"rtol": 1e-10, "atol": 1e-12, "sym": 1e-10},
+    "float32": {"rtol": 1e-4, "atol": 1e-5, "sym": 1e-4},
+}
+
+
+def is_torch(x: Any) -> bool:
+    """Return whether ``x`` is a torch tensor (without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def namespace(x: Any):
+    """Return the array-API namespace of ``x`` (numpy or torch, through array-api-compat)."""
+    from array_api_compat import array_namespace
+
+    return array_namespace(x)
+
+
+def dtype_name(dtype: Any) -> str:
+    """Return ``"float32"``/``"float64"`` etc. for a numpy or torch dtype."""
+    if hasattr(dtype, "is_floating_point"):  # torch.dtype
+        return str(dtype).replace("torch.", "")
+    return np.dtype(dtype).name
+
+
+def tolerance(dtype: Any) -> dict[str, float]:
+    """Return the tolerance entry for a dtype (float32 or float64).
+
+    Parameters
+    ----------
+    dtype : numpy or torch dtype
+        A real floating dtype.
+
+    Returns
+    -------
+    dict
+        Keys ``rtol``, ``atol`` and ``sym`` (relative tolerance of the symmetry test).
+    """
+    name = dtype_name(dtype)
+    if name not in TOLERANCES:
+        raise TypeError(f"unsupported dtype {name}; allowed: float32, float64")
+    return TOLERANCES[name]
+
+
+def eps(dtype: Any) -> float:
+    """Machine epsilon of a numpy or torch floating dtype."""
+    return float(np.finfo(dtype_name(dtype)).eps)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array (numpy or torch, any device) to a host float64 numpy array."""
+    if is_torch(x):
+        return x.detach().to("cpu", dtype=_torch().float64).numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def from_numpy(x: np.ndarray, *, like: Any = None, dtype: Any = None, device: Any = None):
+    """Move a host numpy array into the namespace, dtype and device of ``like``.
+
+    ``like`` may be an array or an :class:`~spectra.Operator` (anything with ``dtype``
+    and ``device`` and an ``xp`` attribute).
+    """
+    torch_like = is_torch(like) or getattr(like, "backend", None) == "torch"
+    if dtype is None and like is not None:
+        dtype = like.dtype
+    if device is None and like is not None:
+        device = getattr(like, "device", None)
+    if torch_like:
+        torch = _torch()
+        return torch.as_tensor(np.ascontiguousarray(x), dtype=dtype, device=device)
+    return np.asarray(x, dtype=dtype)
+
+
+def host_scalars(*xs: Any) -> list[np.ndarray]:
+    """Bring several small device arrays to the host with one synchronisation each."""
+    return [to_numpy(x) for x in xs]

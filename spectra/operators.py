@@ -1,0 +1,381 @@
+"""The operator protocol: anything that multiplies a vector.
+
+Every estimator in :mod:`spectra` accepts an :class:`Operator`, or anything
+:func:`as_operator` can wrap: a numpy array, a scipy sparse matrix, a scipy
+``LinearOperator``, a torch tensor (CPU or CUDA), or a matvec callable through
+:meth:`Operator.from_matvec`.  Vectors handed to an operator live in its array
+namespace, on its device and in its dtype; estimators keep them there.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._array import dtype_name, is_torch, tolerance
+
+__all__ = ["Operator", "as_operator", "require_square", "require_symmetric"]
+
+_ALLOWED = "float32 or float64 (real)"
+
+
+def _check_dtype(dtype: Any, what: str) -> None:
+    name = dtype_name(dtype)
+    if name not in ("float32", "float64"):
+        raise TypeError(
+            f"{what} has dtype {name}; allowed dtypes are {_ALLOWED}. "
+            "Convert it first, e.g. A.astype(numpy.float64) or A.double()."
+        )
+
+
+class Operator:
+    """A linear map ``R^n -> R^m`` known only through products.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(m, n)``.
+    dtype : numpy or torch dtype
+        Working precision of the vectors, float32 or float64.
+    device : str or torch.device, optional
+        Where vectors live; ``"cpu"`` for numpy operators.
+    symmetric : bool or None
+        Declared symmetry. ``None`` means unknown: methods that need symmetry run a
+        cheap randomised test (:meth:`check_symmetric`) once and cache the answer.
+    psd : bool
+        Declared positive semi-definiteness (used by XNysTrace and logdet).
+    backend : {"numpy", "torch"}
+        The array library of the vectors.
+
+    Notes
+    -----
+    Subclasses implement :meth:`_matvec` and, when several vectors can be applied
+    faster together, :meth:`_matmat`. The public :meth:`matvec` and :meth:`matmat`
+    validate shapes and count products in :attr:`num_matvecs`.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        dtype: Any,
+        *,
+        device: Any = "cpu",
+        symmetric: bool | None = None,
+        psd: bool = False,
+        backend: str = "numpy",
+    ) -> None:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 2:
+            raise ValueError(f"an operator needs a 2-d shape (m, n), got {shape}")
+        if min(shape) < 1:
+            raise ValueError(f"an operator needs a non-empty shape, got {shape}")
+        _check_dtype(dtype, "the operator")
+        if backend not in ("numpy", "torch"):
+            raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+        if symmetric and shape[0] != shape[1]:
+            raise ValueError(f"a symmetric operator must be square, got shape {shape}")
+        self.shape = shape
+        self.dtype = dtype
+        self.device = device
+        self.symmetric = symmetric if shape[0] == shape[1] else False
+        self.psd = bool(psd)
+        self.backend = backend
+        self.num_matvecs = 0
+
+    # ------------------------------------------------------------------ products
+    def _matvec(self, v):
+        raise NotImplementedError
+
+    def _matmat(self, V):
+        cols = [self._matvec(V[:, j]) for j in range(V.shape[1])]
+        return self.xp.stack(cols, axis=1)
+
+    @property
+    def xp(self):
+        """The array namespace of the vectors (array-api-compat numpy or torch)."""
+        if self.backend == "torch":
+            import array_api_compat.torch as xp
+        else:
+            import array_api_compat.numpy as xp
+        return xp
+
+    def matvec(self, v):
+        """Return ``A v`` for a vector ``v`` of length ``n``."""
+        if tuple(v.shape) != (self.shape[1],):
+            raise ValueError(f"matvec expects a vector of shape ({self.shape[1]},), got {tuple(v.shape)}")
+        out = self._matvec(v)
+        if tuple(out.shape) != (self.shape[0],):
+            raise ValueError(
+                f"the operator's matvec returned shape {tuple(out.shape)}, expected ({self.shape[0]},)"
+            )
+        self.num_matvecs += 1
+        return out
+
+    def matmat(self, V):
+        """Return ``A V`` for a block ``V`` of shape ``(n, k)``."""
+        if V.ndim != 2 or V.shape[0] != self.shape[1]:
+            raise ValueError(f"matmat expects a block of shape ({self.shape[1]}, k), got {tuple(V.shape)}")
+        out = self._matmat(V)
+        if tuple(out.shape) != (self.shape[0], V.shape[1]):
+            raise ValueError(
+                f"the operator's matmat returned shape {tuple(out.shape)}, "
+                f"expected ({self.shape[0]}, {V.shape[1]})"
+            )
+        self.num_matvecs += V.shape[1]
+        return out
+
+    def __matmul__(self, x):
+        return self.matvec(x) if x.ndim == 1 else self.matmat(x)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(shape={self.shape}, dtype={dtype_name(self.dtype)}, "
+            f"device={self.device}, symmetric={self.symmetric}, psd={self.psd})"
+        )
+
+    # ------------------------------------------------------------------ structure
+    def check_symmetric(self, rng: Any = None) -> bool:
+        """Test symmetry with two random products and cache the verdict.
+
+        Compares ``u^T (A v)`` with ``v^T (A u)`` for Gaussian ``u, v``; a symmetric
+        operator agrees to the dtype's tolerance. Costs two products, which are
+        counted in :attr:`num_matvecs` but in no estimator's budget.
+        """
+        if self.symmetric is not None:
+            return bool(self.symmetric)
+        from ._array import from_numpy, to_numpy
+        from .probes import as_rng
+
+        n = self.shape[0]
+        g = as_rng(rng if rng is not None else 0x5EED)
+        uv = g.standard_normal((n, 2))
+        UV = from_numpy(uv, like=self)
+        AUV = to_numpy(self.matmat(UV))
+        if not np.all(np.isfinite(AUV)):
+            raise ValueError("the operator's matvec returned non-finite values (NaN or Inf) "
+                             "in the symmetry test")
+        a = uv[:, 0] @ AUV[:, 1]
+        b = uv[:, 1] @ AUV[:, 0]
+        scale = np.linalg.norm(uv[:, 0]) * np.linalg.norm(AUV[:, 1]) + np.linalg.norm(
+            uv[:, 1]
+        ) * np.linalg.norm(AUV[:, 0])
+        self.symmetric = bool(abs(a - b) <= tolerance(self.dtype)["sym"] * max(scale, 1e-300))
+        return self.symmetric
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_matvec(
+        cls,
+        matvec: Callable,
+        shape: tuple[int, int],
+        *,
+        dtype: Any,
+        device: Any = None,
+        symmetric: bool | None = None,
+        psd: bool = False,
+        matmat: Callable | None = None,
+    ) -> Operator:
+        """Wrap a matvec callable.
+
+        Parameters
+        ----------
+        matvec : callable
+            ``v -> A v`` on numpy arrays, or on torch tensors when ``dtype`` is a torch
+            dtype.
+        shape : tuple of int
+            ``(m, n)``.
+        dtype : numpy or torch dtype
+            float32 or float64.
+        device : optional
+            Device of the torch vectors (default ``"cpu"``).
+        symmetric : bool or None
+            ``None`` (default) lets methods that need symmetry test it once at random.
+        psd : bool
+            Declared positive semi-definiteness.
+        matmat : callable, optional
+            ``V -> A V`` for blocks, when faster than a loop of matvecs.
+
+        Returns
+        -------
+        Operator
+        """
+        if not callable(matvec):
+            raise TypeError(f"matvec must be callable, got {type(matvec).__name__}")
+        backend = "torch" if hasattr(dtype, "is_floating_point") else "numpy"
+        return _CallableOperator(
+            matvec, matmat, shape, dtype, device=device or "cpu", symmetric=symmetric,
+            psd=psd, backend=backend,
+        )
+
+
+class _CallableOperator(Operator):
+    def __init__(self, matvec, matmat, shape, dtype, **kw):
+        super().__init__(shape, dtype, **kw)
+        self._fn = matvec
+        self._fn_block = matmat
+
+    def _matvec(self, v):
+        return self._fn(v)
+
+    def _matmat(self, V):
+        if self._fn_block is not None:
+            return self._fn_block(V)
+        return super()._matmat(V)
+
+
+class _ArrayOperator(Operator):
+    """A dense numpy array or torch tensor, or a scipy sparse matrix."""
+
+    def __init__(self, A, **kw):
+        super().__init__(A.shape, A.dtype, **kw)
+        self.A = A
+
+    def _matvec(self, v):
+        return self.A @ v
+
+    def _matmat(self, V):
+        return self.A @ V
+
+
+class _LinearOperatorWrapper(Operator):
+    """A scipy ``LinearOperator``."""
+
+    def __init__(self, A, **kw):
+        super().__init__(A.shape, A.dtype, **kw)
+        self.A = A
+
+    def _matvec(self, v):
+        return np.asarray(self.A.matvec(v)).reshape(-1)
+
+    def _matmat(self, V):
+        return np.asarray(self.A.matmat(V))
+
+
+def _is_sparse(A: Any) -> bool:
+    return type(A).__module__.startswith("scipy.sparse") and hasattr(A, "tocsr")
+
+
+def _is_linear_operator(A: Any) -> bool:
+    mod = type(A).__module__
+    return mod.startswith("scipy.sparse.linalg") and hasattr(A, "matvec")
+
+
+def _exact_symmetry(A: Any, dtype: Any) -> bool:
+    tol = tolerance(dtype)["sym"]
+    if A.shape[0] != A.shape[1]:
+        return False
+    if is_torch(A):
+        scale = float(A.abs().max()) if A.numel() else 0.0
+        return bool((A - A.T).abs().max() <= tol * max(scale, 1e-300))
+    if _is_sparse(A):
+        D = abs(A - A.T)
+        scale = abs(A).max() if A.nnz else 0.0
+        return bool((D.max() if D.nnz else 0.0) <= tol * max(scale, 1e-300))
+    scale = np.abs(A).max()
+    return bool(np.abs(A - A.T).max() <= tol * max(scale, 1e-300))
+
+
+def _check_finite(A: Any) -> None:
+    if is_torch(A):
+        ok = bool(A.isfinite().all())
+    elif _is_sparse(A):
+        ok = bool(np.all(np.isfinite(A.data)))
+    else:
+        ok = bool(np.all(np.isfinite(A)))
+    if not ok:
+        raise ValueError("the matrix contains NaN or Inf entries")
+
+
+def as_operator(A: Any, *, symmetric: bool | None = None, psd: bool | None = None) -> Operator:
+    """Wrap a matrix-like object as an :class:`Operator`.
+
+    Parameters
+    ----------
+    A : ndarray, scipy sparse matrix or array, scipy LinearOperator, torch.Tensor or Operator
+        The matrix. Dense and sparse inputs must be finite, 2-d, non-empty and real
+        float32/float64.
+    symmetric : bool or None
+        Declared symmetry. ``None`` checks it exactly for explicit matrices (an
+        ``O(nnz)`` comparison with the transpose) and leaves it to a randomised test
+        for implicit ones.
+    psd : bool or None
+        Declared positive semi-definiteness (not verified).
+
+    Returns
+    -------
+    Operator
+
+    Raises
+    ------
+    TypeError
+        For an unsupported type or dtype (integer, complex, float16).
+    ValueError
+        For non-2-d, empty or non-finite input, or ``symmetric=True`` on a non-square
+        matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from spectra import as_operator
+    >>> op = as_operator(np.diag([1.0, 2.0, 3.0]))
+    >>> op.shape, op.symmetric
+    ((3, 3), True)
+    """
+    if isinstance(A, Operator):
+        if symmetric is None and psd is None:
+            return A
+        out = copy.copy(A)
+        if symmetric is not None:
+            if symmetric and A.shape[0] != A.shape[1]:
+                raise ValueError(f"a symmetric operator must be square, got shape {A.shape}")
+            out.symmetric = bool(symmetric)
+        if psd is not None:
+            out.psd = bool(psd)
+        return out
+    if callable(A) and not hasattr(A, "shape"):
+        raise TypeError(
+            "a bare callable has no shape; use Operator.from_matvec(f, shape, dtype=...)"
+        )
+    if _is_linear_operator(A):
+        _check_dtype(A.dtype, "the LinearOperator")
+        return _LinearOperatorWrapper(A, symmetric=symmetric, psd=bool(psd))
+    if is_torch(A) or isinstance(A, np.ndarray) or _is_sparse(A):
+        if A.ndim != 2:
+            raise ValueError(f"a matrix must be 2-d, got {A.ndim}-d with shape {tuple(A.shape)}")
+        if min(A.shape) == 0:
+            raise ValueError(f"the matrix is empty (shape {tuple(A.shape)})")
+        _check_dtype(A.dtype, "the matrix")
+        _check_finite(A)
+        if _is_sparse(A):
+            A = A.tocsr()
+        if symmetric is None:
+            symmetric = _exact_symmetry(A, A.dtype)
+        elif symmetric and A.shape[0] != A.shape[1]:
+            raise ValueError(f"symmetric=True needs a square matrix, got shape {tuple(A.shape)}")
+        backend = "torch" if is_torch(A) else "numpy"
+        device = A.device if is_torch(A) else "cpu"
+        return _ArrayOperator(A, symmetric=symmetric, psd=bool(psd), backend=backend, device=device)
+    raise TypeError(
+        f"cannot make an operator from {type(A).__name__}; allowed: numpy array, scipy sparse "
+        "matrix, scipy LinearOperator, torch tensor, Operator (or Operator.from_matvec)"
+    )
+
+
+def require_square(op: Operator, method: str) -> None:
+    """Raise ``ValueError`` unless ``op`` is square."""
+    if op.shape[0] != op.shape[1]:
+        raise ValueError(f"{method} needs a square operator, got shape {op.shape}")
+
+
+def require_symmetric(op: Operator, method: str, rng: Any = None) -> None:
+    """Raise ``ValueError`` unless ``op`` is square and symmetric (tested if undeclared)."""
+    require_square(op, method)
+    if not op.check_symmetric(rng):
+        raise ValueError(
+            f"{method} needs a symmetric operator, but this one is not symmetric "
+            "(declared, or found by a randomised test u^T A v != v^T A u). "
+            "Symmetrise it, e.g. (A + A.T) / 2, or declare symmetric=True if the test is wrong."
+        )
