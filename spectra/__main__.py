@@ -1,0 +1,7 @@
+"""``python -m spectra`` runs the ``impalpable`` command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

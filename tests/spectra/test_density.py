@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from spectra import SpectralDensity, density
+from spectra.density import jackson_weights
+from spectra.testing import kolmogorov_smirnov, matrix_from_eigenvalues, wasserstein1
+
+
+@pytest.fixture(scope="module")
+def two_bulk():
+    g = np.random.default_rng(0)
+    lam = np.sort(np.concatenate([g.normal(0, 1, 500), g.normal(6, 0.5, 300)]))
+    return matrix_from_eigenvalues(lam, rng=1), lam
+
+
+@pytest.mark.parametrize("method", ["slq", "kpm"])
+def test_density_close_to_truth(two_bulk, method):
+    A, lam = two_bulk
+    den = density(A, method=method, num_probes=10, num_steps=60, rng=0)
+    assert isinstance(den, SpectralDensity)
+    assert np.all(den.rho >= 0) and np.all(den.weights >= 0)
+    np.testing.assert_allclose(den.weights.sum(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.trapezoid(den.rho, den.x), 1.0, rtol=1e-9)
+    width = lam[-1] - lam[0]
+    assert wasserstein1(den, lam) < 0.01 * width
+    assert kolmogorov_smirnov(den, lam) < 0.08
+    assert den.bounds[0] <= lam[0] + 0.05 * width and den.bounds[1] >= lam[-1] - 0.05 * width
+
+
+def test_slq_bounds_within_spectrum_and_display_curve_tracks_nodes(two_bulk):
+    A, lam = two_bulk
+    den = density(A, num_probes=6, num_steps=40, rng=1)
+    assert lam[0] - 1e-9 <= den.bounds[0] and den.bounds[1] <= lam[-1] + 1e-9
+    assert den.stderr is not None and den.stderr.shape == den.x.shape
+    # the display curve's mean equals the measure's mean (Gaussian smoothing keeps it)
+    np.testing.assert_allclose(np.trapezoid(den.x * den.rho, den.x), den.moment(1), rtol=1e-6)
+
+
+def test_exact_at_full_budget():
+    lam = np.linspace(-2, 2, 40)
+    den = density(matrix_from_eigenvalues(lam, rng=0), num_steps=40)
+    assert den.method == "exact" and den.num_matvecs == 40
+    np.testing.assert_allclose(np.sort(den.nodes), lam, atol=1e-12)
+    assert wasserstein1(den, lam) < 1e-12
+
+
+def test_w1_improves_with_more_steps(two_bulk):
+    A, lam = two_bulk
+    w = [wasserstein1(density(A, num_probes=10, num_steps=k, rng=2), lam) for k in (5, 20, 80)]
+    assert w[0] > w[1] > w[2]
+
+
+def test_jackson_weights_known_values():
+    g = jackson_weights(10)
+    assert g[0] == pytest.approx(1.0)
+    assert np.all(np.diff(g) < 0) and g[-1] > 0
+
+
+def test_grids_and_bad_arguments(two_bulk):
+    A, _ = two_bulk
+    den = density(A, num_probes=2, num_steps=10, grid=64, rng=0)
+    assert den.x.size == 64
+    x = np.linspace(-1, 1, 50)
+    den = density(A, num_probes=2, num_steps=10, grid=x, smoothing=0.2, rng=0)
+    np.testing.assert_array_equal(den.x, x)
+    assert den.smoothing == 0.2
+    with pytest.raises(ValueError, match="method"):
+        density(A, method="haydock")
+    with pytest.raises(ValueError, match="smoothing"):
+        density(A, smoothing=-1.0)
+    with pytest.raises(ValueError, match="increasing"):
+        density(A, grid=np.array([1.0, 0.0, 2.0]))
+    with pytest.raises(ValueError, match="symmetric"):
+        density(np.triu(np.ones((20, 20))))
+
+
+def test_torch_and_numpy_agree(two_bulk):
+    torch = pytest.importorskip("torch")
+    A, _ = two_bulk
+    for method in ("slq", "kpm"):
+        a = density(A, method=method, num_probes=3, num_steps=20, rng=4)
+        b = density(torch.tensor(A), method=method, num_probes=3, num_steps=20, rng=4)
+        np.testing.assert_allclose(a.rho, b.rho, rtol=1e-8, atol=1e-10)
+
+
+def test_cdf_and_quantile_consistent(two_bulk):
+    A, lam = two_bulk
+    den = density(A, num_probes=4, num_steps=30, rng=0)
+    q = den.quantile([0.1, 0.5, 0.9])
+    np.testing.assert_allclose(den.cdf(q), [0.1, 0.5, 0.9], atol=0.02)
