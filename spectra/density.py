@@ -190,7 +190,8 @@ def density(
     sigma = (auto_smoothing(nodes, weights, min(m.num_steps, 400)) if smoothing == "auto"
              else float(smoothing))
     x, own = _grid(grid, lo, hi, 5.0 * sigma)
-    per = np.stack([smooth(t, w / w.sum(), x, sigma) for t, w in zip(m.nodes, m.weights)])
+    pairs = zip(m.nodes, m.weights, strict=True)
+    per = np.stack([smooth(t, w / w.sum(), x, sigma) for t, w in pairs])
     rho, stderr = _finish(x, per, own)
     return SpectralDensity(x, rho, nodes, weights, (lo, hi), m.num_matvecs,
                            "exact" if m.exact else "slq", sigma, stderr)

@@ -67,6 +67,15 @@ def _start_block(op: Operator, v0: Any, rng: Any):
     return V / from_numpy(norms, like=op), norms
 
 
+def _own_block(W: np.ndarray, Q: np.ndarray, Q_prev: np.ndarray, dtype: Any) -> np.ndarray:
+    """Return ``W`` as a writable C-contiguous array that aliases no Lanczos vector."""
+    W = np.asarray(W)
+    if (W.dtype != dtype or not W.flags.c_contiguous or not W.flags.writeable
+            or np.may_share_memory(W, Q) or np.may_share_memory(W, Q_prev)):
+        W = np.array(W, dtype=dtype, order="C")
+    return W
+
+
 def lanczos(
     op: Any,
     num_steps: int,
@@ -135,6 +144,11 @@ def lanczos(
     tiny = 10.0 * np.sqrt(n) * eps(op.dtype)
 
     basis = xp.zeros((p, k, n), dtype=op.dtype, device=op.device) if full else None
+    fused = op.backend == "numpy"  # Numba kernels: one pass, no temporaries
+    if fused:
+        from ._kernels import column_dots, scale_columns, three_term_update
+
+        Q = np.ascontiguousarray(Q)
     Q_prev = xp.zeros_like(Q)
     b_prev = np.zeros(p)
     used = 0
@@ -143,16 +157,27 @@ def lanczos(
             basis[:, j, :] = Q.T
         W = op.matmat(Q)
         used += int(active.sum())
-        a = xp.sum(Q * W, axis=0)
-        W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
+        if fused:
+            W = _own_block(W, Q, Q_prev, op.dtype)
+            a = column_dots(Q, W)
+            ss = three_term_update(W, Q, Q_prev, a, b_prev)
+        else:
+            a = xp.sum(Q * W, axis=0)
+            W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
         if full:
             Bj = basis[:, : j + 1, :]
+            a = from_numpy(a, like=op) if fused else a
             for _ in range(2):  # classical Gram-Schmidt, twice (BLAS-3 over the batch)
                 C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
                 W = W - (xp.matrix_transpose(Bj) @ C)[:, :, 0].T
                 a = a + C[:, j, 0]
-        b = xp.linalg.vector_norm(W, axis=0)
-        ab = to_numpy(xp.stack([a, b]))  # one host transfer per step
+            if fused:
+                W = np.ascontiguousarray(W)
+                ss = column_dots(W, W)
+        if fused:
+            ab = np.stack([to_numpy(a), np.sqrt(ss)])
+        else:
+            ab = to_numpy(xp.stack([a, xp.linalg.vector_norm(W, axis=0)]))  # one transfer
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
             raise ValueError(
@@ -171,9 +196,12 @@ def lanczos(
             active &= ~newly
             if not active.any():
                 break
-        scale = np.where(active, b_h, 1.0)
-        mask = from_numpy(np.where(active, 1.0 / scale, 0.0), like=op)
-        Q_prev, Q = Q, W * mask[None, :]
+        scale = np.where(active, 1.0 / np.where(active, b_h, 1.0), 0.0)
+        if fused:
+            scale_columns(W, scale)
+            Q_prev, Q = Q, W
+        else:
+            Q_prev, Q = Q, W * from_numpy(scale, like=op)[None, :]
         b_prev = np.where(active, b_h, 0.0)
 
     if full:

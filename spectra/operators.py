@@ -105,11 +105,14 @@ class Operator:
     def matvec(self, v):
         """Return ``A v`` for a vector ``v`` of length ``n``."""
         if tuple(v.shape) != (self.shape[1],):
-            raise ValueError(f"matvec expects a vector of shape ({self.shape[1]},), got {tuple(v.shape)}")
+            raise ValueError(
+                f"matvec expects a vector of shape ({self.shape[1]},), got {tuple(v.shape)}"
+            )
         out = self._matvec(v)
         if tuple(out.shape) != (self.shape[0],):
             raise ValueError(
-                f"the operator's matvec returned shape {tuple(out.shape)}, expected ({self.shape[0]},)"
+                f"the operator's matvec returned shape {tuple(out.shape)}, "
+                f"expected ({self.shape[0]},)"
             )
         self.num_matvecs += 1
         return out
@@ -117,7 +120,9 @@ class Operator:
     def matmat(self, V):
         """Return ``A V`` for a block ``V`` of shape ``(n, k)``."""
         if V.ndim != 2 or V.shape[0] != self.shape[1]:
-            raise ValueError(f"matmat expects a block of shape ({self.shape[1]}, k), got {tuple(V.shape)}")
+            raise ValueError(
+                f"matmat expects a block of shape ({self.shape[1]}, k), got {tuple(V.shape)}"
+            )
         out = self._matmat(V)
         if tuple(out.shape) != (self.shape[0], V.shape[1]):
             raise ValueError(

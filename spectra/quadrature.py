@@ -195,7 +195,8 @@ def trace_function(
 
 
 def _spectral_sum(m: SLQMeasure, f: Callable, n: int) -> Estimate:
-    per = np.array([n * np.sum(w * _apply(f, x, "f")) for x, w in zip(m.nodes, m.weights)])
+    pairs = zip(m.nodes, m.weights, strict=True)
+    per = np.array([n * np.sum(w * _apply(f, x, "f")) for x, w in pairs])
     if m.exact:
         return Estimate(float(per[0]), 0.0, m.num_matvecs, "slq", True,
                         "exact: num_steps reached the dimension, A was formed with n products",

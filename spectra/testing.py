@@ -22,7 +22,9 @@ __all__ = [
 ]
 
 
-def matrix_from_eigenvalues(eigenvalues: Any, rng: Any = None, dtype: Any = np.float64) -> np.ndarray:
+def matrix_from_eigenvalues(
+    eigenvalues: Any, rng: Any = None, dtype: Any = np.float64
+) -> np.ndarray:
     r"""Return a dense symmetric matrix ``Q diag(eigenvalues) Q^T`` with Haar ``Q``.
 
     Parameters
