@@ -166,13 +166,16 @@ def lanczos(
             W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
         if full:
             Bj = basis[:, : j + 1, :]
-            a = from_numpy(a, like=op) if fused else a
-            for _ in range(2):  # classical Gram-Schmidt, twice (BLAS-3 over the batch)
-                C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
-                W = W - (xp.matrix_transpose(Bj) @ C)[:, :, 0].T
-                a = a + C[:, j, 0]
+            for _ in range(2):  # classical Gram-Schmidt, twice, batched over the probes
+                if fused:
+                    C = np.einsum("pjn,np->pj", Bj, W)
+                    W -= np.einsum("pjn,pj->np", Bj, C)
+                    a = a + C[:, j]
+                else:
+                    C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
+                    W = W - (xp.matrix_transpose(Bj) @ C)[:, :, 0].T
+                    a = a + C[:, j, 0]
             if fused:
-                W = np.ascontiguousarray(W)
                 ss = column_dots(W, W)
         if fused:
             ab = np.stack([to_numpy(a), np.sqrt(ss)])

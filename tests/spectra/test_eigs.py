@@ -1,0 +1,260 @@
+"""Tests for spectra.eigsh (thick-restart Lanczos) against dense references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import aslinearoperator
+
+from spectra import ConvergenceWarning, Operator, as_operator, eigsh
+from spectra.testing import matrix_from_eigenvalues
+
+
+def _spectrum(n=200, seed=0):
+    g = np.random.default_rng(seed)
+    return np.concatenate([[10.0, 9.0, 8.5, 8.0], g.uniform(-6.0, 6.0, n - 6), [-9.0, -7.5]])
+
+
+@pytest.fixture(scope="module")
+def dense():
+    lam = _spectrum()
+    return matrix_from_eigenvalues(lam, rng=1), np.sort(lam)
+
+
+def _expected(ref, k, which):
+    if which == "LA":
+        return ref[::-1][:k]
+    if which == "SA":
+        return ref[:k]
+    if which == "LM":
+        return ref[np.argsort(-np.abs(ref), kind="stable")][:k]
+    return np.sort(np.concatenate([ref[: k // 2], ref[::-1][: k - k // 2]]))
+
+
+def _true_residuals(A, res):
+    X = res.eigenvectors
+    return np.linalg.norm(A @ X - X * res.eigenvalues, axis=0)
+
+
+@pytest.mark.parametrize("which", ["LA", "SA", "LM", "BE"])
+@pytest.mark.parametrize("k", [1, 4, 5])
+def test_matches_dense_reference(dense, which, k):
+    A, ref = dense
+    res = eigsh(A, k, which=which, tol=1e-10, rng=0)
+    assert res.converged
+    expect = _expected(ref, k, which)
+    np.testing.assert_allclose(res.eigenvalues, expect, rtol=1e-8, atol=1e-8)
+    # order: LA/LM largest (magnitude) first, SA smallest first, BE ascending
+    assert res.eigenvalues.shape == (k,) and res.eigenvectors.shape == (A.shape[0], k)
+    # reported residuals are the true ones, and below the tolerance
+    true = _true_residuals(A, res)
+    np.testing.assert_allclose(res.residual_norms, true, rtol=0, atol=1e-11)
+    assert np.all(true <= 1e-10 * np.abs(res.eigenvalues) + 1e-12)
+    X = res.eigenvectors
+    np.testing.assert_allclose(X.T @ X, np.eye(k), atol=1e-12)
+    assert res.num_matvecs > 0 and "converged" in res.message
+
+
+def test_clustered_top_eigenvalues():
+    lam = np.concatenate([[1.0, 0.9999, 0.9998, 0.9997], np.linspace(-1, 0.9, 296)])
+    A = matrix_from_eigenvalues(lam, rng=3)
+    res = eigsh(A, 4, tol=1e-10, rng=4, max_matvecs=20_000)
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues, [1.0, 0.9999, 0.9998, 0.9997], rtol=1e-9)
+
+
+def test_repeated_eigenvalues_found_through_breakdown():
+    # An exactly diagonal matrix with few distinct values: the Krylov space of one
+    # vector is invariant after 4 steps and sees each eigenvalue once; the fresh
+    # random directions after the breakdown find the copies.
+    d = np.concatenate([[5.0] * 3, [4.0] * 2, [1.0] * 95])
+    res = eigsh(np.diag(d), 5, tol=1e-10, rng=5, ncv=20)
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues, [5, 5, 5, 4, 4], atol=1e-9)
+    X = res.eigenvectors
+    np.testing.assert_allclose(X.T @ X, np.eye(5), atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_repeated_eigenvalues_dense(seed):
+    # multiplicity 3 at the top and 2 below it, in a rotated basis (no breakdown):
+    # the copies enter through rounding and are amplified by the restarts
+    g = np.random.default_rng(seed)
+    lam = np.concatenate([[5.0] * 3, [4.5] * 2, g.uniform(-3, 3, 195)])
+    A = matrix_from_eigenvalues(lam, rng=seed + 10)
+    res = eigsh(A, 7, tol=1e-10, rng=seed)
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues[:5], [5, 5, 5, 4.5, 4.5], atol=1e-9)
+
+
+def test_restarts_happen_and_converge(dense):
+    A, ref = dense
+    res = eigsh(A, 3, ncv=8, tol=1e-10, rng=2, max_matvecs=50_000)
+    assert res.converged and res.num_restarts > 3
+    np.testing.assert_allclose(res.eigenvalues, ref[::-1][:3], rtol=1e-9)
+    np.testing.assert_allclose(res.residual_norms, _true_residuals(A, res), atol=1e-11)
+
+
+@pytest.mark.parametrize("n,k", [(2, 1), (6, 5), (10, 3), (25, 24)])
+def test_exact_for_small_n(n, k):
+    lam = np.arange(1.0, n + 1)
+    A = matrix_from_eigenvalues(lam, rng=n)
+    res = eigsh(A, k, which="SA", tol=1e-12, rng=0)
+    assert res.converged and res.num_matvecs <= n
+    np.testing.assert_allclose(res.eigenvalues, lam[:k], rtol=1e-12)
+    np.testing.assert_allclose(_true_residuals(A, res), 0, atol=1e-12)
+
+
+def test_full_basis_ncv_equals_n():
+    lam = np.linspace(-1, 1, 40)
+    A = matrix_from_eigenvalues(lam, rng=0)
+    res = eigsh(A, 10, which="BE", ncv=40, tol=1e-12, rng=0)
+    assert res.converged and res.num_restarts == 0 and res.num_matvecs == 40
+    np.testing.assert_allclose(res.eigenvalues, np.sort(np.r_[lam[:5], lam[-5:]]), atol=1e-13)
+
+
+def test_not_converged_warns(dense):
+    A, ref = dense
+    with pytest.warns(ConvergenceWarning, match="not converged"):
+        res = eigsh(A, 3, ncv=6, max_matvecs=12, tol=1e-12, rng=0)
+    assert not res.converged and res.num_matvecs <= 12
+    assert "max_matvecs" in res.message
+    # the best pairs are still returned with honest residuals
+    assert res.eigenvalues.shape == (3,)
+    np.testing.assert_allclose(res.residual_norms, _true_residuals(A, res), atol=1e-10)
+    assert np.max(res.residual_norms) > 1e-12 * 10
+
+
+def test_v0_and_no_eigenvectors(dense):
+    A, ref = dense
+    v0 = np.ones(A.shape[0])
+    res = eigsh(A, 2, v0=v0, tol=1e-10, return_eigenvectors=False)
+    assert res.eigenvectors is None and res.converged
+    np.testing.assert_allclose(res.eigenvalues, ref[::-1][:2], rtol=1e-9)
+
+
+def test_same_rng_same_answer(dense):
+    A, _ = dense
+    a = eigsh(A, 2, rng=7, tol=1e-8)
+    b = eigsh(A, 2, rng=np.random.default_rng(7), tol=1e-8)
+    assert a.num_matvecs == b.num_matvecs
+    np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+
+
+def test_torch_cpu_matches_numpy(dense):
+    torch = pytest.importorskip("torch")
+    A, ref = dense
+    res_np = eigsh(A, 3, tol=1e-10, rng=0)
+    res_t = eigsh(torch.from_numpy(A), 3, tol=1e-10, rng=0)
+    assert isinstance(res_t.eigenvectors, torch.Tensor)
+    assert res_t.eigenvectors.dtype == torch.float64 and res_t.eigenvectors.shape == (200, 3)
+    np.testing.assert_allclose(res_t.eigenvalues, res_np.eigenvalues, rtol=1e-10)
+    np.testing.assert_allclose(res_t.eigenvalues, ref[::-1][:3], rtol=1e-9)
+    v0 = torch.ones(200, dtype=torch.float64)
+    assert eigsh(torch.from_numpy(A), 1, v0=v0, tol=1e-10).converged
+
+
+def test_float32_operator(dense):
+    A, ref = dense
+    res = eigsh(A.astype(np.float32), 2, tol=1e-5, rng=0)
+    assert res.converged and res.eigenvectors.dtype == np.float32
+    np.testing.assert_allclose(res.eigenvalues, ref[::-1][:2], rtol=1e-4)
+
+
+def _tri(m):
+    return sp.diags([-np.ones(m - 1), 2 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1])
+
+
+def test_sparse_and_linear_operator():
+    # a 17 x 23 grid: no exactly repeated eigenvalues (a square grid has doubles, which
+    # a single-vector Krylov method finds only through rounding; see the Notes of eigsh)
+    L = (sp.kron(_tri(17), sp.identity(23)) + sp.kron(sp.identity(17), _tri(23))).tocsr()
+    ref = np.linalg.eigvalsh(L.toarray())
+    res = eigsh(L, 3, which="SA", tol=1e-10, rng=0, max_matvecs=20_000)
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues, ref[:3], rtol=1e-8)
+    res_lo = eigsh(aslinearoperator(L), 1, tol=1e-10, rng=0)
+    np.testing.assert_allclose(res_lo.eigenvalues, ref[-1:], rtol=1e-9)
+    op = Operator.from_matvec(lambda v: L @ v, L.shape, dtype=np.float64, symmetric=True)
+    np.testing.assert_allclose(eigsh(op, 1, tol=1e-10, rng=0).eigenvalues, ref[-1:], rtol=1e-9)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("k", [0, -1, 10, 11])
+def test_k_out_of_range(k):
+    with pytest.raises(ValueError, match=r"\[1, 9\]"):
+        eigsh(np.eye(10), k)
+
+
+def test_k_equal_n_points_to_eigh():
+    with pytest.raises(ValueError, match="numpy.linalg.eigh"):
+        eigsh(np.eye(10), 10)
+
+
+@pytest.mark.parametrize("k", [1.5, "2", True])
+def test_k_not_integer(k):
+    with pytest.raises(TypeError, match="integer"):
+        eigsh(np.eye(10), k)
+
+
+@pytest.mark.parametrize("which", ["LR", "la", None])
+def test_bad_which(which):
+    with pytest.raises(ValueError, match="which"):
+        eigsh(np.eye(10), 1, which=which)
+
+
+@pytest.mark.parametrize("tol", [0.0, -1e-3, np.nan, np.inf])
+def test_bad_tol(tol):
+    with pytest.raises(ValueError, match="tol"):
+        eigsh(np.eye(10), 1, tol=tol)
+
+
+def test_bad_budget_and_ncv():
+    A = np.diag(np.arange(1.0, 51))
+    with pytest.raises(ValueError, match="max_matvecs"):
+        eigsh(A, 2, ncv=10, max_matvecs=9)
+    with pytest.raises(TypeError, match="max_matvecs"):
+        eigsh(A, 2, max_matvecs=100.0)
+    with pytest.raises(ValueError, match="ncv"):
+        eigsh(A, 5, ncv=5)
+
+
+def test_non_symmetric_refused():
+    A = np.triu(np.ones((20, 20)))
+    with pytest.raises(ValueError, match="symmetric"):
+        eigsh(A, 1)
+    op = Operator.from_matvec(lambda v: A @ v, (20, 20), dtype=np.float64)
+    with pytest.raises(ValueError, match="symmetric"):
+        eigsh(op, 1)
+
+
+def test_non_finite_product_named():
+    def bad(v):
+        out = v.copy()
+        if bad.calls >= 3:
+            out[0] = np.nan
+        bad.calls += 1
+        return out
+
+    bad.calls = 0
+    op = Operator.from_matvec(bad, (30, 30), dtype=np.float64, symmetric=True)
+    with pytest.raises(ValueError, match="NaN or Inf at eigsh product 4"):
+        eigsh(op, 1, rng=0)
+
+
+def test_bad_v0():
+    A = np.diag(np.arange(1.0, 31))
+    with pytest.raises(ValueError, match="shape"):
+        eigsh(A, 1, v0=np.ones(29))
+    with pytest.raises(ValueError, match="zero"):
+        eigsh(A, 1, v0=np.zeros(30))
+    with pytest.raises(ValueError, match="NaN"):
+        eigsh(A, 1, v0=np.full(30, np.nan))
+
+
+def test_wrapped_operator_is_not_mutated():
+    A = np.diag(np.arange(1.0, 31))
+    op = as_operator(A)
+    res = eigsh(op, 1, tol=1e-10, rng=0)
+    assert op.num_matvecs == res.num_matvecs
