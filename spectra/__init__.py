@@ -13,6 +13,8 @@ return frozen result objects with diagnostics.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from .operators import Operator, as_operator
@@ -64,3 +66,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*__all__, *_SUBMODULES])
+
+
+class _Package(types.ModuleType):
+    """Keeps ``spectra.trace`` (etc.) the function when its submodule gets imported.
+
+    Importing ``spectra.trace`` binds the submodule as an attribute of the package,
+    which would shadow the lazily exported function of the same name.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

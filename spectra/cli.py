@@ -96,10 +96,10 @@ def run_demo(out: Path, n: int = 3000, seed: int = 0, quiet: bool = False) -> di
         print(f"impalpable demo: {n} x {n} symmetric matrix with a known spectrum\n")
         print(f"{'quantity':<22}{'estimate':>14}{'truth':>14}{'products':>10}{'seconds':>9}")
         print(f"{'density (W1 to truth)':<22}{figures['density']['w1_to_truth']:>14.4g}"
-              f"{0:>14}{den.num_matvecs:>10}{t_den:>9.2f}")
+              f"{'':>14}{den.num_matvecs:>10}{t_den:>9.2f}")
         for i in range(5):
-            print(f"{'lambda_' + str(i + 1):<22}{eig.eigenvalues[i]:>14.10f}{top[i]:>14.10f}"
-                  f"{eig.num_matvecs if i == 0 else '':>10}{t_eig if i == 0 else '':>9}")
+            cost = f"{eig.num_matvecs:>10}{t_eig:>9.2f}" if i == 0 else ""
+            print(f"{'lambda_' + str(i + 1):<22}{eig.eigenvalues[i]:>14.10f}{top[i]:>14.10f}{cost}")
         print(f"{'trace (xtrace)':<22}{tr.value:>14.4f}{lam.sum():>14.4f}{tr.num_matvecs:>10}"
               f"{t_tr:>9.2f}   (stderr {tr.stderr:.3g})")
         print(f"\nwrote {png}\nwrote {out / 'demo.json'}")

@@ -160,9 +160,13 @@ class _Basis:
         self.anorm = 0.0  # running estimate of ||A||
         self.used = 0
         self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
+        self.numpy = op.backend == "numpy"
+        self.tmp = np.empty(self.n, dtype=op.dtype) if self.numpy else None
 
     def _project(self, w, j: int):
         """Orthogonalise ``w`` against rows ``0..j``; return it with the coefficients."""
+        if self.numpy:
+            return self._project_numpy(w, j)
         xp, Vj = self.xp, self.V[: j + 1]
         w_norm = xp.linalg.vector_norm(w)
         h = Vj @ w
@@ -177,6 +181,46 @@ class _Basis:
             h_host = h_host + to_numpy(h2)
         b = float(to_numpy(xp.linalg.vector_norm(w)))
         return w, h_host, b
+
+    def _project_numpy(self, w, j: int):
+        """The same in place on numpy arrays, local recurrence first.
+
+        The known couplings ``H[:j, j]`` (``beta_{j-1}``, or the arrow after a restart)
+        and ``alpha_j`` are removed first; one classical Gram-Schmidt pass against the
+        whole basis then only meets rounding-level components, so the DGKS second pass
+        is rarely needed ("twice is enough", counting the local step). No n-vector
+        temporaries are allocated: in this environment every fresh large array costs
+        page faults comparable to the arithmetic.
+        """
+        V, tmp = self.V, self.tmp
+        if w.dtype != V.dtype or not w.flags.writeable or np.may_share_memory(w, V):
+            w = np.array(w, dtype=V.dtype)
+        col = self.H[:j, j]
+        nz = np.flatnonzero(col)
+        if nz.size == 1:
+            np.multiply(V[nz[0]], col[nz[0]], out=tmp)
+            w -= tmp
+        elif nz.size > 1:
+            np.matmul(col.astype(V.dtype), V[:j], out=tmp)
+            w -= tmp
+        alpha = float(np.dot(V[j], w))
+        np.multiply(V[j], alpha, out=tmp)
+        w -= tmp
+        Vj = V[: j + 1]
+        w2 = float(np.dot(w, w))
+        h = Vj @ w
+        np.matmul(h, Vj, out=tmp)
+        w -= tmp
+        h_host = h.astype(np.float64)
+        h_host[j] += alpha
+        if not (np.isfinite(w2) and np.isfinite(alpha) and np.all(np.isfinite(h_host))):
+            return w, h_host, np.nan
+        if w2 - h @ h < _DGKS**2 * w2:  # cancellation: refine (DGKS)
+            h2 = Vj @ w
+            np.matmul(h2, Vj, out=tmp)
+            w -= tmp
+            h_host = h_host + h2
+        return w, h_host, float(np.sqrt(np.dot(w, w)))
 
     def set_start(self, v) -> None:
         self.V[0] = v / from_numpy(to_numpy(self.xp.linalg.vector_norm(v)), like=self.op)
@@ -202,10 +246,12 @@ class _Basis:
         if breakdown:
             b = 0.0
             w = self._random_direction()
+            self.V[self.size] = w
+        elif self.numpy:
+            np.multiply(w, 1.0 / b, out=self.V[self.size])
         else:
-            w = w / b
+            self.V[self.size] = w / b
         self.beta = b
-        self.V[self.size] = w
         if self.size < self.m:
             self.H[j, j + 1] = self.H[j + 1, j] = b
         return breakdown

@@ -1,0 +1,127 @@
+"""Input handling for :func:`freedecomp.decompress`: eigenvalues, blocks or a block sampler.
+
+All validation of user input happens here, with errors that say what was wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Sample", "haar_compress", "prepare_sample"]
+
+
+def haar_compress(eigs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    r"""Eigenvalues of a ``k x k`` principal block of ``O diag(eigs) O^T``, ``O`` Haar.
+
+    The first ``k`` rows of a Haar matrix are :math:`(GG^T)^{-1/2}G` with ``G`` a
+    ``k x n`` Gaussian, so the block's eigenvalues solve the generalised problem
+    :math:`G \Lambda G^T v = \mu\, G G^T v` (``O(k^2 n)`` instead of ``O(n^3)``).
+    """
+    from scipy.linalg import eigh
+
+    G = rng.standard_normal((k, eigs.size))
+    return eigh((G * eigs) @ G.T, G @ G.T, eigvals_only=True)
+
+
+@dataclass
+class Sample:
+    """Normalised sample: eigenvalues of one or several ``n x n`` principal blocks."""
+
+    n: int
+    blocks: list
+    matrix: np.ndarray | None = None
+    sampler: Callable | None = None
+    total: int | None = None
+
+    @property
+    def eigs(self) -> np.ndarray:
+        """Eigenvalues of the first block."""
+        return self.blocks[0]
+
+    @property
+    def pooled(self) -> np.ndarray:
+        """Eigenvalues of all blocks together (their average law is the compressed law)."""
+        return np.concatenate(self.blocks)
+
+    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False) -> np.ndarray:
+        """Eigenvalues of a random ``k x k`` principal block of the first sample.
+
+        A real sub-block when a matrix is at hand (``haar=False``), otherwise a Haar
+        compression of the eigenvalues (an exact free compression in law).
+        """
+        if self.matrix is not None and not haar:
+            idx = np.sort(rng.choice(self.n, size=k, replace=False))
+            return np.linalg.eigvalsh(self.matrix[np.ix_(idx, idx)])
+        return haar_compress(self.eigs, k, rng)
+
+
+def _check_matrix(A: np.ndarray) -> np.ndarray:
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"a submatrix must be square, got shape {A.shape}")
+    if not np.all(np.isfinite(A)):
+        raise ValueError("the submatrix has non-finite entries (NaN or inf)")
+    scale = float(np.abs(A).max()) or 1.0
+    asym = float(np.abs(A - A.T).max())
+    if asym > 1e-8 * scale:
+        raise ValueError(
+            f"the submatrix is not symmetric (max |A - A^T| = {asym:.2e}); free decompression "
+            "needs a principal submatrix of a symmetric matrix")
+    return 0.5 * (A + A.T)
+
+
+def _check_eigs(e: np.ndarray, minimum: int) -> np.ndarray:
+    if e.size < minimum:
+        raise ValueError(f"need at least {minimum} eigenvalues to fit a model, got {e.size}")
+    if not np.all(np.isfinite(e)):
+        raise ValueError("the eigenvalues contain NaN or inf")
+    if float(e.std()) <= 1e-12 * (1.0 + abs(float(e.mean()))):
+        raise ValueError(
+            "all eigenvalues are equal: the sample is a multiple of the identity, whose "
+            "decompression is the same point mass; nothing to estimate")
+    return np.sort(e)
+
+
+def prepare_sample(sample: Any, *, n: int | None, total: int | None,
+                   rng: np.random.Generator, num_samples: int, minimum: int) -> Sample:
+    """Turn any accepted ``sample`` into a :class:`Sample` (see ``decompress``)."""
+    if callable(sample):
+        if n is None or total is None:
+            raise TypeError("a block sampler needs n= (block size) and total= (matrix size)")
+        n, total = int(n), int(total)
+        if not 0 < n < total:
+            raise ValueError(f"need 0 < n < total, got n={n}, total={total}")
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        mats = []
+        for _ in range(num_samples):
+            idx = np.sort(rng.choice(total, size=n, replace=False))
+            B = np.asarray(sample(idx), dtype=float)
+            if B.shape != (n, n):
+                raise ValueError(f"the sampler returned shape {B.shape}, expected {(n, n)}")
+            mats.append(_check_matrix(B))
+        blocks = [_check_eigs(np.linalg.eigvalsh(M), minimum) for M in mats]
+        return Sample(n, blocks, matrix=mats[0], sampler=sample, total=total)
+    if isinstance(sample, (list, tuple)) and sample and np.ndim(sample[0]) == 2:
+        sample = np.stack([np.asarray(s, dtype=float) for s in sample])
+    try:
+        arr = np.asarray(sample, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"sample must be eigenvalues (1-d), a symmetric matrix (2-d), a stack of them "
+            f"(3-d) or a callable block sampler, got {type(sample).__name__}") from exc
+    if arr.ndim == 1:
+        e = _check_eigs(arr, minimum)
+        return Sample(e.size, [e], total=total)
+    if arr.ndim == 2:
+        A = _check_matrix(arr)
+        return Sample(A.shape[0], [_check_eigs(np.linalg.eigvalsh(A), minimum)], matrix=A,
+                      total=total)
+    if arr.ndim == 3:
+        mats = [_check_matrix(a) for a in arr]
+        blocks = [_check_eigs(np.linalg.eigvalsh(M), minimum) for M in mats]
+        return Sample(arr.shape[1], blocks, matrix=mats[0], total=total)
+    raise ValueError(f"sample must be 1-, 2- or 3-dimensional, got {arr.ndim} dimensions")

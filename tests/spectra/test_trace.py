@@ -1,0 +1,490 @@
+import doctest
+import importlib
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import spectra
+from spectra import ConvergenceWarning, Operator, as_operator, diagonal, trace
+from spectra.probes import draw
+from spectra.testing import matrix_from_eigenvalues
+
+trace_module = importlib.import_module("spectra.trace")
+
+TRACE_METHODS = ("hutchinson", "hutchpp", "xtrace", "xnystrace")
+DIAG_METHODS = ("hutchinson", "xdiag")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    # small QRs under an oversubscribed multi-threaded BLAS are 100x slower (2 cores, -n 2)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+def psd(A):
+    return as_operator(A, psd=True)
+
+
+@pytest.fixture(scope="module")
+def decaying():
+    """60 x 60 PSD with eigenvalues i^-1.5 (well conditioned enough for the twins)."""
+    lam = 1.0 / np.arange(1, 61) ** 1.5
+    return matrix_from_eigenvalues(lam, rng=5), lam
+
+
+# ---------------------------------------------------------------------------- naive twins
+# Paper pseudo-code on dense matrices: one explicit QR / pseudo-inverse per left-out vector.
+
+
+def xtrace_naive(A, Om):
+    k = Om.shape[1]
+    ests = []
+    for i in range(k):
+        Q = np.linalg.qr(A @ np.delete(Om, i, axis=1))[0]
+        w = Om[:, i] - Q @ (Q.T @ Om[:, i])
+        ests.append(np.trace(Q.T @ A @ Q) + w @ A @ w)
+    ests = np.array(ests)
+    return ests.mean(), ests.std(ddof=1) / np.sqrt(k), ests
+
+
+def xdiag_naive(A, Om):
+    k = Om.shape[1]
+    ests = []
+    for i in range(k):
+        Q = np.linalg.qr(A @ np.delete(Om, i, axis=1))[0]
+        w = Om[:, i]
+        ests.append(np.diag(Q @ Q.T @ A) + w * (A @ w - Q @ (Q.T @ (A @ w))))
+    ests = np.array(ests)
+    return ests.mean(axis=0), ests.std(axis=0, ddof=1) / np.sqrt(k)
+
+
+def xnystrace_naive(A, Om):
+    n, k = Om.shape
+    nu = np.sqrt(n) * np.finfo(np.float64).eps * np.linalg.norm(A @ Om, 2)
+    Anu = A + nu * np.eye(n)
+    ests = []
+    for i in range(k):
+        Oi = np.delete(Om, i, axis=1)
+        Yi = Anu @ Oi
+        Ahat = Yi @ np.linalg.pinv(Oi.T @ Yi) @ Yi.T
+        w = Om[:, i]
+        ests.append(np.trace(Ahat) + w @ (Anu - Ahat) @ w - nu * n)
+    ests = np.array(ests)
+    return ests.mean(), ests.std(ddof=1) / np.sqrt(k)
+
+
+def hutchpp_naive(A, S, G):
+    Q = np.linalg.qr(A @ S)[0]
+    P = np.eye(A.shape[0]) - Q @ Q.T
+    resid = np.einsum("ij,ij->j", G, P @ A @ P @ G)
+    return np.trace(Q.T @ A @ Q) + resid.mean(), resid.std(ddof=1) / np.sqrt(G.shape[1])
+
+
+@pytest.mark.parametrize("probe", ["rademacher", "gaussian", "sphere"])
+def test_xtrace_matches_naive_twin(decaying, probe):
+    A, _ = decaying
+    est = trace(A, 24, method="xtrace", probe=probe, rng=3)
+    Om = draw(probe, 60, 12, like=as_operator(A), rng=np.random.default_rng(3))
+    value, stderr, samples = xtrace_naive(A, Om)
+    np.testing.assert_allclose(est.value, value, rtol=1e-10)
+    np.testing.assert_allclose(est.stderr, stderr, rtol=1e-8)
+    np.testing.assert_allclose(est.samples, samples, rtol=1e-9)
+    assert est.num_matvecs == 24
+
+
+def test_xtrace_odd_budget_uses_even_products(decaying):
+    A, _ = decaying
+    est = trace(A, 25, rng=3)
+    assert est.num_matvecs == 24
+    np.testing.assert_allclose(est.value, trace(A, 24, rng=3).value, rtol=1e-12)
+
+
+def test_xdiag_matches_naive_twin(decaying):
+    A, _ = decaying
+    est = diagonal(A, 20, method="xdiag", probe="gaussian", rng=4)
+    Om = draw("gaussian", 60, 10, like=as_operator(A), rng=np.random.default_rng(4))
+    value, stderr = xdiag_naive(A, Om)
+    np.testing.assert_allclose(est.value, value, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(est.stderr, stderr, rtol=1e-8, atol=1e-12)
+    assert est.value.dtype == np.float64 and est.value.shape == (60,)
+
+
+def test_xnystrace_matches_naive_twin(decaying):
+    A, _ = decaying
+    est = trace(psd(A), 12, method="xnystrace", rng=5)
+    Om = draw("rademacher", 60, 12, like=as_operator(A), rng=np.random.default_rng(5))
+    value, stderr = xnystrace_naive(A, Om)
+    np.testing.assert_allclose(est.value, value, rtol=1e-10)
+    np.testing.assert_allclose(est.stderr, stderr, rtol=1e-7)
+    assert est.num_matvecs == 12
+
+
+@pytest.mark.parametrize("m", [3, 14, 30])
+def test_hutchpp_matches_naive_twin(decaying, m):
+    A, _ = decaying
+    est = trace(A, m, method="hutchpp", rng=6)
+    g = np.random.default_rng(6)
+    S = draw("rademacher", 60, m // 3, like=as_operator(A), rng=g)
+    G = draw("rademacher", 60, m - 2 * (m // 3), like=as_operator(A), rng=g)
+    if G.shape[1] > 1:
+        value, stderr = hutchpp_naive(A, S, G)
+    else:  # one residual probe: no standard error
+        value, stderr = hutchpp_naive(A, S, np.concatenate([G, G], axis=1))[0], np.inf
+    np.testing.assert_allclose(est.value, value, rtol=1e-10)
+    np.testing.assert_allclose(est.stderr, stderr, rtol=1e-8)
+    assert est.num_matvecs == m
+
+
+def test_hutchinson_is_the_probe_mean(decaying):
+    A, _ = decaying
+    est = trace(A, 17, method="hutchinson", rng=7)
+    Z = draw("rademacher", 60, 17, like=as_operator(A), rng=np.random.default_rng(7))
+    s = np.einsum("ij,ij->j", Z, A @ Z)
+    np.testing.assert_allclose(est.value, s.mean(), rtol=1e-12)
+    np.testing.assert_allclose(est.stderr, s.std(ddof=1) / np.sqrt(17), rtol=1e-10)
+    d = diagonal(A, 17, method="hutchinson", rng=7)
+    P = Z * (A @ Z)
+    np.testing.assert_allclose(d.value, P.mean(axis=1), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(d.stderr, P.std(axis=1, ddof=1) / np.sqrt(17), rtol=1e-8,
+                               atol=1e-14)
+
+
+# ---------------------------------------------------------------------------- exactness
+
+
+@pytest.mark.parametrize("method", TRACE_METHODS)
+def test_trace_exact_at_full_budget(spd_matrix, method):
+    A, lam = spd_matrix
+    for budget in (120, 500):
+        est = trace(psd(A), budget, method=method, block_size=50, rng=0)
+        np.testing.assert_allclose(est.value, lam.sum(), rtol=1e-12)
+        assert est.stderr == 0 and est.num_matvecs == 120 and est.converged
+        assert "exact" in est.message
+
+
+@pytest.mark.parametrize("method", DIAG_METHODS)
+def test_diagonal_exact_at_full_budget(spd_matrix, method):
+    A, _ = spd_matrix
+    est = diagonal(A, 120, method=method, block_size=33)
+    np.testing.assert_allclose(est.value, np.diag(A), rtol=1e-13)
+    np.testing.assert_array_equal(est.stderr, 0.0)
+    assert est.num_matvecs == 120 and "exact" in est.message
+
+
+@pytest.mark.parametrize("method", ["hutchpp", "xtrace", "xnystrace"])
+def test_low_rank_is_exact_and_finite(method):
+    lam = np.zeros(50)
+    lam[:3] = [3.0, 2.0, 1.0]
+    A = matrix_from_eigenvalues(lam, rng=1)
+    est = trace(psd(A), 24, method=method, rng=2)
+    np.testing.assert_allclose(est.value, 6.0, rtol=1e-9)
+    assert np.isfinite(est.stderr) and est.stderr < 1e-9
+    zero = trace(psd(np.zeros((30, 30))), 10, method=method, rng=0)
+    assert zero.value == 0.0 and zero.stderr == 0.0
+
+
+def test_xdiag_low_rank_is_exact_and_finite():
+    lam = np.zeros(50)
+    lam[:3] = [3.0, 2.0, 1.0]
+    A = matrix_from_eigenvalues(lam, rng=1)
+    est = diagonal(A, 24, rng=2)
+    np.testing.assert_allclose(est.value, np.diag(A), atol=1e-12)
+    assert np.all(np.isfinite(est.stderr)) and np.max(est.stderr) < 1e-12
+    zero = diagonal(np.zeros((30, 30)), 10, rng=0)
+    np.testing.assert_array_equal(zero.value, 0.0)
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+@pytest.fixture(scope="module")
+def flat():
+    lam = np.random.default_rng(0).uniform(1.0, 2.0, 40)
+    return matrix_from_eigenvalues(lam, rng=1), lam
+
+
+@pytest.mark.parametrize("method", TRACE_METHODS)
+def test_trace_unbiased_under_fixed_seeds(method):
+    lam = 1.0 / np.arange(1, 41)
+    A = psd(matrix_from_eigenvalues(lam, rng=2))
+    ests = np.array([trace(A, 8, method=method, rng=s).value for s in range(400)])
+    sem = ests.std(ddof=1) / np.sqrt(ests.size)
+    assert abs(ests.mean() - lam.sum()) <= 4 * sem
+    assert sem > 0
+
+
+@pytest.mark.parametrize("method", DIAG_METHODS)
+def test_diagonal_unbiased_under_fixed_seeds(method):
+    A = matrix_from_eigenvalues(1.0 / np.arange(1, 31), rng=3)
+    ests = np.array([diagonal(A, 8, method=method, rng=s).value for s in range(300)])
+    sem = ests.std(axis=0, ddof=1) / np.sqrt(ests.shape[0])
+    z = np.abs(ests.mean(axis=0) - np.diag(A)) / sem
+    assert np.all(sem > 0) and np.mean(z <= 2.0) >= 0.85 and np.max(z) < 5.0
+
+
+# The leave-one-out standard error std(t_i)/sqrt(k) of XTrace/XNysTrace/XDiag ignores
+# the (small, positive) correlation of the t_i and is optimistic by a factor 1.2-3
+# depending on the spectrum; these are regimes where it still covers.
+@pytest.mark.parametrize(
+    ("method", "probe", "power", "n", "budget"),
+    [("hutchinson", "rademacher", 0.5, 150, 60), ("hutchpp", "rademacher", 0.5, 150, 90),
+     ("xtrace", "gaussian", 1.0, 300, 80), ("xnystrace", "rademacher", 1.0, 300, 40)],
+)
+def test_trace_stderr_coverage(method, probe, power, n, budget):
+    lam = 1.0 / np.arange(1, n + 1) ** power
+    A = psd(matrix_from_eigenvalues(lam, rng=4))
+    hits = [abs((e := trace(A, budget, method=method, probe=probe, rng=s)).value - lam.sum())
+            <= 2 * e.stderr for s in range(150)]
+    assert np.mean(hits) >= 0.85
+
+
+@pytest.mark.parametrize("method", DIAG_METHODS)
+def test_diagonal_stderr_coverage(method):
+    A = matrix_from_eigenvalues(1.0 / np.arange(1, 201) ** 2, rng=4)
+    d = np.diag(A)
+    hits = [np.abs((e := diagonal(A, 40, method=method, rng=s)).value - d) <= 2 * e.stderr
+            for s in range(60)]
+    assert np.mean(hits) >= 0.85
+
+
+def test_xtrace_beats_hutchinson_on_decaying_spectrum():
+    lam = 1.0 / np.arange(1, 301) ** 2
+    A = matrix_from_eigenvalues(lam, rng=6)
+    err = {m: np.mean([abs(trace(A, 60, method=m, rng=s).value - lam.sum()) for s in range(10)])
+           for m in ("hutchinson", "xtrace")}
+    assert err["xtrace"] * 10 < err["hutchinson"]
+
+
+# ---------------------------------------------------------------------------- rtol
+
+
+@pytest.mark.parametrize("method", TRACE_METHODS)
+def test_rtol_met_stops_early(method):
+    lam = 1.0 / np.arange(1, 301) ** 2
+    A = psd(matrix_from_eigenvalues(lam, rng=7))
+    rtol = 0.2 if method == "hutchinson" else 0.02
+    est = trace(A, 290, method=method, rtol=rtol, rng=1)
+    assert est.converged and "converged" in est.message
+    assert est.stderr <= rtol * abs(est.value)
+    assert 10 <= est.num_matvecs < 290
+    assert abs(est.value - lam.sum()) < 5 * rtol * lam.sum()
+
+
+@pytest.mark.parametrize("method", TRACE_METHODS)
+def test_rtol_not_met_warns(method):
+    A = psd(matrix_from_eigenvalues(np.linspace(1.0, 2.0, 200), rng=8))
+    with pytest.warns(ConvergenceWarning, match="not converged"):
+        est = trace(A, 40, method=method, rtol=1e-6, rng=1)
+    assert not est.converged and "not converged" in est.message
+    assert est.num_matvecs == 40
+
+
+def test_rtol_reuses_products_xtrace():
+    # rounds of 8, 16, 32 test vectors cost 2 * 32 products in all, not 2 * (8 + 16 + 32)
+    lam = 1.0 / np.arange(1, 201)
+    A = as_operator(matrix_from_eigenvalues(lam, rng=9))
+    with pytest.warns(ConvergenceWarning):
+        est = trace(A, 64, rtol=1e-9, rng=0)
+    assert est.num_matvecs == 64 == A.num_matvecs
+    # the grown basis gives the same estimate as a single round with the same test vectors
+    g = np.random.default_rng(0)
+    Om = np.concatenate([draw("rademacher", 200, c, like=A, rng=g) for c in (8, 8, 16)], axis=1)
+    np.testing.assert_allclose(est.value, xtrace_naive(A.A, Om)[0], rtol=1e-10)
+
+
+@pytest.mark.parametrize("method", DIAG_METHODS)
+def test_diagonal_rtol(method):
+    lam = np.linspace(1.0, 2.0, 200) if method == "hutchinson" else 1.0 / np.arange(1, 201) ** 2
+    A = matrix_from_eigenvalues(lam, rng=10)
+    est = diagonal(A, 190, method=method, rtol=0.05, rng=0)
+    assert est.converged and est.num_matvecs < 190
+    assert np.linalg.norm(est.stderr) <= 0.05 * np.linalg.norm(est.value)
+    with pytest.warns(ConvergenceWarning):
+        bad = diagonal(A, 20, method=method, rtol=1e-8, rng=0)
+    assert not bad.converged and bad.num_matvecs == 20
+
+
+# ---------------------------------------------------------------------------- backends
+
+
+@pytest.mark.parametrize("method", TRACE_METHODS)
+def test_torch_matches_numpy(decaying, method):
+    torch = pytest.importorskip("torch")
+    A, _ = decaying
+    a = trace(psd(A), 20, method=method, rng=11)
+    b = trace(as_operator(torch.from_numpy(A), psd=True), 20, method=method, rng=11)
+    np.testing.assert_allclose(b.value, a.value, rtol=1e-10)
+    np.testing.assert_allclose(b.stderr, a.stderr, rtol=1e-7)
+    assert b.num_matvecs == a.num_matvecs
+    c = trace(as_operator(torch.from_numpy(A).float(), psd=True), 20, method=method, rng=11)
+    np.testing.assert_allclose(c.value, a.value, rtol=1e-3)
+
+
+@pytest.mark.parametrize("method", DIAG_METHODS)
+def test_torch_matches_numpy_diagonal(decaying, method):
+    torch = pytest.importorskip("torch")
+    A, _ = decaying
+    a = diagonal(A, 20, method=method, rng=12)
+    b = diagonal(torch.from_numpy(A), 20, method=method, rng=12)
+    assert isinstance(b.value, np.ndarray) and b.value.dtype == np.float64
+    np.testing.assert_allclose(b.value, a.value, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(b.stderr, a.stderr, rtol=1e-7, atol=1e-13)
+
+
+def test_torch_generator_and_matvec_operator():
+    torch = pytest.importorskip("torch")
+    lam = np.linspace(1.0, 2.0, 30)
+    A = torch.from_numpy(matrix_from_eigenvalues(lam, rng=0))
+    op = Operator.from_matvec(lambda v: A @ v, (30, 30), dtype=torch.float64)
+    est = trace(op, 20, rng=torch.Generator().manual_seed(0))
+    assert abs(est.value - lam.sum()) < 5 * est.stderr + 1e-9
+
+
+def test_block_size_and_product_count(decaying):
+    A, _ = decaying
+    calls = []
+
+    def matmat(V):
+        calls.append(V.shape[1])
+        return A @ V
+
+    op = Operator.from_matvec(lambda v: A @ v, (60, 60), dtype=np.float64, symmetric=True,
+                              matmat=matmat)
+    est = trace(op, 30, block_size=4, rng=0)
+    assert max(calls) <= 4 and sum(calls) == 30 == est.num_matvecs == op.num_matvecs
+    np.testing.assert_allclose(est.value, trace(A, 30, rng=0).value, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(2, 25),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    method=st.sampled_from(TRACE_METHODS + ("xdiag", "diag-hutchinson")),
+    extra=st.integers(0, 30),
+    rank=st.integers(0, 25),
+    seed=st.integers(0, 2**16),
+)
+def test_property_finite_and_within_budget(n, dtype, method, extra, rank, seed):
+    lam = np.zeros(n)
+    lam[: min(rank, n)] = np.linspace(1.0, 3.0, min(rank, n))
+    A = matrix_from_eigenvalues(lam, rng=seed, dtype=dtype)
+    lo = {"hutchinson": 1, "hutchpp": 3, "xtrace": 2, "xnystrace": 2}.get(method, 2)
+    budget = lo + extra
+    rtol = 1e-6 if dtype == np.float64 else 1e-4
+    if method in ("xdiag", "diag-hutchinson"):
+        est = diagonal(A, budget, method="xdiag" if method == "xdiag" else "hutchinson", rng=seed)
+        assert est.value.shape == (n,) and est.value.dtype == np.float64
+        truth = np.diag(A).astype(np.float64)
+        if budget >= n:
+            np.testing.assert_allclose(est.value, truth, rtol=rtol, atol=rtol)
+    else:
+        est = trace(as_operator(A, psd=True), budget, method=method, rng=seed)
+        truth = float(lam.sum())
+        if budget >= n:
+            np.testing.assert_allclose(est.value, truth, rtol=rtol, atol=rtol)
+    assert np.all(np.isfinite(est.value)) and not np.any(np.isnan(est.stderr))
+    assert np.all(np.asarray(est.stderr) >= 0)
+    assert est.num_matvecs <= budget
+    assert est.num_matvecs == n if budget >= n else est.num_matvecs >= budget - 1
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_bad_inputs(decaying):
+    A, _ = decaying
+    with pytest.raises(ValueError, match="square"):
+        trace(np.ones((3, 4)), 2, method="hutchinson")
+    with pytest.raises(ValueError, match="square"):
+        diagonal(np.ones((3, 4)), 2, method="hutchinson")
+    nonsym = np.random.default_rng(0).standard_normal((20, 20))
+    for method in ("hutchpp", "xtrace", "xnystrace"):
+        with pytest.raises(ValueError, match="symmetric"):
+            trace(as_operator(nonsym, psd=True), 6, method=method)
+    with pytest.raises(ValueError, match="symmetric"):
+        diagonal(nonsym, 6)
+    # an undeclared matvec operator is tested at random and refused
+    op = Operator.from_matvec(lambda v: nonsym @ v, (20, 20), dtype=np.float64)
+    with pytest.raises(ValueError, match="symmetric"):
+        trace(op, 6)
+    # Hutchinson works without symmetry
+    assert np.isfinite(trace(nonsym, 6, method="hutchinson", rng=0).value)
+    with pytest.raises(ValueError, match="psd=True"):
+        trace(A, 6, method="xnystrace")
+    for method, lo in [("hutchinson", 1), ("hutchpp", 3), ("xtrace", 2), ("xnystrace", 2)]:
+        with pytest.raises(ValueError, match=f">= {lo}"):
+            trace(psd(A), lo - 1, method=method)
+    for method, lo in [("hutchinson", 1), ("xdiag", 2)]:
+        with pytest.raises(ValueError, match=f">= {lo}"):
+            diagonal(A, lo - 1, method=method)
+    for bad in (10.0, "10", True, None):
+        with pytest.raises(TypeError, match="integer"):
+            trace(A, bad)
+    with pytest.raises(ValueError, match="unknown trace method"):
+        trace(A, 10, method="hutch")
+    with pytest.raises(ValueError, match="unknown diagonal method"):
+        diagonal(A, 10, method="xtrace")
+    with pytest.raises(ValueError, match="unknown probe"):
+        trace(A, 10, probe="normal")
+    with pytest.raises(ValueError, match="rtol"):
+        trace(A, 10, rtol=-1.0)
+    with pytest.raises(ValueError, match="block_size"):
+        trace(A, 10, block_size=0)
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        trace(psd(-A), 10, method="xnystrace", rng=0)
+
+
+@pytest.mark.parametrize("method", TRACE_METHODS + ("xdiag",))
+def test_nan_from_matvec_is_named(method):
+    def bad(V):
+        out = V.copy()
+        out[0] = np.nan
+        return out
+
+    op = Operator.from_matvec(bad, (10, 10), dtype=np.float64, symmetric=True, psd=True,
+                              matmat=bad)
+    fn = diagonal if method == "xdiag" else trace
+    with pytest.raises(ValueError, match=r"NaN or Inf in block 1 \(products 1 to"):
+        fn(op, 6, method=method, rng=0)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        fn(op, 10, method=method)  # exact path
+    with pytest.raises(ValueError, match=r"NaN or Inf in block 2 \(products 5 to 8"):
+        _nan_in_second_block(method)
+
+
+def _nan_in_second_block(method):
+    count = [0]
+
+    def late(V):
+        count[0] += 1
+        return V * (np.nan if count[0] == 2 else 1.0)
+
+    op = Operator.from_matvec(late, (10, 10), dtype=np.float64, symmetric=True, psd=True,
+                              matmat=late)
+    (diagonal if method == "xdiag" else trace)(op, 16, method=method, block_size=4, rng=0)
+
+
+def test_results_do_not_warn_when_converged(decaying):
+    A, _ = decaying
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = trace(A, 40, rtol=0.5, rng=0)
+    assert est.converged
+
+
+def test_doctests():
+    res = doctest.testmod(trace_module, optionflags=doctest.ELLIPSIS)
+    assert res.attempted > 0 and res.failed == 0
+    assert spectra.trace is trace_module.trace
