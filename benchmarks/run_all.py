@@ -29,7 +29,8 @@ def main() -> int:
     head = [
         "# Benchmarks",
         "",
-        f"Produced by `make bench` (`python benchmarks/run_all.py{' --quick' if args.quick else ''}`)"
+        "Produced by `make bench` "
+        f"(`python benchmarks/run_all.py{' --quick' if args.quick else ''}`)"
         f" on {time.strftime('%Y-%m-%d')}: {platform.processor() or platform.machine()}, "
         f"{len(__import__('os').sched_getaffinity(0))} cores, Python {platform.python_version()}, "
         f"numpy {np.__version__}, scipy {scipy.__version__}. Every comparison is measured side "

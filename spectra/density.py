@@ -41,43 +41,58 @@ __all__ = ["auto_smoothing", "density", "jackson_weights", "smooth"]
 _DEFAULT_GRID = 1024
 
 
-def auto_smoothing(nodes: np.ndarray, weights: np.ndarray, num_steps: int) -> float:
-    r"""Default display width: the resolution of a ``num_steps``-point Gauss rule.
+def auto_smoothing(nodes: np.ndarray) -> np.ndarray:
+    r"""Display widths of the Gaussians placed on one probe's Gauss nodes.
 
-    A ``k``-step Lanczos rule resolves features of the measure down to about
-    ``(b - a) / k`` on ``[a, b]``; half of that is used, but never less than the
-    median spacing of the pooled nodes (so sparse nodes do not show as spikes).
+    Node ``j`` of a Gauss rule stands for the mass of its cell, about
+    :math:`h_j = (\theta_{j+1} - \theta_{j-1}) / 2` wide. Each node gets
+    :math:`\sigma_j = h_j`, wide enough that neighbouring Gaussians merge without
+    ripples (the ripple of equal Gaussians ``h`` apart is about
+    :math:`2 e^{-2\pi^2\sigma^2/h^2}`, below 1e-8 here) and no wider: the display keeps
+    the resolution of the rule. Widths are capped at three times the median width so that an
+    isolated outlier is not smeared across the axis, and floored at ``1e-6`` of the span.
 
     Parameters
     ----------
-    nodes, weights : ndarray
-        Pooled quadrature nodes and weights.
-    num_steps : int
-        Lanczos steps per probe (or the dimension for exact eigenvalues).
+    nodes : ndarray
+        One probe's nodes (any order).
 
     Returns
     -------
-    float
-        A positive standard deviation.
+    ndarray
+        Positive widths, in the order of ``nodes``.
     """
-    lo, hi = float(nodes.min()), float(nodes.max())
-    width = hi - lo
-    if width <= 1e-12 * max(abs(lo), abs(hi), 1e-300):  # a single point mass
-        return max(abs(lo), 1.0) * 1e-3
-    u = np.unique(np.round(nodes, 12))
-    spacing = float(np.median(np.diff(u))) if u.size > 2 else width
-    return max(width / (2.0 * max(num_steps, 1)), 2.0 * spacing)
+    x = np.asarray(nodes, dtype=float)
+    span = float(x.max() - x.min()) if x.size else 0.0
+    scale = span if span > 0 else max(abs(float(x[0])), 1.0) * 1e-3
+    if x.size < 2:
+        return np.full(x.size, 0.05 * scale if span > 0 else scale)
+    order = np.argsort(x)
+    xs = x[order]
+    gaps = np.diff(xs)
+    h = np.empty_like(xs)
+    h[1:-1] = 0.5 * (gaps[1:] + gaps[:-1])
+    h[0], h[-1] = gaps[0], gaps[-1]
+    h = np.clip(h, 1e-6 * scale, 3.0 * np.median(h) + 1e-6 * scale)
+    out = np.empty_like(h)
+    out[order] = h
+    return out
 
 
-def smooth(nodes: Any, weights: Any, grid: Any, sigma: float) -> np.ndarray:
-    r"""Gaussian smoothing :math:`\sum_j w_j \phi_\sigma(x - \theta_j)` on a grid (Numba)."""
+def smooth(nodes: Any, weights: Any, grid: Any, sigma: Any) -> np.ndarray:
+    r"""Gaussian smoothing :math:`\sum_j w_j \phi_{\sigma_j}(x - \theta_j)` on a grid (Numba).
+
+    ``sigma`` is one width for all nodes or one per node.
+    """
     from ._kernels import gaussian_mixture
 
+    nodes = np.ascontiguousarray(nodes, dtype=np.float64)
+    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), nodes.shape)
     return gaussian_mixture(
-        np.ascontiguousarray(nodes, dtype=np.float64),
+        nodes,
         np.ascontiguousarray(weights, dtype=np.float64),
+        np.ascontiguousarray(sig),
         np.ascontiguousarray(grid, dtype=np.float64),
-        float(sigma),
     )
 
 
@@ -148,8 +163,9 @@ def density(
         Evaluation grid of the display curve: ``None`` (1024 points covering the
         spectrum), a point count, or explicit increasing points (not renormalised).
     smoothing : "auto" or float
-        SLQ only: standard deviation of the Gaussian display kernel
-        (:func:`auto_smoothing` by default). KPM's resolution is set by its moments.
+        SLQ only: standard deviation of the Gaussian display kernel, or ``"auto"``:
+        one width per node from its Gauss cell (:func:`auto_smoothing`); the result's
+        ``smoothing`` is then the median width. KPM's resolution is set by its moments.
     probe : {"rademacher", "gaussian", "sphere"}
     reorth : {"auto", "full", "none"}
         SLQ reorthogonalisation (see :func:`spectra.quadrature.slq_measure`).
@@ -187,11 +203,15 @@ def density(
     weights = np.clip(weights, 0.0, None)
     weights /= weights.sum()
     lo, hi = float(nodes.min()), float(nodes.max())
-    sigma = (auto_smoothing(nodes, weights, min(m.num_steps, 400)) if smoothing == "auto"
-             else float(smoothing))
-    x, own = _grid(grid, lo, hi, 5.0 * sigma)
-    pairs = zip(m.nodes, m.weights, strict=True)
-    per = np.stack([smooth(t, w / w.sum(), x, sigma) for t, w in pairs])
+    if smoothing == "auto":
+        sigmas = [auto_smoothing(t) for t in m.nodes]
+    else:
+        sigmas = [np.full(t.size, float(smoothing)) for t in m.nodes]
+    sigma = float(np.median(np.concatenate(sigmas)))
+    pad = 5.0 * max(float(np.max(sg)) for sg in sigmas)
+    x, own = _grid(grid, lo, hi, min(pad, 5.0 * sigma + 0.05 * (hi - lo)))
+    per = np.stack([smooth(t, w / w.sum(), x, sg)
+                    for t, w, sg in zip(m.nodes, m.weights, sigmas, strict=True)])
     rho, stderr = _finish(x, per, own)
     return SpectralDensity(x, rho, nodes, weights, (lo, hi), m.num_matvecs,
                            "exact" if m.exact else "slq", sigma, stderr)
