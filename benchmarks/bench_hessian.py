@@ -1,0 +1,521 @@
+"""Curvature of PyTorch models: impalpable's hessian vs PyHessian, curvlinops, eigenthings.
+
+Run ``python benchmarks/bench_hessian.py [--quick] [--threads N]``; prints Markdown.
+
+Setup (ANCHORS.md): MLP 64-256-256-10 tanh (85,002 parameters) on sklearn digits
+(1,797 x 64, pixels / 16), full batch, float32, cross-entropy; a small CNN on the same
+8 x 8 images; a 64-32-16-10 tanh MLP (2,778 parameters) for the trace and density
+accuracy runs, where the exact Hessian is formed (float64) for reference. Parameters
+are drawn from a local ``torch.Generator`` (PyTorch's default initialisation law), then
+trained for 20 full-batch Adam steps (lr 1e-2): at initialisation the Hessian is flat and
+indefinite (trace close to its Frobenius norm, where every trace estimator has ~10%
+error); after these steps the 2,778-parameter model has trace ~28 and spectrum width
+~3, the regime of ANCHORS.md (27.7 and 2.9).
+
+Anchors run unmodified from PyPI. The only accommodation: PyHessian 0.1 calls
+``torch.eig``, removed from torch; during its ``density`` call ``torch.eig`` is bound to
+a shim built on ``torch.linalg.eigh`` (its matrix is symmetric tridiagonal) and unbound
+afterwards. PyHessian and curvlinops draw probes from the global RNGs: their runs are
+seeded inside ``torch.random.fork_rng`` / a saved numpy state, which are restored after.
+Product counts of the anchors come from wrappers around their product functions.
+
+Timings are medians of repeats on a shared 2-core machine: expect +-30% noise between
+runs; compare within a table. Peak memory is the growth of the resident set during a
+call (Linux ``VmHWM`` after resetting it through ``/proc/self/clear_refs``), so it
+includes allocator caching; "n/a" off Linux.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hessian  # noqa: E402
+import spectra  # noqa: E402
+from spectra.testing import wasserstein1  # noqa: E402
+
+CE = nn.CrossEntropyLoss()
+
+
+# ---------------------------------------------------------------------- data, models
+def digits(dtype=torch.float32):
+    try:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        X, y, src = d.data / 16.0, d.target, "sklearn digits"
+    except ImportError:  # a synthetic stand-in of the same shape
+        g = np.random.default_rng(0)
+        X, y, src = g.random((1797, 64)), g.integers(0, 10, 1797), "synthetic (no sklearn)"
+    return torch.tensor(X, dtype=dtype), torch.tensor(y, dtype=torch.long), src
+
+
+def _init(model: nn.Module, seed: int) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                bound = 1.0 / np.sqrt(m.weight[0].numel())
+                m.weight.uniform_(-bound, bound, generator=g)
+                m.bias.uniform_(-bound, bound, generator=g)
+    return model
+
+
+def mlp(widths=(64, 256, 256, 10), seed=0) -> nn.Module:
+    layers: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        layers.append(nn.Linear(widths[i], widths[i + 1]))
+        if i < len(widths) - 2:
+            layers.append(nn.Tanh())
+    return _init(nn.Sequential(*layers), seed)
+
+
+class CNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = nn.Linear(16 * 64, 10)
+
+    def forward(self, x):
+        x = torch.tanh(self.c1(x.reshape(-1, 1, 8, 8)))
+        return self.fc(torch.tanh(self.c2(x)).flatten(1))
+
+
+def trained(model: nn.Module, X, y, steps: int = 20, lr: float = 1e-2) -> nn.Module:
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        CE(model(X), y).backward()
+        opt.step()
+    _clear_grads(model)
+    return model
+
+
+def nparams(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------- measurement
+def timeit(fn, repeats: int) -> float:
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def _status(field: str) -> int | None:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def peak_mb(fn) -> str:
+    base = _status("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        base = None
+    fn()
+    hwm = _status("VmHWM")
+    if base is None or hwm is None:
+        return "n/a"
+    return f"{max(hwm - base, 0) / 1024:.0f}"
+
+
+class Counted:
+    """Counts calls of a product function."""
+
+    def __init__(self, fn, per_call=lambda *a, **k: 1):
+        self.fn, self.n, self.per_call = fn, 0, per_call
+
+    def __call__(self, *a, **k):
+        self.n += self.per_call(*a, **k)
+        return self.fn(*a, **k)
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Seed the global RNGs for an anchor that only reads them; restore afterwards."""
+    state = np.random.get_state()  # noqa: NPY002
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        np.random.seed(seed)  # noqa: NPY002
+        try:
+            yield
+        finally:
+            np.random.set_state(state)  # noqa: NPY002
+
+
+@contextlib.contextmanager
+def torch_eig_shim():
+    """``torch.eig`` (removed from torch) for PyHessian's symmetric tridiagonal T."""
+    def eig(T, eigenvectors=False):
+        lam, U = torch.linalg.eigh(T)
+        return torch.stack([lam, torch.zeros_like(lam)], 1), U
+
+    had = hasattr(torch, "eig")
+    torch.eig = eig
+    try:
+        yield
+    finally:
+        if not had:
+            del torch.eig
+
+
+def _clear_grads(model: nn.Module) -> None:
+    for p in model.parameters():
+        p.grad = None
+
+
+# ---------------------------------------------------------------------- anchors
+def anchors_available() -> dict[str, Any]:
+    out = {}
+    for name, mod in (("PyHessian", "pyhessian"), ("curvlinops", "curvlinops"),
+                      ("hessian-eigenthings", "hessian_eigenthings")):
+        try:
+            out[name] = __import__(mod)
+        except Exception as err:  # noqa: BLE001
+            out[name] = err
+    return out
+
+
+def pyhessian_op(model, X, y):
+    import pyhessian
+
+    _clear_grads(model)
+    return pyhessian.hessian(model, CE, data=(X, y), cuda=False)
+
+
+def curvlinops_op(model, X, y, check=True):
+    from curvlinops import HessianLinearOperator
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    return HessianLinearOperator(model, CE, params, [(X, y)], check_deterministic=check)
+
+
+def eigenthings_op(model, X, y):
+    from hessian_eigenthings import HessianOperator, supervised_loss
+
+    return HessianOperator(model, [(X, y)], supervised_loss(CE))
+
+
+# ---------------------------------------------------------------------- A: products
+def product_table(model, X, y, quick: bool) -> list[str]:
+    P = nparams(model)
+    params = list(model.parameters())
+    g = torch.Generator().manual_seed(0)
+    reps = 3 if quick else 7
+    counts = (1, 10) if quick else (1, 10, 100)
+
+    def grad():
+        torch.autograd.grad(CE(model(X), y), params)
+
+    tg = timeit(grad, reps * 2)
+    rows = [f"| gradient (forward + backward) | 1 | {tg * 1e3:.1f} | 1.00 | "
+            f"{peak_mb(grad)} |"]
+
+    def row(name, p, fn, r=reps):
+        t = timeit(fn, max(1, r if p < 100 else r // 3))
+        rows.append(f"| {name} | {p} | {t / p * 1e3:.1f} | {t / p / tg:.2f} | {peak_mb(fn)} |")
+
+    variants = [("autograd", "loop", "impalpable `autograd`, graph reused, loop"),
+                ("autograd", "vmap", "impalpable `autograd`, graph reused, vmap"),
+                ("func", "vmap", "impalpable `func` (jvp of grad), vmap")]
+    for mode, batching, name in variants:
+        H = hessian.HessianOperator(model, CE, (X, y), mode=mode, batching=batching)
+        for p in counts:
+            if p == 1 and batching == "vmap" and mode == "autograd":
+                continue  # one probe: the same call as the loop
+            V = torch.randn(P, p, generator=g)
+            row(name if p > 1 else name.replace(", loop", "").replace(", vmap", ""), p,
+                lambda H=H, V=V: H.matmat(V))
+        del H
+    av = anchors_available()
+    if not isinstance(av["PyHessian"], Exception):
+        from pyhessian.utils import hessian_vector_product
+
+        ph = pyhessian_op(model, X, y)
+        v = [torch.randn(p.shape, generator=g) for p in ph.params]
+        row("PyHessian (graph reused)", 1,
+            lambda: hessian_vector_product(ph.gradsH, ph.params, v))
+        del ph
+        _clear_grads(model)
+    if not isinstance(av["hessian-eigenthings"], Exception):
+        he = eigenthings_op(model, X, y)
+        v = torch.randn(P, generator=g)
+        row("hessian-eigenthings autograd", 1, lambda: he.matvec(v))
+    if not isinstance(av["curvlinops"], Exception):
+        cl = curvlinops_op(model, X, y)
+        for p in counts:
+            V = torch.randn(P, p, generator=g)
+            row("curvlinops", p, lambda V=V: cl @ V)
+    head = ["| path | probes per call | ms per probe | x gradient | peak MB |",
+            "|---|---|---|---|---|"]
+    return head + rows
+
+
+# ---------------------------------------------------------------------- B: top eigenvalue
+def eig_table(model, X, y, quick: bool) -> tuple[list[str], float]:
+    ref_op = hessian.HessianOperator(model, CE, (X, y), dtype=torch.float64)
+    ref = spectra.eigsh(ref_op, k=2, tol=1e-10, rng=0)
+    lam1, lam2 = ref.eigenvalues[:2]
+    del ref_op
+    rows = []
+    targets = (1e-3,) if quick else (1e-3, 1e-6)
+    P = nparams(model)
+    av = anchors_available()
+
+    def add(name, target, fn):
+        t0 = time.perf_counter()
+        lam, n = fn()
+        t = time.perf_counter() - t0
+        err = abs(lam - lam1) / abs(lam1)
+        ok = "yes" if err <= target else "**no**"
+        rows.append(f"| {name} | {target:g} | {n} | {t:.2f} | {err:.1e} | {ok} |")
+
+    H = hessian.HessianOperator(model, CE, (X, y))
+    for target in targets:
+        def ours(target=target):
+            before = H.num_matvecs
+            r = spectra.eigsh(H, k=1, tol=target, rng=0)
+            return float(r.eigenvalues[0]), H.num_matvecs - before
+        add("impalpable eigsh (thick-restart Lanczos)", target, ours)
+    if not isinstance(av["PyHessian"], Exception):
+        import pyhessian  # noqa: F401
+
+        phm = sys.modules["pyhessian.hessian"]
+
+        for target in targets:
+            def ph_run(target=target):
+                ph = pyhessian_op(model, X, y)
+                counted = Counted(phm.hessian_vector_product)
+                phm.hessian_vector_product = counted
+                try:
+                    with seeded(0):
+                        lam, _ = ph.eigenvalues(maxIter=1000, tol=target)
+                finally:
+                    phm.hessian_vector_product = counted.fn
+                    _clear_grads(model)
+                return float(lam[0]), counted.n
+            add("PyHessian power iteration", target, ph_run)
+    if not isinstance(av["hessian-eigenthings"], Exception):
+        import hessian_eigenthings as he
+
+        for target in targets:
+            def he_power(target=target):
+                op = eigenthings_op(model, X, y)
+                op.matvec = Counted(op.matvec)
+                lam, *_ = he.power_iteration_one(op, max_iter=2000, tol=target, seed=0)
+                return float(lam), op.matvec.n
+            add("hessian-eigenthings power iteration", target, he_power)
+
+            def he_lanczos(target=target):
+                op = eigenthings_op(model, X, y)
+                op.matvec = Counted(op.matvec)
+                r = he.lanczos(op, k=1, tol=target, which="LA", seed=0)
+                return float(r.eigenvalues[0]), op.matvec.n
+            add("hessian-eigenthings lanczos(k=1) defaults", target, he_lanczos)
+    if not isinstance(av["curvlinops"], Exception):
+        from scipy.sparse.linalg import eigsh
+
+        for target in targets:
+            def cl_run(target=target):
+                op = curvlinops_op(model, X, y, check=False).to_scipy()
+                A = Counted(op.matvec)
+                from scipy.sparse.linalg import LinearOperator
+
+                L = LinearOperator(op.shape, matvec=A, dtype=op.dtype)
+                v0 = np.random.default_rng(0).standard_normal(P).astype(np.float32)
+                lam = eigsh(L, k=1, which="LA", tol=target, v0=v0, return_eigenvectors=False)
+                return float(lam[0]), A.n
+            add("curvlinops + scipy eigsh", target, cl_run)
+    head = [f"lambda1 = {lam1:.6f} (float64 reference), lambda2 / lambda1 = {lam2 / lam1:.3f}",
+            "",
+            "| method | target | products | seconds | relative error | met |",
+            "|---|---|---|---|---|---|"]
+    return head + rows, lam1
+
+
+# ---------------------------------------------------------------------- C, D: trace, density
+def small_case(X, y):
+    model = trained(mlp((64, 32, 16, 10), seed=1), X, y)
+    H64 = hessian.HessianOperator(model, CE, (X, y), dtype=torch.float64)
+    n = H64.shape[0]
+    cols = [H64.matmat(torch.eye(n, dtype=torch.float64)[:, i:i + 400]) for i in range(0, n, 400)]
+    Hd = torch.cat(cols, 1).numpy()
+    Hd = 0.5 * (Hd + Hd.T)
+    return model, Hd
+
+
+def trace_table(model, X, y, Hd, quick: bool) -> list[str]:
+    exact = float(np.trace(Hd))
+    seeds = range(5 if quick else 20)
+    H = hessian.HessianOperator(model, CE, (X, y))
+    rows = []
+
+    def add(name, fn):
+        errs, times = [], []
+        for s in seeds:
+            t0 = time.perf_counter()
+            val = fn(s)
+            times.append(time.perf_counter() - t0)
+            errs.append(abs(val - exact) / abs(exact))
+        rows.append(f"| {name} | {100 * np.mean(errs):.2f}% | {100 * np.max(errs):.2f}% | "
+                    f"{np.mean(times):.3f} |")
+
+    for method in ("xtrace", "hutchpp", "hutchinson"):
+        add(f"impalpable {method}, 100 products",
+            lambda s, m=method: float(spectra.trace(H, 100, method=m, rng=s).value))
+    av = anchors_available()
+    if not isinstance(av["PyHessian"], Exception):
+        def ph(s):
+            p = pyhessian_op(model, X, y)
+            with seeded(s):
+                v = float(np.mean(p.trace(maxIter=100)))
+            _clear_grads(model)
+            return v
+        add("PyHessian Hutchinson (its default stopping rule)", ph)
+    if not isinstance(av["curvlinops"], Exception):
+        from curvlinops import xtrace
+
+        cl = curvlinops_op(model, X, y)
+
+        def clx(s):
+            with seeded(s):
+                return float(xtrace(cl, 100))
+        add("curvlinops xtrace, 100 products", clx)
+    if not isinstance(av["hessian-eigenthings"], Exception):
+        import hessian_eigenthings as he
+
+        op = eigenthings_op(model, X, y)
+        add("hessian-eigenthings hutch++, 99 products",
+            lambda s: float(he.trace(op, num_matvecs=99, seed=s).estimate))
+    head = [f"2,778-parameter MLP (64-32-16-10 tanh), exact trace {exact:.3f}; "
+            f"{len(seeds)} seeds", "",
+            "| method | mean rel. error | max rel. error | seconds per estimate |",
+            "|---|---|---|---|"]
+    return head + rows
+
+
+def _curve_w1(x, rho, lam):
+    x, rho = np.asarray(x, float), np.clip(np.asarray(rho, float), 0, None)
+    w = rho * np.gradient(x)
+    return wasserstein1(x, lam, weights=w / w.sum())
+
+
+def density_table(model, X, y, Hd, quick: bool) -> list[str]:
+    lam = np.linalg.eigvalsh(Hd)
+    probes, steps = (3, 80) if quick else (10, 80)
+    rows = []
+    H = hessian.HessianOperator(model, CE, (X, y))
+
+    def add(name, fn):
+        box = {}
+
+        def call():
+            box["v"] = fn()
+        t0 = time.perf_counter()
+        mem = peak_mb(call)
+        t = time.perf_counter() - t0
+        w1, note = box["v"]
+        rows.append(f"| {name} | {t:.2f} | {w1:.1e} | {note} | {mem} |")
+
+    def ours():
+        d = spectra.density(H, num_probes=probes, num_steps=steps, rng=0)
+        return wasserstein1(d, lam), "raw nodes/weights"
+    add("impalpable SLQ (batched probes, full reorth.)", ours)
+    av = anchors_available()
+    if not isinstance(av["PyHessian"], Exception):
+        def ph():
+            p = pyhessian_op(model, X, y)
+            with seeded(0), torch_eig_shim():
+                nodes, weights = p.density(iter=steps, n_v=probes)
+            _clear_grads(model)
+            nodes, weights = np.ravel(nodes), np.ravel(weights) / probes
+            return wasserstein1(nodes, lam, weights=weights), "raw (torch.eig shimmed)"
+        add("PyHessian density", ph)
+    if not isinstance(av["hessian-eigenthings"], Exception):
+        import hessian_eigenthings as he
+
+        def het():
+            op = eigenthings_op(model, X, y)
+            r = he.spectral_density(op, num_runs=probes, lanczos_steps=steps, seed=0)
+            nodes = r.raw_eigenvalues.double().numpy().ravel()
+            w = r.raw_weights.double().numpy().ravel()
+            keep = np.isfinite(nodes)
+            return wasserstein1(nodes[keep], lam, weights=w[keep]), "raw"
+        add("hessian-eigenthings spectral_density", het)
+    if not isinstance(av["curvlinops"], Exception):
+        from curvlinops import lanczos_approximate_spectrum
+
+        def clv():
+            cl = curvlinops_op(model, X, y)
+            with seeded(0):
+                grid, dens = lanczos_approximate_spectrum(cl, steps, num_repeats=probes)
+            return _curve_w1(grid.numpy(), dens.numpy(), lam), "smoothed curve only"
+        add("curvlinops lanczos_approximate_spectrum", clv)
+    head = [f"{probes} probes x {steps} Lanczos steps on the 2,778-parameter MLP "
+            f"(spectrum width {lam[-1] - lam[0]:.3f})", "",
+            "| method | seconds | W1 to exact eigenvalues | measure | peak MB |",
+            "|---|---|---|---|---|"]
+    return head + rows
+
+
+# ---------------------------------------------------------------------- report
+def run(quick: bool = False, threads: int | None = 1) -> str:
+    """Run the benchmark and return a Markdown report.
+
+    ``threads`` sets ``torch.set_num_threads`` (default 1: on a shared 2-core machine one
+    thread gives far steadier timings; ``None`` leaves torch's default).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    X, y, src = digits()
+    av = anchors_available()
+    versions = []
+    for name, mod in av.items():
+        if isinstance(mod, Exception):
+            versions.append(f"{name}: not importable ({type(mod).__name__}: {mod})")
+        else:
+            from importlib.metadata import version
+
+            dist = {"PyHessian": "pyhessian", "curvlinops": "curvlinops-for-pytorch",
+                    "hessian-eigenthings": "hessian-eigenthings"}[name]
+            versions.append(f"{name} {version(dist)}")
+    out = ["# Curvature of PyTorch models: impalpable `hessian` vs anchors", "",
+           f"torch {torch.__version__}, {torch.get_num_threads()} threads, data: {src} "
+           f"{tuple(X.shape)}, float32, full batch. Anchors: {'; '.join(versions)}.", ""]
+    big = trained(mlp(), X, y)
+    out += [f"## Hessian-vector products: MLP 64-256-256-10 tanh ({nparams(big):,} parameters)",
+            ""] + product_table(big, X, y, quick) + [""]
+    cnn = trained(_init(CNN(), 2), X, y)
+    out += [f"## Hessian-vector products: small CNN ({nparams(cnn):,} parameters)", ""]
+    out += product_table(cnn, X, y, quick) + [""]
+    out += ["## Top eigenvalue (MLP 85,002)", ""] + eig_table(big, X, y, quick)[0] + [""]
+    small, Hd = small_case(X, y)
+    out += ["## Trace, 100 products", ""] + trace_table(small, X, y, Hd, quick) + [""]
+    out += ["## Spectral density (SLQ)", ""] + density_table(small, X, y, Hd, quick) + [""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
+    print(run(quick="--quick" in sys.argv, threads=n))
