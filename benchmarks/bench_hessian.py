@@ -106,12 +106,22 @@ def nparams(model: nn.Module) -> int:
 
 
 # ---------------------------------------------------------------------- measurement
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timeit(fn, repeats: int) -> float:
     fn()  # warm-up
     ts = []
     for _ in range(repeats):
+        _sync()
         t = time.perf_counter()
         fn()
+        _sync()
         ts.append(time.perf_counter() - t)
     return float(np.median(ts))
 
@@ -127,6 +137,13 @@ def _status(field: str) -> int | None:
 
 
 def peak_mb(fn) -> str:
+    if DEVICE.type == "cuda":  # peak GPU memory above what was allocated before
+        _sync()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        _sync()
+        return f"{(torch.cuda.max_memory_allocated() - base) / 2**20:.0f}"
     base = _status("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as fh:
@@ -201,7 +218,7 @@ def pyhessian_op(model, X, y):
     import pyhessian
 
     _clear_grads(model)
-    return pyhessian.hessian(model, CE, data=(X, y), cuda=False)
+    return pyhessian.hessian(model, CE, data=(X, y), cuda=DEVICE.type == "cuda")
 
 
 def curvlinops_op(model, X, y, check=True):
@@ -244,7 +261,7 @@ def product_table(model, X, y, quick: bool) -> list[str]:
         for p in counts:
             if p == 1 and batching == "vmap" and mode == "autograd":
                 continue  # one probe: the same call as the loop
-            V = torch.randn(P, p, generator=g)
+            V = torch.randn(P, p, generator=g).to(DEVICE)
             row(name if p > 1 else name.replace(", loop", "").replace(", vmap", ""), p,
                 lambda H=H, V=V: H.matmat(V))
         del H
@@ -253,19 +270,19 @@ def product_table(model, X, y, quick: bool) -> list[str]:
         from pyhessian.utils import hessian_vector_product
 
         ph = pyhessian_op(model, X, y)
-        v = [torch.randn(p.shape, generator=g) for p in ph.params]
+        v = [torch.randn(p.shape, generator=g).to(DEVICE) for p in ph.params]
         row("PyHessian (graph reused)", 1,
             lambda: hessian_vector_product(ph.gradsH, ph.params, v))
         del ph
         _clear_grads(model)
     if not isinstance(av["hessian-eigenthings"], Exception):
         he = eigenthings_op(model, X, y)
-        v = torch.randn(P, generator=g)
+        v = torch.randn(P, generator=g).to(DEVICE)
         row("hessian-eigenthings autograd", 1, lambda: he.matvec(v))
     if not isinstance(av["curvlinops"], Exception):
         cl = curvlinops_op(model, X, y)
         for p in counts:
-            V = torch.randn(P, p, generator=g)
+            V = torch.randn(P, p, generator=g).to(DEVICE)
             row("curvlinops", p, lambda V=V: cl @ V)
     head = ["| path | probes per call | ms per probe | x gradient | peak MB |",
             "|---|---|---|---|---|"]
@@ -284,8 +301,10 @@ def eig_table(model, X, y, quick: bool) -> tuple[list[str], float]:
     av = anchors_available()
 
     def add(name, target, fn):
+        _sync()
         t0 = time.perf_counter()
         lam, n = fn()
+        _sync()
         t = time.perf_counter() - t0
         err = abs(lam - lam1) / abs(lam1)
         ok = "yes" if err <= target else "**no**"
@@ -356,11 +375,12 @@ def eig_table(model, X, y, quick: bool) -> tuple[list[str], float]:
 
 # ---------------------------------------------------------------------- C, D: trace, density
 def small_case(X, y):
-    model = trained(mlp((64, 32, 16, 10), seed=1), X, y)
+    model = trained(mlp((64, 32, 16, 10), seed=1).to(DEVICE), X, y)
     H64 = hessian.HessianOperator(model, CE, (X, y), dtype=torch.float64)
     n = H64.shape[0]
-    cols = [H64.matmat(torch.eye(n, dtype=torch.float64)[:, i:i + 400]) for i in range(0, n, 400)]
-    Hd = torch.cat(cols, 1).numpy()
+    eye = torch.eye(n, dtype=torch.float64, device=DEVICE)
+    cols = [H64.matmat(eye[:, i:i + 400]) for i in range(0, n, 400)]
+    Hd = torch.cat(cols, 1).cpu().numpy()
     Hd = 0.5 * (Hd + Hd.T)
     return model, Hd
 
@@ -374,8 +394,10 @@ def trace_table(model, X, y, Hd, quick: bool) -> list[str]:
     def add(name, fn):
         errs, times = [], []
         for s in seeds:
+            _sync()
             t0 = time.perf_counter()
             val = fn(s)
+            _sync()
             times.append(time.perf_counter() - t0)
             errs.append(abs(val - exact) / abs(exact))
         rows.append(f"| {name} | {100 * np.mean(errs):.2f}% | {100 * np.max(errs):.2f}% | "
@@ -432,8 +454,10 @@ def density_table(model, X, y, Hd, quick: bool) -> list[str]:
 
         def call():
             box["v"] = fn()
+        _sync()
         t0 = time.perf_counter()
         mem = peak_mb(call)
+        _sync()
         t = time.perf_counter() - t0
         w1, note = box["v"]
         rows.append(f"| {name} | {t:.2f} | {w1:.1e} | {note} | {mem} |")
@@ -458,8 +482,8 @@ def density_table(model, X, y, Hd, quick: bool) -> list[str]:
         def het():
             op = eigenthings_op(model, X, y)
             r = he.spectral_density(op, num_runs=probes, lanczos_steps=steps, seed=0)
-            nodes = r.raw_eigenvalues.double().numpy().ravel()
-            w = r.raw_weights.double().numpy().ravel()
+            nodes = r.raw_eigenvalues.double().cpu().numpy().ravel()
+            w = r.raw_weights.double().cpu().numpy().ravel()
             keep = np.isfinite(nodes)
             return wasserstein1(nodes[keep], lam, weights=w[keep]), "raw"
         add("hessian-eigenthings spectral_density", het)
@@ -470,7 +494,8 @@ def density_table(model, X, y, Hd, quick: bool) -> list[str]:
             cl = curvlinops_op(model, X, y)
             with seeded(0):
                 grid, dens = lanczos_approximate_spectrum(cl, steps, num_repeats=probes)
-            return _curve_w1(grid.numpy(), dens.numpy(), lam), "smoothed curve only"
+            return _curve_w1(np.asarray(grid.cpu()), np.asarray(dens.cpu()), lam), \
+                "smoothed curve only"
         add("curvlinops lanczos_approximate_spectrum", clv)
     head = [f"{probes} probes x {steps} Lanczos steps on the 2,778-parameter MLP "
             f"(spectrum width {lam[-1] - lam[0]:.3f})", "",
@@ -480,15 +505,19 @@ def density_table(model, X, y, Hd, quick: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------------- report
-def run(quick: bool = False, threads: int | None = 1) -> str:
+def run(quick: bool = False, threads: int | None = 1, device: str = "cpu") -> str:
     """Run the benchmark and return a Markdown report.
 
     ``threads`` sets ``torch.set_num_threads`` (default 1: on a shared 2-core machine one
-    thread gives far steadier timings; ``None`` leaves torch's default).
+    thread gives far steadier timings; ``None`` leaves torch's default). ``device`` runs
+    models, data and probes there (``"cuda"`` on a GPU machine).
     """
+    global DEVICE
+    DEVICE = torch.device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     X, y, src = digits()
+    X, y = X.to(DEVICE), y.to(DEVICE)
     av = anchors_available()
     versions = []
     for name, mod in av.items():
@@ -503,10 +532,12 @@ def run(quick: bool = False, threads: int | None = 1) -> str:
     out = ["# Curvature of PyTorch models: impalpable `hessian` vs anchors", "",
            f"torch {torch.__version__}, {torch.get_num_threads()} threads, data: {src} "
            f"{tuple(X.shape)}, float32, full batch. Anchors: {'; '.join(versions)}.", ""]
-    big = trained(mlp(), X, y)
+    if DEVICE.type == "cuda":
+        out[2] = out[2].replace(f"{torch.get_num_threads()} threads", torch.cuda.get_device_name())
+    big = trained(mlp().to(DEVICE), X, y)
     out += [f"## Hessian-vector products: MLP 64-256-256-10 tanh ({nparams(big):,} parameters)",
             ""] + product_table(big, X, y, quick) + [""]
-    cnn = trained(_init(CNN(), 2), X, y)
+    cnn = trained(_init(CNN(), 2).to(DEVICE), X, y)
     out += [f"## Hessian-vector products: small CNN ({nparams(cnn):,} parameters)", ""]
     out += product_table(cnn, X, y, quick) + [""]
     out += ["## Top eigenvalue (MLP 85,002)", ""] + eig_table(big, X, y, quick)[0] + [""]
@@ -518,4 +549,5 @@ def run(quick: bool = False, threads: int | None = 1) -> str:
 
 if __name__ == "__main__":
     n = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
-    print(run(quick="--quick" in sys.argv, threads=n))
+    dev = sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else "cpu"
+    print(run(quick="--quick" in sys.argv, threads=n, device=dev))

@@ -25,6 +25,16 @@ ones, :math:`V_\ell \leftarrow V_m Y_{:, \mathrm{keep}}`, :math:`H_\ell =
 mathematically the implicitly restarted Lanczos of ARPACK with exact shifts, without
 its bulge chasing.
 
+With ``block_size = b > 1`` the same method runs on blocks (block Krylov--Schur, see
+:mod:`spectra._block`; Golub & Underwood 1977, Zhou & Saad 2008): each step applies
+``op.matmat`` to ``b`` orthonormal vectors, :math:`H_m` grows by ``b`` rows and
+columns (band width ``b``), the residual term is :math:`X_+ R E_b^T` with
+:math:`\|A x_i - \theta_i x_i\| = \|R\, y_{i,\mathrm{last}}\|` over the last ``b``
+entries of :math:`y_i`, and a restart keeps the wanted plus extra Ritz vectors and
+continues from the residual block.  A block of ``b`` random vectors sees up to ``b``
+copies of a multiple eigenvalue (a single vector sees one), and block methods with a
+random start have gap-robust bounds (Musco & Musco 2015).
+
 References
 ----------
 .. [1] C. Lanczos, "An iteration method for the solution of the eigenvalue problem
@@ -40,6 +50,12 @@ References
 .. [5] J. W. Daniel, W. B. Gragg, L. Kaufman and G. W. Stewart, "Reorthogonalization
    and stable algorithms for updating the Gram--Schmidt QR factorization", Math.
    Comp. 30 (1976).
+.. [6] G. H. Golub and R. Underwood, "The block Lanczos method for computing
+   eigenvalues", Mathematical Software III (1977).
+.. [7] Y. Zhou and Y. Saad, "Block Krylov--Schur method for large symmetric eigenvalue
+   problems", Numer. Algorithms 47 (2008).
+.. [8] C. Musco and C. Musco, "Randomized block Krylov methods for stronger and faster
+   approximate singular value decomposition", NeurIPS (2015).
 """
 
 from __future__ import annotations
@@ -49,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from ._array import eps, from_numpy, to_numpy
+from ._block import BlockBasis, num_keep
 from .operators import Operator, as_operator, require_symmetric
 from .probes import as_rng, draw
 from .results import EigResult, warn_not_converged
@@ -64,6 +81,10 @@ _NCV_MIN = 40
 #: Unconverged Ritz vectors kept at a restart, as a fraction of the free room
 #: ``ncv - k`` (measured on the benchmarks: see benchmarks/spectra_eigsh.py).
 _KEEP_FRACTION = 0.5
+#: Default block basis size ``max(2 k + b, 20 (b + 1))``, rounded up to a multiple of b:
+#: a block basis of m vectors has Krylov degree only m / b, and on the Laplacian
+#: benchmark ncv = 42 -> 90 cut the products of b = 3 from 3879 to 1584.
+_NCV_BLOCK = 20
 #: DGKS threshold: a second Gram-Schmidt pass when the first leaves less than this
 #: fraction of the norm.
 _DGKS = 0.7071
@@ -78,7 +99,7 @@ def _check_int(value: Any, name: str, lo: int, hi: int, hint: str = "") -> int:
     return int(value)
 
 
-def _check_args(n: int, k: Any, which: Any, tol: Any, ncv: Any, max_matvecs: Any):
+def _check_args(n: int, k: Any, which: Any, tol: Any, ncv: Any, max_matvecs: Any, b: int):
     if n < 2:
         raise ValueError(f"eigsh needs n >= 2 (got n = {n}); use numpy.linalg.eigh")
     k = _check_int(k, "k", 1, n - 1,
@@ -89,7 +110,9 @@ def _check_args(n: int, k: Any, which: Any, tol: Any, ncv: Any, max_matvecs: Any
         raise TypeError(f"tol must be a positive float, got {tol!r}")
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be positive and finite, got {tol}")
-    if ncv is None:
+    if b > 1:
+        ncv, b = _block_ncv(n, k, ncv, b)
+    elif ncv is None:
         ncv = min(n, max(2 * k + 1, _NCV_MIN))
     else:
         ncv = min(_check_int(ncv, "ncv", k + 1, max(n, k + 1)), n)
@@ -98,7 +121,28 @@ def _check_args(n: int, k: Any, which: Any, tol: Any, ncv: Any, max_matvecs: Any
     else:
         max_matvecs = _check_int(max_matvecs, "max_matvecs", ncv, 2**62,
                                  f" (at least ncv = {ncv}, one full basis)")
-    return k, float(tol), ncv, max_matvecs
+    return k, float(tol), ncv, max_matvecs, b
+
+
+def _block_ncv(n: int, k: int, ncv: Any, b: int) -> tuple[int, int]:
+    """Basis size for block size ``b``: a multiple of ``b`` with room for ``X_+``.
+
+    Returns ``(ncv, b)``; ``(n, 1)`` when ``n < k + 2 b`` (no room for a block step and a
+    residual block): the single-vector method with the full basis is then exact.
+    """
+    if ncv is None:
+        ncv = max(2 * k + b, _NCV_BLOCK * (b + 1))
+    else:
+        ncv = _check_int(ncv, "ncv", k + b, max(n, k + b),
+                         f" (at least k + block_size = {k + b})")
+    ncv = min(-(-ncv // b) * b, (n - b) // b * b)
+    return (ncv, b) if ncv >= k + b else (n, 1)
+
+
+def _check_block_size(block_size: Any, n: int) -> int:
+    if isinstance(block_size, str) or block_size is None:
+        raise TypeError(f"block_size must be a positive integer, got {block_size!r}")
+    return _check_int(block_size, "block_size", 1, max(n // 2, 1))
 
 
 def _start_vector(op: Operator, v0: Any, g: Any):
@@ -117,6 +161,16 @@ def _start_vector(op: Operator, v0: Any, g: Any):
     if op.backend == "torch" and type(v0).__module__.startswith("torch"):
         return v0.to(device=op.device, dtype=op.dtype)
     return from_numpy(h, like=op)
+
+
+def _start_block(op: Operator, v0: Any, g: Any, b: int):
+    """Start block ``(n, b)``: Gaussian from ``rng``, with ``v0`` as its first column."""
+    if v0 is None:
+        return draw("gaussian", op.shape[0], b, like=op, rng=g)
+    v = _start_vector(op, v0, g)
+    X = draw("gaussian", op.shape[0], b, like=op, rng=g)
+    X[:, 0] = v
+    return X
 
 
 # ---------------------------------------------------------------------------- selection
@@ -314,6 +368,7 @@ def eigsh(
     v0: Any = None,
     rng: Any = None,
     return_eigenvectors: bool = True,
+    block_size: int = 1,
 ) -> EigResult:
     r"""Compute ``k`` extremal eigenpairs of a symmetric operator.
 
@@ -357,6 +412,19 @@ def eigsh(
         Start vector and the fresh directions drawn after an invariant subspace.
     return_eigenvectors : bool
         If ``False``, :attr:`EigResult.eigenvectors` is ``None``.
+    block_size : int
+        Vectors per Lanczos step, in ``[1, n // 2]``; default 1 (single-vector).  With
+        ``b > 1`` each step is one ``op.matmat`` on ``b`` vectors, eigenvalues of
+        multiplicity up to ``b`` are found reliably, ``ncv`` must be at least
+        ``k + b`` and is rounded up to a multiple of ``b`` (default
+        ``max(2 k + b, 20 (b + 1))``), ``v0`` becomes the first column of the start
+        block, and ``max_matvecs`` counts every column.  Raise it when multiple (or
+        tightly clustered) eigenvalues are expected, or when a block product is much
+        cheaper per vector than ``b`` matvecs (batched Hessian-vector products,
+        GPUs).  For cheap sparse products on a CPU, ``b = 1`` needs about half the
+        products and a quarter of the time (benchmarks/spectra_eigsh.py: thin-block
+        orthogonalisation over a larger basis dominates there).  When ``n < k + 2 b`` the
+        single-vector method with the full basis is used (exact in ``n`` products).
 
     Returns
     -------
@@ -384,9 +452,9 @@ def eigsh(
     convergence before the end of that basis cycle, so that eigenvalues of
     multiplicity above one, invisible to a single Krylov sequence, are looked for.
     Without a breakdown, further copies of a multiple eigenvalue enter only through
-    rounding, as in every single-vector Krylov method (ARPACK included); in practice
-    the full reorthogonalisation amplifies them, and the tests check multiplicities
-    up to three.
+    rounding, as in every single-vector Krylov method (ARPACK included), and may be
+    missed: on a square-grid Laplacian (exact double eigenvalues) ``k=3`` returns
+    :math:`\lambda_1, \lambda_2, \lambda_4`.  Use ``block_size >= multiplicity``.
 
     Examples
     --------
@@ -400,10 +468,17 @@ def eigsh(
     op = as_operator(op)
     require_symmetric(op, "eigsh")
     n = op.shape[0]
-    k, tol, ncv, max_matvecs = _check_args(n, k, which, tol, ncv, max_matvecs)
+    b = _check_block_size(block_size, n)
+    k, tol, ncv, max_matvecs, b = _check_args(n, k, which, tol, ncv, max_matvecs, b)
     g = as_rng(rng)
-    B = _Basis(op, ncv, g)
-    B.set_start(_start_vector(op, v0, g))
+    if b == 1:
+        B = _Basis(op, ncv, g)
+        B.set_start(_start_vector(op, v0, g))
+        keep = _num_keep(k, ncv)
+    else:
+        B = BlockBasis(op, ncv, b, g)
+        B.set_start(_start_block(op, v0, g, b))
+        keep = num_keep(k, ncv, b, _num_keep(k, ncv))
     restarts, hold = 0, False
     while True:
         hold = B.step() or hold
@@ -414,10 +489,10 @@ def eigsh(
         order = _preference(theta, which)
         ok = _converged_mask(res, theta, tol, B.anorm, op.dtype, full)
         done = bool(np.all(ok[order[:k]])) and not (hold and B.size < ncv)
-        if done or full or B.used >= max_matvecs:
+        if done or full or B.used + b > max_matvecs:
             break
         if B.size >= ncv:
-            B.restart(theta, Y, order[: _num_keep(k, ncv)])
+            B.restart(theta, Y, order[:keep])
             restarts, hold = restarts + 1, False
     return _finish(B, theta, Y, res, order, k, which, done or full, restarts,
                    return_eigenvectors, tol)

@@ -258,3 +258,119 @@ def test_wrapped_operator_is_not_mutated():
     op = as_operator(A)
     res = eigsh(op, 1, tol=1e-10, rng=0)
     assert op.num_matvecs == res.num_matvecs
+
+
+# ------------------------------------------------------------------ block Lanczos
+def _laplacian(m):
+    return (sp.kron(_tri(m), sp.identity(m)) + sp.kron(sp.identity(m), _tri(m))).tocsr()
+
+
+@pytest.mark.parametrize("which", ["LA", "SA", "LM", "BE"])
+@pytest.mark.parametrize("b", [2, 3])
+def test_block_matches_dense_reference(dense, which, b):
+    A, ref = dense
+    res = eigsh(A, 4, which=which, tol=1e-10, rng=0, block_size=b)
+    assert res.converged and res.num_matvecs % b == 0
+    got, expect = res.eigenvalues, _expected(ref, 4, which)
+    if which == "LM":  # |9| = |-9|: a tie in the ordering key
+        got, expect = np.sort(got), np.sort(expect)
+    np.testing.assert_allclose(got, expect, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(res.residual_norms, _true_residuals(A, res), rtol=0, atol=1e-11)
+    X = res.eigenvectors
+    np.testing.assert_allclose(X.T @ X, np.eye(4), atol=1e-12)
+
+
+@pytest.mark.parametrize("k,b,which", [(3, 2, "SA"), (6, 2, "SA"), (6, 3, "LA"), (3, 3, "LA")])
+def test_block_finds_double_eigenvalues_of_square_grid(k, b, which):
+    # square grid: lambda_ij = lambda_ji, so the top/bottom pairs are exact doubles that
+    # a single start vector sees only once (block_size=1 returns lambda_1, lambda_2, lambda_4)
+    L = _laplacian(24)
+    ref = np.linalg.eigvalsh(L.toarray())
+    expect = ref[:k] if which == "SA" else ref[::-1][:k]
+    res = eigsh(L, k, which=which, tol=1e-10, rng=0, block_size=b, max_matvecs=50_000)
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues, expect, rtol=1e-8)
+    single = eigsh(L, 3, which=which, tol=1e-10, rng=0)  # documents the single-vector flaw
+    assert not np.allclose(single.eigenvalues, (ref[:3] if which == "SA" else ref[::-1][:3]))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_block_triple_eigenvalue_at_the_top(seed):
+    g = np.random.default_rng(seed)
+    lam = np.concatenate([[5.0] * 3, g.uniform(-3, 4, 197)])
+    A = matrix_from_eigenvalues(lam, rng=seed + 20)
+    res = eigsh(A, 3, tol=1e-10, rng=seed, block_size=3)
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues, [5, 5, 5], atol=1e-9)
+    np.testing.assert_allclose(res.residual_norms, _true_residuals(A, res), atol=1e-11)
+
+
+def test_block_restarts_with_small_ncv(dense):
+    A, ref = dense
+    res = eigsh(A, 3, ncv=9, tol=1e-10, rng=2, block_size=3, max_matvecs=50_000)
+    assert res.converged and res.num_restarts > 3
+    np.testing.assert_allclose(res.eigenvalues, ref[::-1][:3], rtol=1e-9)
+    np.testing.assert_allclose(res.residual_norms, _true_residuals(A, res), atol=1e-11)
+    with pytest.raises(ValueError, match="k \\+ block_size"):
+        eigsh(A, 3, ncv=4, block_size=2)
+
+
+def test_block_uses_matmat_and_small_n_is_exact():
+    A = np.diag(np.arange(1.0, 101.0))
+    calls = {"mv": 0, "mm": 0}
+
+    def mv(v):
+        calls["mv"] += 1
+        return A @ v
+
+    def mm(V):
+        calls["mm"] += 1
+        return A @ V
+
+    op = Operator.from_matvec(mv, A.shape, dtype=np.float64, symmetric=True, matmat=mm)
+    res = eigsh(op, 2, tol=1e-10, rng=0, block_size=4)
+    assert calls["mv"] == 0 and calls["mm"] * 4 == res.num_matvecs
+    np.testing.assert_allclose(res.eigenvalues, [100, 99], rtol=1e-10)
+    # n < k + 2 b: no room for a residual block, the full single-vector basis is exact
+    small = eigsh(np.diag(np.arange(1.0, 8.0)), 3, block_size=3, rng=0, tol=1e-12)
+    np.testing.assert_allclose(small.eigenvalues, [7, 6, 5], rtol=1e-12)
+
+
+def test_block_torch_cpu_matches_numpy(dense):
+    torch = pytest.importorskip("torch")
+    A, ref = dense
+    res_np = eigsh(A, 3, tol=1e-10, rng=0, block_size=2)
+    res_t = eigsh(torch.from_numpy(A), 3, tol=1e-10, rng=0, block_size=2)
+    assert isinstance(res_t.eigenvectors, torch.Tensor) and res_t.eigenvectors.shape == (200, 3)
+    assert res_t.num_matvecs == res_np.num_matvecs
+    np.testing.assert_allclose(res_t.eigenvalues, res_np.eigenvalues, rtol=1e-10)
+    np.testing.assert_allclose(res_t.eigenvalues, ref[::-1][:3], rtol=1e-9)
+
+
+def test_block_non_finite_product_named():
+    def bad(V):
+        out = V.copy()
+        if bad.calls >= 2:
+            out[0, 1] = np.nan
+        bad.calls += 1
+        return out
+
+    bad.calls = 0
+    op = Operator.from_matvec(lambda v: v, (30, 30), dtype=np.float64, symmetric=True,
+                              matmat=bad)
+    with pytest.raises(ValueError, match="NaN or Inf at eigsh product 6 \\(column 2"):
+        eigsh(op, 1, rng=0, block_size=2)
+
+
+def test_block_not_converged_warns(dense):
+    A, _ = dense
+    with pytest.warns(ConvergenceWarning, match="not converged"):
+        res = eigsh(A, 3, ncv=8, max_matvecs=17, tol=1e-12, rng=0, block_size=2)
+    assert not res.converged and res.num_matvecs <= 17
+    np.testing.assert_allclose(res.residual_norms, _true_residuals(A, res), atol=1e-10)
+
+
+@pytest.mark.parametrize("b", [0, 1.5, "auto", True])
+def test_bad_block_size(b):
+    with pytest.raises((TypeError, ValueError), match="block_size"):
+        eigsh(np.eye(10), 1, block_size=b)
