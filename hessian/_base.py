@@ -33,12 +33,12 @@ class _Ctx:
     __slots__ = ("loss", "out", "grads", "u", "jtu", "vjp_fn", "jvp", "block", "hvp")
 
 
-def _pick_mode(mode: str, device: torch.device) -> str:
+def _pick_mode(mode: str) -> str:
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     if mode != "auto":
         return mode
-    return "func" if device.type == "cuda" else "autograd"
+    return "autograd"  # measured best on CPU and CUDA (see hessian.operators)
 
 
 class CurvatureOperator(Operator):
@@ -76,7 +76,7 @@ class CurvatureOperator(Operator):
         self.loss_kind = loss_kind(loss_fn) if loss_fn is not None else "none"
         self.data = Batches(data, device=self.view.device, dtype=self.view.dtype,
                             move=move_data, need_targets=self._needs_targets)
-        self.mode = _pick_mode(mode, self.view.device)
+        self.mode = _pick_mode(mode)
         self.cache_graph = self.data.single if cache_graph is None else bool(cache_graph)
         if max_probes is not None and max_probes < 1:
             raise ValueError(f"max_probes must be a positive integer or None, got {max_probes}")

@@ -200,7 +200,7 @@ def _dense_eig(op: Any, k: int, which: str) -> EigResult:
 
 
 def trace(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int = 100, *,
-          kind: str = "hessian", method: str = "xtrace", probe: str = "rademacher",
+          kind: str = "hessian", method: str = "xtrace", probe: str | None = None,
           rtol: float | None = None, rng: Any = None, per_layer: bool = False,
           progress: bool | None = None, **kwargs: Any) -> Estimate | dict:
     """Stochastic trace of a model's curvature (XTrace by default).
@@ -212,7 +212,8 @@ def trace(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int = 
     num_matvecs : int
         Product budget (a budget at or above the dimension gives the exact trace).
     method : {"xtrace", "xnystrace", "hutchpp", "hutchinson"}
-    probe : {"rademacher", "gaussian", "sphere"}
+    probe : {None, "rademacher", "gaussian", "sphere"}
+        ``None``: the method's default (see :func:`spectra.trace`).
     rtol : float, optional
         Stop early once the standard error is below ``rtol`` times the estimate.
 
@@ -232,7 +233,7 @@ def trace(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int = 
 
 
 def diagonal(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int = 100, *,
-             kind: str = "hessian", method: str = "xdiag", probe: str = "rademacher",
+             kind: str = "hessian", method: str = "xdiag", probe: str | None = None,
              rtol: float | None = None, rng: Any = None, per_layer: bool = False,
              progress: bool | None = None, **kwargs: Any) -> Estimate | dict:
     """Stochastic diagonal of a model's curvature (XDiag by default).
@@ -244,7 +245,8 @@ def diagonal(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int
     num_matvecs : int
         Product budget.
     method : {"xdiag", "hutchinson"}
-    probe : {"rademacher", "gaussian", "sphere"}
+    probe : {None, "rademacher", "gaussian", "sphere"}
+        ``None``: the method's default (see :func:`spectra.trace`).
     rtol : float, optional
         Stop early once the relative standard error is below ``rtol``.
 
