@@ -214,9 +214,9 @@ def _measure(ev: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 def wasserstein_distance(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray
                          ) -> float:
     """W1 between two weighted point measures."""
-    from scipy.stats import wasserstein_distance as wd
+    from .result import wasserstein1
 
-    return float(wd(x, y, wx, wy))
+    return wasserstein1(x, wx, y, wy)
 
 
 def decompress_deformed(smp: Any, sizes: list[int], *, columns: int | None, grid: Any,
@@ -234,7 +234,7 @@ def decompress_deformed(smp: Any, sizes: list[int], *, columns: int | None, grid
     c_n = smp.n / m
     t, w, resid = fit_population(np.clip(smp.pooled, 0.0, None), c_n)
     base = DeformedMarchenkoPastur(t, w, c_n)
-    self_err = _w1(_evaluate(base, 1000, None), smp.eigs) / float(smp.eigs.std())
+    self_err = _w1(_evaluate(base, 500, None), smp.eigs) / float(smp.eigs.std())
     diag: dict[str, Any] = {
         "method": "deformed", "model": f"deformed-mp({t.size} population atoms)",
         "reason": reason, "columns": m, "population": (t, w), "nnls_residual": resid,
@@ -246,7 +246,7 @@ def decompress_deformed(smp: Any, sizes: list[int], *, columns: int | None, grid
             ts, ws, _ = fit_population(np.clip(e, 0.0, None), e.size / m)
             subs.append((ts, ws))
         diag["validation_error"] = float(np.mean(
-            [_w1(_evaluate(DeformedMarchenkoPastur(ts, ws, c_n), 1000, None), smp.eigs)
+            [_w1(_evaluate(DeformedMarchenkoPastur(ts, ws, c_n), 500, None), smp.eigs)
              for ts, ws in subs])) / float(smp.eigs.std())
     results = []
     for N in sizes:
@@ -260,7 +260,7 @@ def decompress_deformed(smp: Any, sizes: list[int], *, columns: int | None, grid
             sd_n = float(np.sqrt(np.sum(ref[1] * (ref[0] - np.sum(ref[1] * ref[0])) ** 2)))
             stab = float(np.mean([
                 wasserstein_distance(*_measure(_evaluate(DeformedMarchenkoPastur(
-                    ts, ws, N / m), 1000, None)), *ref) for ts, ws in subs])) / sd_n
+                    ts, ws, N / m), 500, None)), *ref) for ts, ws in subs])) / sd_n
             d["stability"] = stab
             ok = ok and stab < 0.1
         if not ok:

@@ -17,14 +17,14 @@ __all__ = ["Sample", "haar_compress", "prepare_sample"]
 def haar_compress(eigs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     r"""Eigenvalues of a ``k x k`` principal block of ``O diag(eigs) O^T``, ``O`` Haar.
 
-    The first ``k`` rows of a Haar matrix are :math:`(GG^T)^{-1/2}G` with ``G`` a
-    ``k x n`` Gaussian, so the block's eigenvalues solve the generalised problem
-    :math:`G \Lambda G^T v = \mu\, G G^T v` (``O(k^2 n)`` instead of ``O(n^3)``).
+    The first ``k`` rows of a Haar matrix span a uniformly random ``k``-dimensional
+    subspace: an orthonormal basis ``Q`` of the column space of an ``n x k`` Gaussian
+    ``G`` (thin QR), so the block's eigenvalues are those of
+    :math:`Q^T \Lambda Q` (``O(k^2 n)`` instead of ``O(n^3)``; NumPy only).
     """
-    from scipy.linalg import eigh
-
-    G = rng.standard_normal((k, eigs.size))
-    return eigh((G * eigs) @ G.T, G @ G.T, eigvals_only=True)
+    G = rng.standard_normal((eigs.size, k))
+    Q, _ = np.linalg.qr(G)
+    return np.linalg.eigvalsh((Q.T * eigs) @ Q)
 
 
 @dataclass
