@@ -45,6 +45,11 @@ def main() -> int:
         t0 = time.perf_counter()
         parts.append(mod.run(quick=args.quick))
         print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    cuda = args.out.parent / "benchmarks_cuda.md"
+    if cuda.exists():
+        parts.append("# On a GPU\n\nThe curvature benchmark on an NVIDIA H100 is in "
+                     "[benchmarks_cuda.md](benchmarks_cuda.md) (measured on a lent GPU "
+                     "machine; `make bench` does not rewrite it).")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(head) + "\n" + "\n\n".join(parts) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -1,0 +1,289 @@
+r"""Exchangeable leave-one-out estimators: XTrace, XNysTrace and XDiag.
+
+The sketch :class:`_Sketch` (``A Omega = QR`` and ``AQ``), the leave-one-out directions
+:math:`s_i`, the ``k`` leave-one-out estimates of each method and their delete-one
+jackknife standard errors (from leave-two-out estimates), and the adaptive drivers
+:func:`_xtrace`, :func:`_xdiag` and :func:`_xnystrace` used by :func:`spectra.trace` and
+:func:`spectra.diagonal`. The formulas are in the notes of :mod:`spectra.trace`.
+
+References
+----------
+.. [1] E. N. Epperly, J. A. Tropp and R. J. Webber, "XTrace: making the most of every
+   sample in stochastic trace estimation", SIAM J. Matrix Anal. Appl. 45 (2024).
+.. [2] B. Efron and C. Stein, "The jackknife estimate of variance", Ann. Stat. 9 (1981).
+.. [3] J. A. Tropp, A. Yurtsever, M. Udell and V. Cevher, "Fixed-rank approximation of a
+   positive-semidefinite matrix from streaming data", NeurIPS (2017).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+
+from ._array import eps
+from ._trace_core import _START, _cat, _Ctx, _drive, _extend_basis
+
+
+def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
+    r"""Delete-one jackknife standard error from the replicates :math:`\hat t_{(-j)}`.
+
+    :math:`\sqrt{\frac{k-1}{k}\sum_j(\hat t_{(-j)} - \bar t_{(\cdot)})^2}` (Efron and
+    Stein: conservative in expectation for a symmetric function of i.i.d. test vectors).
+    """
+    k = reps.shape[axis]
+    dev = reps - np.mean(reps, axis=axis, keepdims=True)
+    return np.sqrt((k - 1) / k * np.sum(dev * dev, axis=axis))
+
+
+class _Sketch:
+    """Test vectors ``Omega``, ``Y = A Omega = Q R`` and ``Z = A Q``, grown in blocks."""
+
+    def __init__(self, ctx: _Ctx) -> None:
+        self.ctx = ctx
+        self.Om = self.Y = self.Q = self.Z = None
+        self.R = np.zeros((0, 0))
+
+    @property
+    def k(self) -> int:
+        return 0 if self.Om is None else self.Om.shape[1]
+
+    def grow(self, k: int) -> None:
+        ctx, xp = self.ctx, self.ctx.xp
+        if k <= self.k:
+            return
+        Om = ctx.draw(k - self.k)
+        Y = ctx.apply(Om)
+        Qe = _extend_basis(xp, self.Q, Y)
+        Ze = ctx.apply(Qe)
+        self.Om, self.Y = _cat(xp, self.Om, Om), _cat(xp, self.Y, Y)
+        self.Q, self.Z = _cat(xp, self.Q, Qe), _cat(xp, self.Z, Ze)
+        self.R = ctx.host(self.Q.T @ self.Y)  # upper triangular up to rounding
+
+    def small(self) -> dict[str, np.ndarray]:
+        """The ``k x k`` projections used by XTrace, on the host in float64."""
+        Q, Z, Om, Y, xp = self.Q, self.Z, self.Om, self.Y, self.ctx.xp
+        f64 = xp.float64
+        H = self.ctx.host(Q.T @ Z)
+        return {
+            "H": 0.5 * (H + H.T), "W": self.ctx.host(Q.T @ Om), "T": self.ctx.host(Z.T @ Om),
+            "d": self.ctx.host(xp.sum(xp.astype(Om * Y, f64), axis=0)), "R": self.R,
+            "o2": self.ctx.host(xp.sum(xp.astype(Om * Om, f64), axis=0)),
+        }
+
+
+def _loo_directions(R: np.ndarray, dtype: Any) -> np.ndarray:
+    r"""Unit vectors ``s_i`` spanning ``range(R) \ominus range(R_{-i})``, as columns.
+
+    ``s_i = R^{-T} e_i / \|R^{-T} e_i\|``, computed through the SVD of ``R`` with the
+    singular values floored at ``max(k, 10) eps sigma_max``: when ``A Omega`` is
+    (numerically) rank deficient the removed direction then lies in the part of the
+    basis that ``A Omega`` does not reach, and nothing overflows to NaN.
+    """
+    k = R.shape[1]
+    U, sig, Vt = np.linalg.svd(R)
+    if sig[0] == 0.0:
+        sig = np.ones_like(sig)
+    sig = np.maximum(sig, max(k, 10) * eps(dtype) * sig[0])
+    S = U @ (Vt / sig[:, None])
+    return S / np.linalg.norm(S, axis=0)
+
+
+def _pair_den(rho: np.ndarray) -> np.ndarray:
+    """``1 - rho_ij^2`` (Gram determinant of ``s_i, s_j``), floored; 1 on the diagonal."""
+    den = np.maximum(1.0 - rho * rho, 1e3 * np.finfo(np.float64).eps)
+    np.fill_diagonal(den, 1.0)
+    return den
+
+
+def _xtrace_estimates(p: dict, n: int, improved: bool, dtype: Any) -> tuple[np.ndarray, float]:
+    r"""The ``k`` leave-one-out XTrace estimates and the jackknife standard error.
+
+    In the basis ``Q`` the removed direction of estimate ``i`` is ``s_i``; the jackknife
+    replicate ``j`` (XTrace on :math:`\Omega_{-j}`) averages the leave-two-out estimates
+    :math:`\hat t_{i,-j}`, whose removed plane is ``span(s_i, s_j)``: with
+    :math:`\rho = s_i^Ts_j`, :math:`\gamma = M^{-1}[s_i^Tw_i, s_j^Tw_i]^T`,
+    :math:`M = [[1, \rho], [\rho, 1]]` and :math:`c = w_i - \gamma_1s_i - \gamma_2s_j`
+    everything is a ``k x k`` array operation.
+    """
+    H, W, T, R, d, o2 = p["H"], p["W"], p["T"], p["R"], p["d"], p["o2"]
+    k = W.shape[1]
+    S = _loo_directions(R, dtype)
+    trH = np.trace(H)
+    HW, HS = H @ W, H @ S
+    sw = np.sum(S * W, axis=0)
+    C = W - S * sw  # (I - s_i s_i^T) w_i
+    resid = (d - np.sum(T * C, axis=0) - np.sum(C * R, axis=0) + np.sum(C * (H @ C), axis=0))
+    tiny = np.finfo(np.float64).tiny
+    if improved:  # u_i = (I - P_i) omega_i, ||u_i||^2 = ||omega_i||^2 - ||c_i||^2
+        resid = resid * (n - k + 1) / np.maximum(o2 - np.sum(C * C, axis=0), tiny)
+    samples = trH - np.sum(S * HS, axis=0) + resid
+    if k < 2:
+        return samples, float("inf")
+    # leave-two-out: arrays indexed [i (probe), j (also removed)]
+    rho = S.T @ S
+    den = _pair_den(rho)
+    SW, SHS, SHW, ST, SR = S.T @ W, S.T @ HS, S.T @ HW, S.T @ T, S.T @ R
+    b1, b2 = sw[:, None], SW.T
+    g1, g2 = (b1 - rho * b2) / den, (b2 - rho * b1) / den
+    hii, hjj = np.diag(SHS)[:, None], np.diag(SHS)[None, :]
+    tr_pi = (hii + hjj - 2.0 * rho * SHS) / den
+    chc = (np.sum(W * HW, axis=0)[:, None] - 2.0 * (g1 * np.diag(SHW)[:, None] + g2 * SHW.T)
+           + g1 * g1 * hii + 2.0 * g1 * g2 * SHS + g2 * g2 * hjj)
+    tc = np.sum(T * W, axis=0)[:, None] - g1 * np.diag(ST)[:, None] - g2 * ST.T
+    cr = np.sum(W * R, axis=0)[:, None] - g1 * np.diag(SR)[:, None] - g2 * SR.T
+    res2 = d[:, None] - tc - cr + chc
+    if improved:
+        cc = np.sum(W * W, axis=0)[:, None] - (g1 * b1 + g2 * b2)
+        res2 = res2 * (n - k + 2) / np.maximum(o2[:, None] - cc, tiny)
+    t2 = trH - tr_pi + res2
+    np.fill_diagonal(t2, 0.0)
+    return samples, float(_jackknife(np.sum(t2, axis=0) / (k - 1)))
+
+
+def _xdiag_moments(sk: _Sketch) -> tuple[np.ndarray, np.ndarray]:
+    r"""Mean and jackknife standard error (per entry) of the XDiag estimate.
+
+    Replicate ``j`` (XDiag on :math:`\Omega_{-j}`) sums the leave-two-out estimates
+    over ``i != j``; with ``X = QS``, ``V = ZS`` and the pair coefficients of
+    :func:`_xtrace_estimates` the sums are ``n x k x k`` products.
+    """
+    ctx, xp = sk.ctx, sk.ctx.xp
+    S = _loo_directions(sk.R, ctx.op.dtype)
+    k = S.shape[1]
+    SR = S.T @ sk.R
+    alpha = np.diag(SR).copy()  # s_i^T r_i
+    Sd = ctx.dev(S)
+    X, V = sk.Q @ Sd, sk.Z @ Sd
+    f64 = xp.float64
+    D = xp.sum(xp.astype(sk.Q * sk.Z, f64), axis=1)
+    OX = sk.Om * X
+    E = xp.astype(OX * ctx.dev(alpha)[None, :] - X * V, f64) + D[:, None]
+    mean = xp.mean(E, axis=1)
+    if k < 2:
+        return ctx.host(mean), np.full(ctx.n, np.inf)
+    rho = S.T @ S
+    Cc = 1.0 / _pair_den(rho)
+    np.fill_diagonal(Cc, 0.0)
+    Ec, beta = rho * Cc, SR.T  # beta[i, j] = s_j^T r_i
+    C1 = Cc * alpha[:, None] - Ec * beta
+    C2 = Cc * beta - Ec * alpha[:, None]
+    XV = X * V
+    dv = ctx.dev
+    tot = (XV @ dv(-Cc) - XV * dv(np.sum(Cc, axis=0))[None, :] + V * (X @ dv(Ec))
+           + X * (V @ dv(Ec)) + OX @ dv(C1) + X * (sk.Om @ dv(C2)))
+    reps = xp.astype(tot, f64) / (k - 1) + D[:, None]
+    dev = reps - xp.mean(reps, axis=1)[:, None]
+    se = xp.sqrt((k - 1) / k * xp.sum(dev * dev, axis=1))
+    return ctx.host(mean), ctx.host(se)
+
+
+def _xnystrace_estimates(ctx: _Ctx, Om: Any, Y: Any) -> tuple[np.ndarray, float]:
+    """The ``k`` leave-one-out XNysTrace estimates of a PSD operator and their jackknife.
+
+    The shift ``nu = sqrt(n) eps ||Y||_2`` (Tropp et al. 2017) makes the Cholesky factor
+    safe in floating point; its contribution ``nu n`` is subtracted exactly.
+    With ``Y_nu = Y + nu Omega = Q R``, ``Omega^T Y_nu = C^T C`` (Cholesky),
+    ``G^{-1} = (C^T C)^{-1}``, ``B = R C^{-1}`` and ``N = G^{-1} Y_nu^T Y_nu G^{-1}``:
+    ``tr(A_(i)) = ||B||_F^2 - N_ii / G^{-1}_ii`` and the residual is the Schur complement
+    ``omega_i^T (A_nu - A_(i)) omega_i = 1 / G^{-1}_ii``; the improved estimate scales it
+    by ``(n - k + 1) / ||u_i||^2`` with ``||u_i||^2 = 1 / [(Omega^T Omega)^{-1}]_ii``.
+    Leave-two-out quantities follow from the same ``k x k`` inverses by one rank-one
+    downdate.
+    """
+    xp, n, k = ctx.xp, ctx.n, Om.shape[1]
+    gram = ctx.host(Y.T @ Y)
+    ynorm = float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (gram + gram.T))[-1], 0.0)))  # ||Y||_2
+    if ynorm == 0.0:
+        return np.zeros(k), 0.0
+    nu = float(np.sqrt(n) * eps(ctx.op.dtype) * ynorm)
+    for _ in range(4):  # a few larger shifts for rounding; never enough to hide an indefinite A
+        Ynu = Y + nu * Om
+        G = ctx.host(Om.T @ Ynu)
+        try:
+            C = sla.cholesky(0.5 * (G + G.T), lower=False)
+            break
+        except np.linalg.LinAlgError:
+            nu *= 100.0
+    else:
+        raise ValueError(
+            "xnystrace: Omega^T A Omega is not positive definite even after a shift; "
+            "is the operator really positive semi-definite? Use method='xtrace' otherwise"
+        )
+    R = ctx.host(xp.linalg.qr(Ynu)[1])
+    B = sla.solve_triangular(C, R.T, trans="T", lower=False).T
+    U = sla.solve_triangular(C, np.eye(k), trans="T", lower=False)  # C^{-T}
+    Gi = U.T @ U
+    BU = B @ U
+    N = BU.T @ BU
+    g = np.diag(Gi).copy()
+    trB = np.sum(B * B)
+    scale1 = scale2 = 1.0
+    if ctx.improved:
+        Oi = _gram_inverse(ctx.host(Om.T @ Om))
+        oi = np.diag(Oi)
+        scale1 = (n - k + 1) * oi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            o2 = oi[:, None] - Oi * Oi / oi[None, :]
+        scale2 = (n - k + 2) * np.maximum(o2, np.finfo(np.float64).tiny)
+    samples = trB - np.diag(N) / g + scale1 / g - nu * n
+    if k < 2:
+        return samples, float("inf")
+    # leave-two-out, [i, j]: G^{-1} downdated by column j
+    gj = g[None, :]
+    g2 = np.maximum(g[:, None] - Gi * Gi / gj, 1e3 * np.finfo(np.float64).eps * g[:, None])
+    nii = (np.diag(N)[:, None] - 2.0 * N * Gi / gj + Gi * Gi * np.diag(N)[None, :] / gj**2)
+    t2 = trB - np.diag(N)[None, :] / gj - nii / g2 + scale2 / g2 - nu * n
+    np.fill_diagonal(t2, 0.0)
+    return samples, float(_jackknife(np.sum(t2, axis=0) / (k - 1)))
+
+
+def _gram_inverse(G: np.ndarray) -> np.ndarray:
+    """Inverse of a symmetric positive definite Gram matrix (pseudo-inverse if singular)."""
+    G = 0.5 * (G + G.T)
+    try:
+        c = sla.cho_factor(G)
+        return sla.cho_solve(c, np.eye(G.shape[0]))
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(G, hermitian=True)
+
+
+# ---------------------------------------------------------------------------- methods
+
+
+def _xtrace(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
+    sk = _Sketch(ctx)
+
+    def round_fn(k: int) -> tuple:
+        sk.grow(k)
+        s, se = _xtrace_estimates(sk.small(), ctx.n, ctx.improved, ctx.op.dtype)
+        return float(np.mean(s)), se, s
+
+    return _drive(round_fn, _START["xtrace"], m // 2, rtol)
+
+
+def _xdiag(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
+    sk = _Sketch(ctx)
+
+    def round_fn(k: int) -> tuple:
+        sk.grow(k)
+        return (*_xdiag_moments(sk), None)
+
+    return _drive(round_fn, _START["xdiag"], m // 2, rtol)
+
+
+def _xnystrace(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
+    xp = ctx.xp
+    st: dict[str, Any] = {"Om": None, "Y": None}
+
+    def round_fn(k: int) -> tuple:
+        have = 0 if st["Om"] is None else st["Om"].shape[1]
+        if k > have:
+            Om = ctx.draw(k - have)
+            Y = ctx.apply(Om)
+            st["Om"], st["Y"] = _cat(xp, st["Om"], Om), _cat(xp, st["Y"], Y)
+        s, se = _xnystrace_estimates(ctx, st["Om"], st["Y"])
+        return float(np.mean(s)), se, s
+
+    return _drive(round_fn, _START["xnystrace"], m, rtol)
