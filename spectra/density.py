@@ -247,17 +247,19 @@ def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
     used += p
     mu = np.zeros((p, 2 * half))
     ab = to_numpy(xp.stack([xp.sum(V0 * V0, axis=0), xp.sum(V1 * V0, axis=0)]))
+    if not np.all(np.isfinite(ab)):
+        raise ValueError("the operator's product returned NaN or Inf at KPM step 1")
     mu0, mu1 = ab[0], ab[1]
     mu[:, 0], mu[:, 1] = mu0, mu1
     for k in range(1, half):
-        sq = to_numpy(xp.sum(V1 * V1, axis=0))
-        mu[:, 2 * k] = 2 * sq - mu0
         V2 = 2.0 * (op.matmat(V1) - c * V1) / d - V0
         used += p
-        cross = to_numpy(xp.sum(V2 * V1, axis=0))
-        if not (np.all(np.isfinite(cross)) and np.all(np.isfinite(sq))):
+        # one host transfer per step: <v_k, v_k> and <v_{k+1}, v_k>
+        sc = to_numpy(xp.stack([xp.sum(V1 * V1, axis=0), xp.sum(V2 * V1, axis=0)]))
+        if not np.all(np.isfinite(sc)):
             raise ValueError(f"the operator's product returned NaN or Inf at KPM step {k + 1}")
-        mu[:, 2 * k + 1] = 2 * cross - mu1
+        mu[:, 2 * k] = 2 * sc[0] - mu0
+        mu[:, 2 * k + 1] = 2 * sc[1] - mu1
         V0, V1 = V1, V2
     mu /= mu0[:, None]  # normalise each probe's measure to unit mass
     coef = jackson_weights(2 * half)[None, :] * mu

@@ -88,3 +88,22 @@ def test_cdf_and_quantile_consistent(two_bulk):
     den = density(A, num_probes=4, num_steps=30, rng=0)
     q = den.quantile([0.1, 0.5, 0.9])
     np.testing.assert_allclose(den.cdf(q), [0.1, 0.5, 0.9], atol=0.02)
+
+
+def test_kpm_nan_from_a_product_names_the_step():
+    from spectra import Operator
+
+    d = np.linspace(1.0, 2.0, 60)
+    calls = {"n": 0}
+
+    def mm(V):
+        calls["n"] += 1
+        out = d[:, None] * V
+        if calls["n"] > 34:  # after the bounds (30 Lanczos products) and a few KPM steps
+            out[0, 0] = np.inf
+        return out
+
+    op = Operator.from_matvec(lambda v: d * v, (60, 60), dtype=np.float64, symmetric=True,
+                              matmat=mm)
+    with pytest.raises(ValueError, match="KPM step"):
+        density(op, method="kpm", num_probes=2, num_steps=10, rng=0)
