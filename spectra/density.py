@@ -143,6 +143,7 @@ def density(
     smoothing: Any = "auto",
     probe: str = "rademacher",
     reorth: str = "auto",
+    deflate: bool = True,
     rng: Any = None,
 ) -> SpectralDensity:
     r"""Estimate the spectral density of a symmetric operator.
@@ -169,6 +170,11 @@ def density(
     probe : {"rademacher", "gaussian", "sphere"}
     reorth : {"auto", "full", "none"}
         SLQ reorthogonalisation (see :func:`spectra.quadrature.slq_measure`).
+    deflate : bool
+        SLQ only: deflate the eigenpairs that converge in a pilot run of the first
+        probe, giving each its exact weight ``1/n`` and running the other probes on the
+        complement (see :func:`spectra.quadrature.slq_measure`). This removes the probe
+        noise of isolated outliers, the dominant error for spectra that have them.
     rng : None, int, numpy or torch Generator
 
     Returns
@@ -197,19 +203,25 @@ def density(
         return _kpm(op, num_probes, num_steps, grid, probe, rng)
 
     m = slq_measure(op, num_probes=num_probes, num_steps=num_steps, probe=probe,
-                    reorth=reorth, rng=rng)
+                    reorth=reorth, deflate=deflate, rng=rng)
     nodes = np.concatenate(m.nodes)
     weights = np.concatenate(m.weights)
     weights = np.clip(weights, 0.0, None)
     weights /= weights.sum()
     lo, hi = float(nodes.min()), float(nodes.max())
     if smoothing == "auto":
-        sigmas = [auto_smoothing(t) for t in m.nodes]
+        # Never narrower than two grid steps, so the curve is resolved and integrates to
+        # one (deflated eigenvalues can sit next to a complement node).
+        floor = 2.0 * (hi - lo) / (_DEFAULT_GRID if grid is None else
+                                   int(grid) if isinstance(grid, (int, np.integer)) else
+                                   max(np.size(grid), 2))
+        sigmas = [np.maximum(auto_smoothing(t), floor) for t in m.nodes]
     else:
         sigmas = [np.full(t.size, float(smoothing)) for t in m.nodes]
     sigma = float(np.median(np.concatenate(sigmas)))
+    # Wide enough that no node's Gaussian is cut (widths are capped at 3x the median).
     pad = 5.0 * max(float(np.max(sg)) for sg in sigmas)
-    x, own = _grid(grid, lo, hi, min(pad, 5.0 * sigma + 0.05 * (hi - lo)))
+    x, own = _grid(grid, lo, hi, pad)
     per = np.stack([smooth(t, w / w.sum(), x, sg)
                     for t, w, sg in zip(m.nodes, m.weights, sigmas, strict=True)])
     rho, stderr = _finish(x, per, own)

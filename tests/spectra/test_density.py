@@ -107,3 +107,57 @@ def test_kpm_nan_from_a_product_names_the_step():
                               matmat=mm)
     with pytest.raises(ValueError, match="KPM step"):
         density(op, method="kpm", num_probes=2, num_steps=10, rng=0)
+
+
+@pytest.fixture(scope="module")
+def outliers():
+    """A bulk on [0, 1] plus isolated outliers, one of them triple."""
+    g = np.random.default_rng(3)
+    lam = np.sort(np.concatenate([g.beta(2, 5, 600), [3.0, 3.0, 3.0, 4.0, 5.5, 7.0]]))
+    return matrix_from_eigenvalues(lam, rng=4), lam
+
+
+def test_deflation_reduces_w1_at_equal_products(outliers):
+    A, lam = outliers
+    plain = [density(A, num_probes=6, num_steps=40, deflate=False, rng=s) for s in range(8)]
+    defl = [density(A, num_probes=6, num_steps=40, deflate=True, rng=s) for s in range(8)]
+    assert all(d.num_matvecs == p.num_matvecs == 240 for d, p in zip(defl, plain, strict=True))
+    w_plain = np.mean([wasserstein1(d, lam) for d in plain])
+    w_defl = np.mean([wasserstein1(d, lam) for d in defl])
+    assert w_defl < 0.7 * w_plain
+
+
+def test_deflation_keeps_multiplicity_in_expectation(outliers):
+    # Only one vector of the triple eigenvalue 3 can be deflated from a single pilot run;
+    # the other two copies stay in the complement, so the mass at 3 stays 3/n on average.
+    A, lam = outliers
+    n = lam.size
+    mass = []
+    for s in range(20):
+        den = density(A, num_probes=5, num_steps=40, deflate=True, rng=s)
+        near = np.abs(den.nodes - 3.0) < 1e-6
+        mass.append(den.weights[near].sum())
+        # the isolated simple outliers get exactly their weight 1/n
+        for out in (5.5, 7.0):
+            at = np.abs(den.nodes - out) < 1e-6
+            np.testing.assert_allclose(den.weights[at].sum(), 1.0 / n, rtol=1e-6)
+    assert abs(np.mean(mass) - 3.0 / n) < 4 * np.std(mass) / np.sqrt(len(mass))
+    assert np.mean(mass) > 2.0 / n
+
+
+def test_deflation_without_converged_pairs_is_ordinary_slq(two_bulk):
+    # Three steps converge nothing: the result is exactly the ordinary estimate.
+    A, _ = two_bulk
+    a = density(A, num_probes=4, num_steps=3, deflate=True, rng=5)
+    b = density(A, num_probes=4, num_steps=3, deflate=False, rng=5)
+    np.testing.assert_allclose(np.sort(a.nodes), np.sort(b.nodes), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.rho, b.rho, rtol=1e-8, atol=1e-12)
+
+
+def test_deflation_on_torch_operator_matches_numpy(outliers):
+    torch = pytest.importorskip("torch")
+    A, lam = outliers
+    a = density(torch.from_numpy(A), num_probes=4, num_steps=30, rng=0)
+    b = density(A, num_probes=4, num_steps=30, rng=0)
+    assert a.num_matvecs == b.num_matvecs
+    assert abs(wasserstein1(a, lam) - wasserstein1(b, lam)) < 0.2 * wasserstein1(b, lam) + 1e-4
