@@ -462,10 +462,13 @@ def density_table(model, X, y, Hd, quick: bool) -> list[str]:
         w1, note = box["v"]
         rows.append(f"| {name} | {t:.2f} | {w1:.1e} | {note} | {mem} |")
 
-    def ours():
-        d = spectra.density(H, num_probes=probes, num_steps=steps, rng=0)
-        return wasserstein1(d, lam), "raw nodes/weights"
-    add("impalpable SLQ (batched probes, full reorth.)", ours)
+    def ours(p=probes, deflate=True):
+        d = spectra.density(H, num_probes=p, num_steps=steps, deflate=deflate, rng=0)
+        return wasserstein1(d, lam), f"raw nodes/weights, {d.num_matvecs} products"
+    add("impalpable SLQ, pilot-deflated (default)", ours)
+    add("impalpable SLQ, no deflation", lambda: ours(deflate=False))
+    few = max(2, (4 * probes) // 10)
+    add(f"impalpable SLQ, pilot-deflated, {few} probes", lambda: ours(p=few))
     av = anchors_available()
     if not isinstance(av["PyHessian"], Exception):
         def ph():
