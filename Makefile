@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test docs bench lint clean
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check spectra freedecomp hessian tests benchmarks examples
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
 
+# The documentation (warnings are errors; the gallery executes every example at --small).
+# make test builds it too, without executing the examples (tests/test_docs.py).
+docs: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 bench: $(STAMP)
 	$(PY) -m pip install -q -e .[bench]
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_optim.py
 	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)

@@ -26,9 +26,11 @@ SECTIONS = {
     "bench_gramians": "gramians",
     "bench_freedecomp": "freedecomp",
     "bench_hessian": "hessian",
-    "bench_optim": "optim",
     "bench_prune": "prune",
 }
+#: Pages written by their own drivers and embedded as they are: the optimizer study
+#: (``benchmarks/bench_optim.py``: cached per-run results, about an hour from scratch).
+EMBEDDED = ["benchmarks_optim.md"]
 
 
 def _machine() -> str:
@@ -66,8 +68,9 @@ def assemble(out: Path = DOCS / "benchmarks.md") -> None:
             "`python benchmarks/run_all.py bench_hessian`). Every comparison is measured "
             "side by side in the same process, so ratios are more reliable than absolute "
             "times; each section states when and under what load it ran.", ""]
-    parts = [(DOCS / "bench" / f"{page}.md").read_text().strip()
-             for page in SECTIONS.values() if (DOCS / "bench" / f"{page}.md").exists()]
+    pages = [DOCS / "bench" / f"{page}.md" for page in SECTIONS.values()]
+    pages += [DOCS / name for name in EMBEDDED]
+    parts = [page.read_text().strip() for page in pages if page.exists()]
     cuda = out.parent / "benchmarks_cuda.md"
     if cuda.exists():
         parts.append("# On a GPU\n\nThe curvature benchmark on an NVIDIA H100 is in "

@@ -22,6 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from spectra._kernels import prefer_threadsafe_layer
+
+prefer_threadsafe_layer()
+
 __all__ = ["homotopy_solve", "homotopy_solve_serial"]
 
 

@@ -23,6 +23,8 @@ data-parallel over ``torch.distributed``.
 from __future__ import annotations
 
 from . import distributed
+from .dissipation import DissipationGramian
+from .monitor import SpectrumHistory, SpectrumMonitor
 from .operators import (
     CurvatureOperator,
     FisherOperator,
@@ -32,15 +34,26 @@ from .operators import (
     NTKOperator,
     per_layer,
 )
+from .optim import SNRAdamW
+from .prune import KernelPruner
+from .schedule import SpectralLR
 from .spectrum import curvature_operator, density, diagonal, top_eigenvalues, trace
+from .trajectory import TrajectoryGramian
 
 __all__ = [
     "CurvatureOperator",
+    "DissipationGramian",
     "FisherOperator",
     "GGNOperator",
     "HessianOperator",
     "JacobianGramOperator",
+    "KernelPruner",
     "NTKOperator",
+    "SNRAdamW",
+    "SpectralLR",
+    "SpectrumHistory",
+    "SpectrumMonitor",
+    "TrajectoryGramian",
     "curvature_operator",
     "distributed",
     "density",

@@ -38,6 +38,9 @@ _LAZY = {
     "trace_function": ("quadrature", "trace_function"),
     "logdet": ("quadrature", "logdet"),
     "density": ("density", "density"),
+    "gramian": ("gramians", "gramian"),
+    "hankel_singular_values": ("gramians", "hankel_singular_values"),
+    "kernel_operator": ("kernels_ops", "kernel_operator"),
 }
 _SUBMODULES = ("plot", "testing", "probes", "quadrature", "eigs", "cli")
 

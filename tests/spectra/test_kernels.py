@@ -48,3 +48,96 @@ def test_lanczos_block_kernels_match_numpy():
         s = g.standard_normal(p)
         scale_columns(W, s)
         np.testing.assert_allclose(W, twin * s, rtol=tol, atol=tol)
+
+
+def test_parallel_kernels_leave_torch_thread_count_alone():
+    # Numba's OpenMP layer would resize the OpenMP pool torch shares (1 -> core count).
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("torch")
+
+    code = ("import torch, numpy as np\n"
+            "before = torch.get_num_threads()\n"
+            "from spectra.density import smooth\n"
+            "smooth(np.zeros(3), np.ones(3) / 3, np.linspace(-1, 1, 64), 0.1)\n"
+            "print(before, torch.get_num_threads())\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING")}
+    env["OMP_NUM_THREADS"] = "1"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "1"]
+
+
+# ---------------------------------------------------------------- kernel-matrix cores
+def _kernel_twin(G, sq_r, sq_c, kind, a, b, degree):
+    """NumPy twin of the kernel-value pass: inner products G -> kernel values."""
+    if kind == 4:
+        return (a * G + b) ** degree
+    d2 = np.maximum(sq_r[:, None] + sq_c[None, :] - 2 * G, 0)
+    if kind == 0:
+        return np.exp(-a * d2)
+    r = a * np.sqrt(d2)
+    poly = {1: 1.0, 2: 1 + r, 3: 1 + r + r * r / 3}[kind]
+    return poly * np.exp(-r)
+
+
+def test_vectorised_exp_matches_numpy():
+    from spectra._kernels import exp_inplace32, exp_inplace64
+
+    g = np.random.default_rng(4)
+    for f, dtype, lo, rtol in ((exp_inplace64, np.float64, -708.0, 6e-16),
+                               (exp_inplace32, np.float32, -87.0, 2.5e-7)):
+        x = np.concatenate([np.linspace(lo, 0.0, 20001), g.uniform(-3, 0, 999), [0.0, -1e-30]])
+        x = x.astype(dtype)
+        y = x.copy()
+        f(y, np.empty_like(y))
+        ref = np.exp(x.astype(np.float64))
+        assert np.max(np.abs(y - ref) / ref) < rtol
+        z = np.array([lo - 1.0, -1e4, -np.inf], dtype=dtype)  # far below: exactly 0
+        f(z, np.empty_like(z))
+        np.testing.assert_array_equal(z, 0.0)
+
+
+def test_kernel_rows_eval_matches_twin():
+    from spectra._kernels import kernel_rows_eval
+
+    g = np.random.default_rng(5)
+    Xr, Xc = g.standard_normal((9, 4)), g.standard_normal((13, 4))
+    sr, sc = (Xr**2).sum(1), (Xc**2).sum(1)
+    for kind, a in ((0, 0.3), (1, 0.7), (2, 1.1), (3, 0.9), (4, 0.25)):
+        prm = np.array([a, 1.5, 1.0, 0.0, 1 / 3, 1e-4])
+        G = Xr @ Xc.T
+        twin = _kernel_twin(G, sr, sc, kind, a, 1.5, 3)
+        kernel_rows_eval(G, sr, sc, Xr, Xc, kind, prm, 3, 2, 7)  # rows 2..6 only
+        np.testing.assert_allclose(G[2:7], twin[2:7], rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(G[:2], (Xr @ Xc.T)[:2], rtol=0, atol=0)  # untouched
+
+
+def test_kernel_matmat_part_matches_twin():
+    from spectra._kernels import kernel_matmat_part
+
+    g = np.random.default_rng(6)
+    cases = ((37, 3, 2, 5, 7, 3, np.float64), (64, 6, 1, 8, 16, 1, np.float64),
+             (50, 65, 3, 64, 12, 2, np.float32))
+    for N, d, k, rows, chunk, nt, dtype in cases:
+        P = g.standard_normal((N, d)).astype(dtype)
+        P64 = P.astype(np.float64)
+        sq64 = (P64**2).sum(1)
+        Vt = g.standard_normal((k, N)).astype(dtype)
+        for kind, a in ((0, 0.2), (1, 0.3), (3, 0.6), (4, 0.1)):
+            prm = np.array([a, 1.0, 1.0, 0.0, 1 / 3, 1e-4], dtype=dtype)
+            acc = np.full((nt, k, N), np.nan, dtype=dtype)
+            for t in range(nt):  # every thread's share, one after the other
+                kernel_matmat_part(P, sq64.astype(dtype), Vt, acc[t], t, nt, kind, prm, 2,
+                                   rows, chunk)
+            G = P64 @ P64.T
+            if kind != 4:
+                np.fill_diagonal(G, sq64)  # a point's distance to itself is exactly 0
+            twin = _kernel_twin(G, sq64, sq64, kind, a, 1.0, 2) @ Vt.T.astype(np.float64)
+            tol = 1e-12 if dtype == np.float64 else 2e-5
+            assert np.abs(acc.sum(axis=0).T - twin).max() <= tol * np.abs(twin).max()

@@ -1,0 +1,745 @@
+r"""SNR-gated AdamW: Adam's step, passed through a per-coordinate signal-to-noise gate.
+
+:class:`SNRAdamW` is AdamW plus one exponential moving average per parameter of the
+centred gradient variance. With the minibatch gradient :math:`g_t`, Adam's moments
+:math:`m_t, v_t` and :math:`\hat m = m_t/(1-\beta_1^t)`, :math:`\hat v = v_t/(1-\beta_2^t)`,
+
+.. math::
+    \delta_t = g_t - \hat m_{t-1}, \qquad
+    s_t = \rho\, s_{t-1} + (1-\rho)\, \delta_t^2, \qquad
+    \hat s_t = \frac{s_t}{1-\rho^{t-1}} \quad (t \ge 2).
+
+With a fresh batch every step, :math:`\hat s` estimates :math:`\mathrm{Var}(g_t) =
+\Sigma/b = \mathbb E[\sigma_B^2]/(b-1)`: exactly the leave-one-out penalty of the
+U-statistic :math:`\frac{1}{b(b-1)}\sum_{i\ne j} g_i g_j = \bar g^2 - \sigma_B^2/(b-1)`,
+the unbiased estimate of the squared population gradient [1]_. (The deviation
+from the previous mean also carries the mean's own noise, a factor
+:math:`1 + \rho(\beta_1, t-1) \approx 1.05`; it makes the gate slightly conservative.)
+
+The gate compares the signal :math:`\hat m^2` with the noise
+:math:`\kappa \hat s`, where
+
+.. math::
+    \kappa = \tau \bigl(\alpha + [\text{momentum\_correction}]\,\rho(\beta_1, t)\bigr),
+    \qquad \rho(\beta, t) = \frac{(1-\beta)(1+\beta^{t})}{(1+\beta)(1-\beta^{t})},
+
+:math:`\tau` is ``softness``, :math:`\alpha` the leave-one-out multiplier (1 on the
+fresh-batch boundary; default 0, see below) and :math:`\rho(\beta_1, t)\,\mathrm{Var}(g)`
+the residual noise variance of the momentum average (M-SVAG, [2]_; it tends to
+:math:`(1-\beta_1)/(1+\beta_1) \approx 0.053`). With ``alpha=0`` and the momentum
+correction the gate asks whether the *momentum* is significant (M-SVAG's variance
+adaptation); with ``alpha=1`` whether a *single batch's* gradient is. The momentum
+averages about :math:`(1+\beta_1)/(1-\beta_1) \approx 19` batches, so the second test is
+about 20 times stricter: on grokking at batch 512 it shut nearly every coordinate
+(``docs/benchmarks_optim.md``), hence the default ``alpha=0``. Per coordinate,
+with :math:`x = \hat m^2` and :math:`n = \kappa \hat s`:
+
+============= ==================================================== ======================
+gate          :math:`\gamma`                                       character
+============= ==================================================== ======================
+``"snr"``     :math:`x / (x + n + \epsilon^2)`                     Wiener / M-SVAG factor,
+                                                                   never exactly zero
+``"soft"``    :math:`\max(0, x - n) / (x + \epsilon^2)`            positive-part
+                                                                   James-Stein
+``"hard"``    :math:`\mathbf 1[x > n]`                             the bang-bang optimum
+                                                                   of the U-statistic
+``"sigmoid"`` :math:`\sigma\bigl(\log(x/n) / T\bigr)`              ``T = 1`` is ``"snr"``;
+                                                                   ``T -> 0`` is ``"hard"``
+============= ==================================================== ======================
+
+``reduction="per_tensor"`` replaces :math:`x, n` by their sums over each tensor and
+broadcasts one :math:`\gamma` to it. The update is
+
+.. math::
+    \theta \leftarrow \theta - \eta\lambda\, d \odot \theta
+    - \eta\, \gamma \odot \hat m / (\sqrt{\hat v} + \epsilon),
+
+with :math:`d = 1` (``gate_weight_decay=False``: decoupled decay acting on every
+coordinate, as in THEORY.md 1a) or :math:`d = \gamma` (``True``: a coordinate whose
+update is gated off is neither moved nor decayed). During the first ``warmup``
+steps the gate is held open (:math:`\gamma = 1`); with ``gate=None`` the optimizer is
+``torch.optim.AdamW`` operation for operation, so it reproduces it bit for bit.
+
+Two implementations share every formula: :func:`snr_adamw_single` (a loop over
+tensors) and :func:`snr_adamw_foreach` (``torch._foreach_*`` multi-tensor kernels,
+one launch per operation for all tensors of a device and dtype: the fast path on
+GPUs). Both follow the operation order of torch's AdamW of the same kind.
+
+References
+----------
+.. [1] E. Litman and G. Guo, "A theory of generalization in deep learning",
+   arXiv:2605.01172 (2026); the leave-one-out reading of its gate is derived in
+   THEORY.md section 0.
+.. [2] L. Balles and P. Hennig, "Dissecting Adam: the sign, magnitude and variance of
+   stochastic gradients", ICML 2018.
+.. [3] I. Loshchilov and F. Hutter, "Decoupled weight decay regularization", ICLR 2019.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Real
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "GATES",
+    "SNRAdamW",
+    "leave_one_out_signal",
+    "momentum_noise",
+    "snr_adamw_foreach",
+    "snr_adamw_single",
+]
+
+#: Allowed values of ``gate`` (``None`` disables the gate: plain AdamW).
+GATES = ("snr", "soft", "hard", "sigmoid")
+_REDUCTIONS = (None, "per_tensor")
+
+
+def momentum_noise(beta: float, t: float) -> float:
+    r"""Variance of the debiased EMA mean relative to one sample's: :math:`\rho(\beta, t)`.
+
+    For :math:`\hat m_t = (1-\beta)\sum_{i\le t} \beta^{t-i} g_i / (1-\beta^t)` with
+    independent :math:`g_i` of variance :math:`\sigma^2`,
+    :math:`\mathrm{Var}(\hat m_t) = \rho(\beta,t)\,\sigma^2` with
+    :math:`\rho(\beta,t) = (1-\beta)(1+\beta^t)/((1+\beta)(1-\beta^t))`; M-SVAG
+    (Balles and Hennig, 2018) writes the same with :math:`t+1` (its step count starts at
+    0). It is 1 at :math:`t = 1` and tends to :math:`(1-\beta)/(1+\beta)`.
+
+    Parameters
+    ----------
+    beta : float
+        EMA decay in ``[0, 1)``.
+    t : float
+        Number of averaged samples, ``>= 1``.
+
+    Returns
+    -------
+    float
+    """
+    if beta == 0.0:
+        return 1.0
+    bt = beta**t
+    return (1.0 - beta) * (1.0 + bt) / ((1.0 + beta) * (1.0 - bt))
+
+
+def leave_one_out_signal(per_example: Tensor) -> Tensor:
+    r"""Unbiased estimate of the squared population gradient from one batch.
+
+    For per-example gradients :math:`g_1, \dots, g_b` (first axis) with mean
+    :math:`\bar g` and within-batch variance :math:`\sigma_B^2 = \frac1b\sum_i
+    (g_i - \bar g)^2`, the U-statistic
+
+    .. math::
+        \frac{1}{b(b-1)} \sum_{i \ne j} g_i g_j = \bar g^2 - \frac{\sigma_B^2}{b-1}
+
+    is unbiased for :math:`\mu^2` (elementwise): how much the examples agree beyond each
+    one's agreement with itself. The gate of :class:`SNRAdamW` with ``alpha=1`` asks
+    whether this is positive, with :math:`\sigma_B^2/(b-1)` replaced by the temporal
+    variance of fresh batch means (the same quantity in expectation).
+
+    Parameters
+    ----------
+    per_example : Tensor
+        Shape ``(b, ...)`` with ``b >= 2``.
+
+    Returns
+    -------
+    Tensor
+        Shape ``per_example.shape[1:]``.
+    """
+    b = per_example.shape[0] if per_example.ndim else 0
+    if b < 2:
+        raise ValueError(f"need at least 2 per-example gradients on the first axis, got {b}")
+    mean = per_example.mean(0)
+    var = per_example.var(0, correction=0)
+    return mean * mean - var / (b - 1)
+
+
+# ====================================================================== update functions
+def _kappa(h: dict, t: float) -> float:
+    k = h["alpha"] + (momentum_noise(h["beta1"], t) if h["momentum_correction"] else 0.0)
+    return h["softness"] * k
+
+
+def _gate_from(x: Tensor, n: Tensor, h: dict, tiny: Any, mask: Tensor | None = None) -> Tensor:
+    """Gate values from signal ``x`` and noise ``n`` (same units; ``tiny`` = eps^2).
+
+    ``mask`` may carry ``x > n`` when already computed (it is the hard gate).
+    """
+    kind = h["gate"]
+    if kind == "snr":
+        return x / (x + n + tiny)
+    if kind == "soft":
+        return (x - n).clamp_(min=0.0).div_(x + tiny)
+    if kind == "hard":
+        return (x > n if mask is None else mask).to(x.dtype)
+    return torch.sigmoid((torch.log(x + tiny) - torch.log(n + tiny)) / h["temperature"])
+
+
+def _scalars(steps: list[Tensor], h: dict) -> list[dict]:
+    """Per-tensor Python scalars of one step (the step counts are CPU tensors)."""
+    out = []
+    for st in steps:
+        t = float(st.item()) if st.device.type == "cpu" else float(st)
+        bc1 = 1 - h["beta1"] ** t
+        bc2 = 1 - h["beta2"] ** t
+        prev = 1 - h["beta1"] ** (t - 1) if t > 1 else 0.0
+        out.append({
+            "t": t, "bc1": bc1, "bc2": bc2, "bc1_prev": prev,
+            "bc_s": 1 - h["rho"] ** (t - 1) if t > 1 else 1.0,
+            "gated": h["gate"] is not None and t > h["warmup"],
+        })
+    return out
+
+
+def snr_adamw_single(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    grad_vars: list[Tensor | None],
+    max_exp_avg_sqs: list[Tensor | None],
+    gate_avgs: list[Tensor | None],
+    steps: list[Tensor],
+    *,
+    hyper: dict,
+) -> tuple[Tensor | None, int]:
+    r"""One SNRAdamW step, tensor by tensor (the reference implementation).
+
+    Parameters
+    ----------
+    params, grads, exp_avgs, exp_avg_sqs : list of Tensor
+        Parameters (updated in place), their gradients, Adam's first and second
+        moments (updated in place).
+    grad_vars : list of Tensor or None
+        The centred gradient variance EMAs :math:`s` (``None`` entries when the gate is
+        disabled).
+    max_exp_avg_sqs : list of Tensor or None
+        AMSGrad maxima (``None`` entries unless ``amsgrad``).
+    gate_avgs : list of Tensor or None
+        EMAs of the applied gate (``None`` entries unless ``gate_ema`` is set).
+    steps : list of Tensor
+        Step counters (0-d float32 CPU tensors), incremented in place.
+    hyper : dict
+        The parameter group's hyperparameters (``lr``, ``betas`` split into ``beta1``,
+        ``beta2``, ``rho``, ``eps``, ``weight_decay``, ``gate``, ``softness``,
+        ``temperature``, ``reduction``, ``warmup``, ``alpha``, ``momentum_correction``,
+        ``gate_weight_decay``, ``gate_ema``, ``amsgrad``, ``maximize``).
+
+    Returns
+    -------
+    open_count : Tensor or None
+        Coordinates whose signal exceeded the noise at this step (on the parameters'
+        device, no host synchronisation), ``None`` when no tensor was gated.
+    numel : int
+        Coordinates counted.
+    """
+    h = hyper
+    lr, wd, eps = h["lr"], h["weight_decay"], h["eps"]
+    beta1, beta2, rho = h["beta1"], h["beta2"], h["rho"]
+    open_count, counted = None, 0
+    for i, param in enumerate(params):
+        grad = grads[i] if not h["maximize"] else -grads[i]
+        exp_avg, exp_avg_sq, s = exp_avgs[i], exp_avg_sqs[i], grad_vars[i]
+        steps[i] += 1
+        c = _scalars([steps[i]], h)[0]
+        gated = c["gated"]
+        if wd != 0 and not (gated and h["gate_weight_decay"]):
+            param.mul_(1 - lr * wd)
+        if s is not None and c["t"] > 1:  # deviation from the previous debiased mean
+            delta = exp_avg.mul(-1.0 / c["bc1_prev"]).add_(grad)
+            s.mul_(rho).addcmul_(delta, delta, value=1 - rho)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step_size = lr / c["bc1"]
+        bc2_sqrt = c["bc2"] ** 0.5
+        if h["amsgrad"]:
+            torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
+            denom = (max_exp_avg_sqs[i].sqrt() / bc2_sqrt).add_(eps)
+        else:
+            denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+        if not gated:
+            param.addcdiv_(exp_avg, denom, value=-step_size)
+            if gate_avgs[i] is not None:
+                gate_avgs[i].lerp_(torch.ones_like(gate_avgs[i]), 1 - h["gate_ema"])
+            continue
+        # signal and noise in units of m^2: x = m^2 = bc1^2 mhat^2, n = kappa bc1^2 shat
+        x = exp_avg * exp_avg
+        n = s * (_kappa(h, c["t"]) * c["bc1"] ** 2 / c["bc_s"])
+        tiny = (eps * c["bc1"]) ** 2
+        mask = x > n
+        opened = mask.sum()
+        if h["reduction"] == "per_tensor":
+            x, n, mask = x.sum(), n.sum(), None
+        gamma = _gate_from(x, n, h, tiny, mask)
+        if h["gate_weight_decay"] and wd != 0:
+            param.addcmul_(param, gamma, value=-lr * wd)
+        param.addcdiv_(exp_avg * gamma, denom, value=-step_size)
+        if gate_avgs[i] is not None:
+            gate_avgs[i].lerp_(gamma.expand_as(param), 1 - h["gate_ema"])
+        open_count = opened if open_count is None else open_count + opened
+        counted += param.numel()
+    return open_count, counted
+
+
+def snr_adamw_foreach(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    grad_vars: list[Tensor | None],
+    max_exp_avg_sqs: list[Tensor | None],
+    gate_avgs: list[Tensor | None],
+    steps: list[Tensor],
+    *,
+    hyper: dict,
+) -> tuple[Tensor | None, int]:
+    """One SNRAdamW step with ``torch._foreach_*`` multi-tensor operations.
+
+    Same arguments, results and formulas as :func:`snr_adamw_single`; the tensors are
+    grouped by device and dtype and each operation is one multi-tensor call per group.
+    """
+    if not params:
+        return None, 0
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(params):
+        groups.setdefault((p.device, p.dtype), []).append(i)
+    open_count, counted = None, 0
+    for idx in groups.values():
+        res = _foreach_group(
+            [params[i] for i in idx], [grads[i] for i in idx], [exp_avgs[i] for i in idx],
+            [exp_avg_sqs[i] for i in idx], [grad_vars[i] for i in idx],
+            [max_exp_avg_sqs[i] for i in idx], [gate_avgs[i] for i in idx],
+            [steps[i] for i in idx], hyper,
+        )
+        if res[0] is not None:
+            oc = res[0]
+            if open_count is not None and oc.device != open_count.device:
+                oc = oc.to(open_count.device)
+            open_count = oc if open_count is None else open_count + oc
+        counted += res[1]
+    return open_count, counted
+
+
+def _foreach_group(params, grads, exp_avgs, exp_avg_sqs, grad_vars, max_sqs, gate_avgs,
+                   steps, h) -> tuple[Tensor | None, int]:
+    lr, wd, eps = h["lr"], h["weight_decay"], h["eps"]
+    beta1, beta2, rho = h["beta1"], h["beta2"], h["rho"]
+    if h["maximize"]:
+        grads = torch._foreach_neg(grads)
+    if steps[0].is_cpu:
+        torch._foreach_add_(steps, torch.tensor(1.0, device="cpu"), alpha=1.0)
+    else:
+        torch._foreach_add_(steps, 1)
+    cs = _scalars(steps, h)
+    gated = [c["gated"] for c in cs]
+    any_gated = any(gated)
+    decay_all = not (any_gated and h["gate_weight_decay"])
+    if wd != 0:
+        if decay_all:
+            torch._foreach_mul_(params, 1 - lr * wd)
+        elif not all(gated):  # some tensors still in warm-up (their own step counts)
+            plain = [p for p, g in zip(params, gated, strict=True) if not g]
+            torch._foreach_mul_(plain, 1 - lr * wd)
+    var_idx = [k for k, c in enumerate(cs) if grad_vars[k] is not None and c["t"] > 1]
+    if var_idx:
+        sv = [grad_vars[k] for k in var_idx]
+        delta = torch._foreach_mul([exp_avgs[k] for k in var_idx],
+                                   [-1.0 / cs[k]["bc1_prev"] for k in var_idx])
+        torch._foreach_add_(delta, [grads[k] for k in var_idx])
+        torch._foreach_mul_(sv, rho)
+        torch._foreach_addcmul_(sv, delta, delta, 1 - rho)
+        del delta
+    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
+    step_size = [(lr / c["bc1"]) * -1 for c in cs]
+    bc2_sqrt = [c["bc2"] ** 0.5 for c in cs]
+    if h["amsgrad"]:
+        torch._foreach_maximum_(max_sqs, exp_avg_sqs)
+        denom = torch._foreach_sqrt(max_sqs)
+    else:
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+    torch._foreach_div_(denom, bc2_sqrt)
+    torch._foreach_add_(denom, eps)
+    if not any_gated:
+        torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
+        _track_open(gate_avgs, None, h)
+        return None, 0
+    if not all(gated):  # mixed warm-up state (parameters added late): per-tensor path
+        g_idx = [k for k in range(len(params)) if gated[k]]
+        o_idx = [k for k in range(len(params)) if not gated[k]]
+        torch._foreach_addcdiv_([params[k] for k in o_idx], [exp_avgs[k] for k in o_idx],
+                                [denom[k] for k in o_idx], [step_size[k] for k in o_idx])
+        _track_open([gate_avgs[k] for k in o_idx], None, h)
+        sel = g_idx
+    else:
+        sel = list(range(len(params)))
+    P = [params[k] for k in sel]
+    M = [exp_avgs[k] for k in sel]
+    S = [grad_vars[k] for k in sel]
+    D = [denom[k] for k in sel]
+    x = torch._foreach_mul(M, M)
+    n = torch._foreach_mul(S, [_kappa(h, cs[k]["t"]) * cs[k]["bc1"] ** 2 / cs[k]["bc_s"]
+                               for k in sel])
+    tinies = [(eps * cs[k]["bc1"]) ** 2 for k in sel]
+    masks = [a > b for a, b in zip(x, n, strict=True)]
+    opened = torch.stack([mk.sum() for mk in masks]).sum()
+    if h["reduction"] == "per_tensor":
+        x = [torch.stack([a.sum() for a in x])]
+        n = [torch.stack([b.sum() for b in n])]
+        tt = torch.tensor(tinies, dtype=x[0].dtype, device=x[0].device)
+        g = _gate_vector(x[0], n[0], h, tt)
+        gammas = [g[j].expand_as(p) for j, p in enumerate(P)]
+    else:
+        gammas = [_gate_from(a, b, h, tt, mk)
+                  for a, b, tt, mk in zip(x, n, tinies, masks, strict=True)]
+    del x, n, masks
+    if h["gate_weight_decay"] and wd != 0:
+        torch._foreach_addcmul_(P, P, gammas, -lr * wd)
+    upd = torch._foreach_mul(M, gammas)
+    torch._foreach_addcdiv_(P, upd, D, [step_size[k] for k in sel])
+    _track_open([gate_avgs[k] for k in sel], gammas, h)
+    return opened, sum(p.numel() for p in P)
+
+
+def _gate_vector(x: Tensor, n: Tensor, h: dict, tiny: Tensor) -> Tensor:
+    """Gate values of per-tensor sums ``x``, ``n`` (1-d), with per-entry ``tiny``."""
+    kind = h["gate"]
+    if kind == "snr":
+        return x / (x + n + tiny)
+    if kind == "soft":
+        return (x - n).clamp(min=0.0) / (x + tiny)
+    if kind == "hard":
+        return (x > n).to(x.dtype)
+    return torch.sigmoid((torch.log(x + tiny) - torch.log(n + tiny)) / h["temperature"])
+
+
+def _track_open(gate_avgs: list, gammas: list | None, h: dict) -> None:
+    if h["gate_ema"] is None:
+        return
+    for j, a in enumerate(gate_avgs):
+        if a is None:
+            continue
+        target = torch.ones_like(a) if gammas is None else gammas[j].expand_as(a)
+        a.lerp_(target, 1 - h["gate_ema"])
+
+
+# ====================================================================== the optimizer
+def _real(x: Any, name: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, Real):
+        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be finite, got {x}")
+    return x
+
+
+def _check_unit(x: Any, name: str) -> float:
+    x = _real(x, name)
+    if not 0.0 <= x < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {x}")
+    return x
+
+
+class SNRAdamW(torch.optim.Optimizer):
+    r"""AdamW with a per-coordinate signal-to-noise gate on the update (module docstring).
+
+    Parameters
+    ----------
+    params : iterable of Tensor or of dict
+        Parameters or parameter groups (every option below may be set per group).
+    lr : float
+        Learning rate :math:`\eta \ge 0`.
+    betas : tuple of float
+        Adam's :math:`(\beta_1, \beta_2)`, each in ``[0, 1)``.
+    rho : float
+        Decay of the centred-variance EMA in ``[0, 1)``; shorter memory than
+        :math:`\beta_2` (the reference default 0.99 averages about 100 steps).
+    eps : float
+        Adam's :math:`\epsilon \ge 0`; :math:`\epsilon^2` also regularises the gate's
+        denominator.
+    weight_decay : float
+        Decoupled weight decay :math:`\lambda \ge 0` (AdamW's).
+    gate : {"snr", "soft", "hard", "sigmoid"} or None
+        The gate (module docstring); ``None`` disables it: exactly AdamW.
+    softness : float
+        :math:`\tau > 0`, the multiplier of the noise in the gate (the reference
+        implementation suggests 0.3, 1, 3, 10).
+    temperature : float
+        :math:`T > 0` of the ``"sigmoid"`` gate in log-SNR units.
+    reduction : {None, "per_tensor"}
+        ``"per_tensor"`` gates whole tensors by their summed signal and noise.
+    warmup : int, optional
+        Steps with the gate held open while :math:`\hat s` settles; default
+        :math:`\lceil 1/(1-\rho) \rceil` (100 for ``rho=0.99``).
+    alpha : float
+        Multiplier :math:`\alpha \ge 0` of the single-batch variance in the threshold.
+        ``alpha=1`` is the leave-one-out boundary of one fresh batch (THEORY.md 1a);
+        the default 0 with ``momentum_correction`` tests the momentum against its own
+        noise :math:`\rho(\beta_1,t)\hat s` (M-SVAG's calibration). Measured on
+        grokking (``docs/benchmarks_optim.md``): with ``alpha=1`` the gate shut 98-100%
+        of the coordinates at batch 512 and the ungated decay pulled the network to
+        chance; with ``alpha=0`` it trained in both regimes.
+    momentum_correction : bool
+        Add the momentum average's own noise :math:`\rho(\beta_1, t)\hat s` to the
+        threshold (M-SVAG). With ``alpha=0`` and ``False`` the noise term vanishes and
+        every coordinate with a non-zero momentum passes.
+    gate_weight_decay : bool
+        ``False`` (default): decay every coordinate (THEORY.md 1a). ``True``: scale
+        each coordinate's decay by its gate, so a gated-off coordinate is frozen.
+        Measured on grokking: gating the decay removes the regularisation that drives
+        generalisation (validation accuracy 0.25 after 8,000 steps at batch 512, where
+        AdamW reaches 99% in 3,820), so keep it ``False`` unless decay is incidental.
+    gate_ema : float, optional
+        Keep an EMA with this decay of the applied gate per coordinate, in the state
+        key ``"gate_avg"`` (read with :meth:`gate_statistics`; for pruning by
+        persistently closed gates). One more parameter-sized tensor per parameter.
+    amsgrad : bool
+        Use the running maximum of :math:`v` (AMSGrad), as torch's AdamW does.
+    maximize : bool
+        Maximise the objective.
+    foreach : bool, optional
+        Use the multi-tensor implementation; default: on when every parameter is on a
+        CUDA device (torch's default for AdamW), else the single-tensor loop.
+
+    Raises
+    ------
+    ValueError
+        A hyperparameter out of range or an unknown ``gate``/``reduction`` (the
+        message lists the allowed values).
+    TypeError
+        A non-numeric hyperparameter or complex parameters.
+    RuntimeError
+        At :meth:`step`, a sparse gradient.
+
+    Notes
+    -----
+    State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq`` (as torch's AdamW), plus
+    ``grad_var`` (:math:`s`) when the gate is on, ``max_exp_avg_sq`` with AMSGrad and
+    ``gate_avg`` with ``gate_ema``. All are tensors, so ``state_dict()`` /
+    ``load_state_dict()`` round-trip them; a loaded optimizer continues identically.
+    The fraction of open gates per group is kept on the device after every step and
+    read (one synchronisation) by :meth:`gate_fraction`.
+
+    References
+    ----------
+    .. [1] E. Litman and G. Guo, arXiv:2605.01172 (2026).
+    .. [2] L. Balles and P. Hennig, ICML 2018.
+    .. [3] I. Loshchilov and F. Hutter, ICLR 2019.
+
+    Examples
+    --------
+    >>> import torch, hessian
+    >>> model = torch.nn.Linear(4, 1)
+    >>> opt = hessian.SNRAdamW(model.parameters(), lr=1e-2, gate="hard", warmup=0)
+    >>> x, y = torch.ones(8, 4), torch.zeros(8, 1)
+    >>> for _ in range(3):
+    ...     opt.zero_grad()
+    ...     torch.nn.functional.mse_loss(model(x), y).backward()
+    ...     _ = opt.step()
+    >>> 0.0 <= opt.gate_fraction()[0] <= 1.0
+    True
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        rho: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        *,
+        gate: str | None = "snr",
+        softness: float = 1.0,
+        temperature: float = 0.25,
+        reduction: str | None = None,
+        warmup: int | None = None,
+        alpha: float = 0.0,
+        momentum_correction: bool = True,
+        gate_weight_decay: bool = False,
+        gate_ema: float | None = None,
+        amsgrad: bool = False,
+        maximize: bool = False,
+        foreach: bool | None = None,
+    ) -> None:
+        defaults = dict(
+            lr=lr, betas=betas, rho=rho, eps=eps, weight_decay=weight_decay, gate=gate,
+            softness=softness, temperature=temperature, reduction=reduction, warmup=warmup,
+            alpha=alpha, momentum_correction=momentum_correction,
+            gate_weight_decay=gate_weight_decay, gate_ema=gate_ema, amsgrad=amsgrad,
+            maximize=maximize, foreach=foreach,
+        )
+        self._check(dict(defaults))  # refuse bad defaults even before any group exists
+        super().__init__(params, defaults)
+        self._open: list[Tensor | None] = [None] * len(self.param_groups)
+        self._counted: list[int] = [0] * len(self.param_groups)
+
+    # ------------------------------------------------------------------ validation
+    @staticmethod
+    def _check(g: dict) -> None:
+        lr = _real(g["lr"], "lr")
+        if lr < 0:
+            raise ValueError(f"lr must be >= 0, got {lr}")
+        betas = g["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        b1 = _check_unit(betas[0], "betas[0]")
+        b2 = _check_unit(betas[1], "betas[1]")
+        g["betas"] = (b1, b2)
+        g["rho"] = _check_unit(g["rho"], "rho")
+        for name in ("eps", "weight_decay", "alpha"):
+            v = _real(g[name], name)
+            if v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v}")
+        for name in ("softness", "temperature"):
+            v = _real(g[name], name)
+            if v <= 0:
+                raise ValueError(f"{name} must be > 0, got {v}")
+        if g["gate"] is not None and g["gate"] not in GATES:
+            raise ValueError(f"gate must be one of {GATES} or None, got {g['gate']!r}")
+        if g["reduction"] not in _REDUCTIONS:
+            raise ValueError(f"reduction must be None or 'per_tensor', got {g['reduction']!r}")
+        w = g["warmup"]
+        if w is None:
+            g["warmup"] = math.ceil(1.0 / (1.0 - g["rho"])) if g["rho"] < 1 else 0
+        elif isinstance(w, bool) or not isinstance(w, int) or w < 0:
+            raise ValueError(f"warmup must be a non-negative integer or None, got {w!r}")
+        e = g["gate_ema"]
+        if e is not None and (isinstance(e, bool) or not isinstance(e, Real)
+                              or not 0.0 < float(e) < 1.0):
+            raise ValueError(f"gate_ema must be None or a number in (0, 1), got {e!r}")
+        for name in ("momentum_correction", "gate_weight_decay", "amsgrad", "maximize"):
+            if not isinstance(g[name], bool):
+                raise TypeError(f"{name} must be True or False, got {g[name]!r}")
+        if g["foreach"] is not None and not isinstance(g["foreach"], bool):
+            raise TypeError(f"foreach must be None, True or False, got {g['foreach']!r}")
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a parameter group (its options are validated like the constructor's)."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            self._check(group)
+            for p in group["params"]:
+                if torch.is_complex(p):
+                    raise TypeError("SNRAdamW does not support complex parameters; pass "
+                                    "real and imaginary parts as separate real tensors")
+        except (TypeError, ValueError):
+            self.param_groups.pop()
+            raise
+        if hasattr(self, "_open"):
+            self._open.append(None)
+            self._counted.append(0)
+
+    # ------------------------------------------------------------------ state
+    def _init_group(self, group: dict) -> tuple[list, ...]:
+        params, grads, m, v, s, mx, ga, steps = [], [], [], [], [], [], [], []
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError(
+                    "SNRAdamW does not support sparse gradients (got one for a parameter of "
+                    f"shape {tuple(p.shape)}); use dense embeddings (sparse=False) or "
+                    "torch.optim.SparseAdam"
+                )
+            state = self.state[p]
+            if len(state) == 0:
+                state["step"] = torch.tensor(0.0, dtype=torch.float32)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["gate"] is not None and "grad_var" not in state:
+                state["grad_var"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["amsgrad"] and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = torch.zeros_like(p,
+                                                           memory_format=torch.preserve_format)
+            if group["gate_ema"] is not None and "gate_avg" not in state:
+                state["gate_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+            params.append(p)
+            grads.append(p.grad)
+            m.append(state["exp_avg"])
+            v.append(state["exp_avg_sq"])
+            s.append(state.get("grad_var") if group["gate"] is not None else None)
+            mx.append(state.get("max_exp_avg_sq") if group["amsgrad"] else None)
+            ga.append(state.get("gate_avg") if group["gate_ema"] is not None else None)
+            steps.append(state["step"])
+        return params, grads, m, v, s, mx, ga, steps
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """Perform one optimisation step.
+
+        Parameters
+        ----------
+        closure : callable, optional
+            Re-evaluates the model and returns the loss.
+
+        Returns
+        -------
+        The closure's loss, or None.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for gi, group in enumerate(self.param_groups):
+            lists = self._init_group(group)
+            if not lists[0]:
+                continue
+            h = dict(group)
+            h["beta1"], h["beta2"] = group["betas"]
+            foreach = group["foreach"]
+            if foreach is None:
+                foreach = all(p.device.type == "cuda" for p in lists[0])
+            fn = snr_adamw_foreach if foreach else snr_adamw_single
+            opened, counted = fn(*lists, hyper=h)
+            self._open[gi] = opened
+            self._counted[gi] = counted
+        return loss
+
+    # ------------------------------------------------------------------ logging
+    def gate_fraction(self) -> list[float]:
+        r"""Fraction of coordinates whose gate was open at the last step, per group.
+
+        A coordinate counts as open when its signal exceeded its noise
+        (:math:`\hat m^2 > \kappa \hat s`), whatever the gate's shape. While the gate is
+        held open (warm-up), disabled, or before the first step, a group reports 1.0.
+        Reading synchronises with the device once; the count itself is kept there.
+
+        Returns
+        -------
+        list of float
+        """
+        out = []
+        for opened, counted in zip(self._open, self._counted, strict=True):
+            out.append(1.0 if opened is None or counted == 0 else float(opened) / counted)
+        return out
+
+    def gate_statistics(self) -> dict[Tensor, Tensor]:
+        """Per-parameter EMA of the applied gate (state key ``"gate_avg"``).
+
+        Values lie in ``[0, 1]``; a coordinate whose gate stays near 0 has had no
+        significant gradient signal for about ``1 / (1 - gate_ema)`` steps (a pruning
+        candidate). Parameters not stepped yet are absent.
+
+        Returns
+        -------
+        dict
+            ``{parameter: tensor of its shape}``.
+
+        Raises
+        ------
+        RuntimeError
+            When no group keeps the statistic (``gate_ema=None``).
+        """
+        if all(g["gate_ema"] is None for g in self.param_groups):
+            raise RuntimeError("gate statistics are not kept: construct SNRAdamW with "
+                               "gate_ema=0.99 (say) to track an EMA of the gate")
+        return {p: self.state[p]["gate_avg"] for g in self.param_groups
+                for p in g["params"] if "gate_avg" in self.state.get(p, {})}

@@ -1,0 +1,127 @@
+"""The documentation: the site builds with warnings as errors, its snippets run.
+
+The build (one, about 20 s of CPU) runs with ``plot_gallery=0``: the gallery shows the
+examples' code without executing them, since ``tests/test_examples.py`` runs them.
+``make docs`` executes them too.
+"""
+
+import doctest
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+GENERATED = ("_build", "auto_examples", "api/generated")
+SNIPPET_PAGES = sorted(p for p in DOCS.rglob("*.rst")
+                       if not any(part in p.relative_to(DOCS).as_posix() for part in GENERATED)
+                       and ">>>" in p.read_text())
+
+
+def _load_extension():
+    spec = importlib.util.spec_from_file_location("impalpable_docs",
+                                                  DOCS / "_ext" / "impalpable_docs.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_docs_build(tmp_path):
+    pytest.importorskip("sphinx")
+    pytest.importorskip("numpydoc")
+    pytest.importorskip("sphinx_gallery")
+    pytest.importorskip("myst_parser")
+    out = tmp_path / "html"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    run = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q",
+                          "-b", "html", "-D", "plot_gallery=0", str(DOCS), str(out)],
+                         capture_output=True, text=True, timeout=900, env=env)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+    for page in ("index", "install", "quickstart/spectra", "quickstart/freedecomp",
+                 "quickstart/hessian", "theory/slq_kpm", "theory/trace_estimators",
+                 "theory/free_decompression", "theory/optimizer", "benchmarks",
+                 "api/index", "auto_examples/index"):
+        assert (out / f"{page}.html").is_file(), page
+    # Every example has a gallery page, and every package an API page.
+    for example in (ROOT / "examples").glob("*.py"):
+        assert (out / "auto_examples" / f"{example.stem}.html").is_file(), example.name
+    for package in ("spectra", "freedecomp", "hessian"):
+        assert (out / "api" / "generated" / f"{package}.html").is_file(), package
+
+
+@pytest.mark.parametrize("page", SNIPPET_PAGES, ids=[p.stem for p in SNIPPET_PAGES])
+def test_snippets(page, monkeypatch):
+    """The ``>>>`` snippets of the hand-written pages run and print what they show."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(DOCS)
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testfile(str(page), module_relative=False, optionflags=flags,
+                              verbose=False, report=True)
+    assert result.attempted > 0
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed"
+
+
+def test_snippet_pages_found():
+    names = {p.relative_to(DOCS).as_posix() for p in SNIPPET_PAGES}
+    assert {"quickstart/spectra.rst", "quickstart/freedecomp.rst",
+            "quickstart/hessian.rst"} <= names
+
+
+def test_api_pages_cover_every_public_name():
+    ext = _load_extension()
+    pages = ext.api_pages()
+    for package in ext.PACKAGES:
+        mod = importlib.import_module(package)
+        text = pages[package]
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if isinstance(obj, type(sys)):  # a submodule: its own page, in the toctree
+                assert f"{package}.{name}" in pages, name
+                assert f"   {package}.{name}\n" in text, name
+            else:
+                assert f"\n   {name}\n" in text, (package, name)
+    # A module sharing its name with a function gets no second module target.
+    assert ":no-index:" in pages["spectra.density"]
+    assert ":no-index:" not in pages["spectra.plot"]
+    # Names re-exported by the package are documented there, not again in the module.
+    assert "\n   eigsh\n" not in pages["spectra.eigs"]
+    assert "\n   wasserstein1\n" in pages["spectra.testing"]
+
+
+def test_titled_source_adds_one_underline():
+    ext = _load_extension()
+    src = '"""A title.\n\nBody.\n"""\n\nx = 1\n'
+    out = ext.titled_source(src)
+    assert out == '"""A title.\n========\n\nBody.\n"""\n\nx = 1\n'
+    assert ext.titled_source(out) == out  # already titled: unchanged
+    raw = 'r"""Raw \\alpha title.\n"""\n'
+    assert ext.titled_source(raw).splitlines()[1] == "=" * len("Raw \\alpha title.")
+    with pytest.raises(ValueError, match="docstring"):
+        ext.titled_source("x = 1\n")
+    for example in (ROOT / "examples").glob("*.py"):
+        titled = ext.titled_source(example.read_text())
+        compile(titled, example.name, "exec")  # still valid Python
+        underline = titled.splitlines()[1]
+        assert underline and len(set(underline)) == 1 and underline[0] in "=-~^*#"
+
+
+def test_module_references_relabels_and_cites():
+    ext = _load_extension()
+    lines = ["Text [Rab12-1]_.", "", ".. [Rab12-1] A. Author, a paper.",
+             ".. [Rab12-2] B. Author, another."]
+    ext.module_references(None, "module", "m", None, None, lines)
+    text = "\n".join(lines)
+    assert "[Mab12-1]_." in text and ".. [Mab12-2]" in text and "[R" not in text
+    assert lines[-2].strip() == "[Mab12-1]_, [Mab12-2]_"
+    before = ["Text [Rab12-1]_.", ".. [Rab12-1] A."]
+    after = list(before)
+    ext.module_references(None, "function", "f", None, None, after)
+    assert after == before
