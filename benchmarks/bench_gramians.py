@@ -76,7 +76,7 @@ def _row(label, n, res, t):
 def _run(quick: bool = False) -> str:
     m_big, m_ref = (60, 30) if quick else (100, 50)
     lines = [
-        "## Gramians and Hankel singular values (2-D heat equation)",
+        "# Gramians and Hankel singular values (2-D heat equation)",
         "",
         "`spectra.hankel_singular_values(A, B, C, method=..., tol=1e-10)`; A the "
         "5-point Laplacian / h^2 on an m x m grid, one Gaussian source, one patch-mean "
