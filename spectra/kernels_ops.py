@@ -42,8 +42,9 @@ coordinates for the kernels of :math:`r = \sqrt{r^2}` (whose slope is infinite a
 and a point's distance to itself is exactly 0. Memory: :math:`O(Nd)` for the centred
 points plus one ``N x k`` accumulator per thread; ``K`` is never held. Linear and
 cosine kernels are products of ``N x d`` factors, :math:`K V = Z (Z^T V)`. Torch input
-runs ``b x b`` tiles (``b = block_size``, memory :math:`O(b^2)`) with torch operations
-on the points' device (CPU or CUDA), also over the upper tile triangle. A callable
+on the CPU shares that Numba pass through zero-copy views; on CUDA it runs ``b x b``
+tiles (``b = block_size``, memory :math:`O(b^2)`) with torch operations on the device,
+also over the upper tile triangle. A callable
 kernel is evaluated tile by tile. :meth:`KernelOperator.block` evaluates dense blocks
 (a GEMM, then the same kernel-value pass).
 
@@ -92,6 +93,7 @@ _RECOMPUTE = {"float64": 1e-4, "float32": 1e-2}
 def _as_points(X: Any) -> Any:
     """Validate ``X`` (2-d, non-empty, finite, real) and return it as float32/float64."""
     if is_torch(X):
+        X = X.detach()  # products are not differentiated through the points
         if X.is_complex() or X.dtype in (_torch().float16, _torch().bfloat16):
             raise TypeError(f"X has dtype {dtype_name(X.dtype)}; allowed: float32, float64 "
                             "(integers are converted to float64)")
@@ -202,9 +204,10 @@ def kernel_operator(X: Any, kernel: str | Callable = "rbf", *, bandwidth: float 
     shift : float
         ``s`` in :math:`K + sI` (a regularised kernel, e.g. a ridge or GP noise term).
     block_size : int, optional
-        numpy: columns per chunk of the fused pass (default: as many points as fit in
-        256 KiB, between 64 and 512); rows per task are ``min(64, block_size)``. torch:
-        the tile side ``b`` (memory :math:`O(b^2)`; default 2048 on CPU, 4096 on CUDA).
+        numpy and torch on the CPU: columns per chunk of the fused pass (default: as many
+        points as fit in 256 KiB, between 64 and 512); rows per task are
+        ``min(64, block_size)``. torch on CUDA: the tile side ``b`` (memory
+        :math:`O(b^2)`; default 4096).
     rng : None, int or numpy Generator
         Randomness of the median heuristic (default ``0``).
     **params
@@ -327,8 +330,8 @@ class KernelOperator(Operator):
     @staticmethod
     def _resolve_block(block_size: Any, X: Any) -> int:
         if block_size is None:
-            if is_torch(X):
-                return 4096 if X.device.type == "cuda" else 2048
+            if is_torch(X) and X.device.type != "cpu":
+                return 4096
             # a chunk of points (block_size x d) in 256 KiB of L2, 64 to 512 points
             fit = (256 * 1024) // (X.shape[1] * X.dtype.itemsize)
             return int(min(512, max(64, fit - fit % 4)))
@@ -519,10 +522,13 @@ class KernelOperator(Operator):
             out = self._P @ (self._P.T @ V)
         elif not isinstance(name, str):
             out = self._tiles_callable(V)
-        elif self.backend == "torch":
-            out = self._tiles_torch(V)
+        elif self.backend == "numpy":
+            out = self._tiles_numpy(V, self._P, self._sq)
+        elif self.device.type == "cpu":  # the Numba pass on zero-copy views
+            out = _torch().from_numpy(self._tiles_numpy(V.detach().numpy(), self._P.numpy(),
+                                                        self._sq.numpy()))
         else:
-            out = self._tiles_numpy(V)
+            out = self._tiles_torch(V)
         return out + self.shift * V if self.shift != 0 else out
 
     def _tiles(self):
@@ -532,7 +538,7 @@ class KernelOperator(Operator):
             for c0 in range(r0, N, b):
                 yield r0, min(N, r0 + b), c0, min(N, c0 + b)
 
-    def _tiles_numpy(self, V: np.ndarray) -> np.ndarray:
+    def _tiles_numpy(self, V: np.ndarray, P: np.ndarray, sq: np.ndarray) -> np.ndarray:
         """The fused Numba pass, one share per thread (:func:`_kernels.kernel_matmat_part`)."""
         from ._kernels import kernel_matmat_part
 
@@ -540,9 +546,9 @@ class KernelOperator(Operator):
         rows, chunk = min(self.block_size, 64), self.block_size
         nt = _threads(-(-N // rows))
         Vt = np.ascontiguousarray(V.T)
-        acc = np.empty((nt, *Vt.shape), dtype=self.dtype)
+        acc = np.empty((nt, *Vt.shape), dtype=P.dtype)
         code, degree = _CODES[self.kernel], self.params.get("degree", 1)
-        _run_threads(lambda t: kernel_matmat_part(self._P, self._sq, Vt, acc[t], t, nt, code,
+        _run_threads(lambda t: kernel_matmat_part(P, sq, Vt, acc[t], t, nt, code,
                                                   self._prm, degree, rows, chunk), nt)
         return np.ascontiguousarray(acc.sum(axis=0).T)
 

@@ -82,6 +82,10 @@ def test_torch_products_match_dense(points, name):
     _close(K.matvec(torch.as_tensor(V[:, 1])).numpy(), R @ V[:, 1], 1e-12)
     blk = K.block(torch.tensor([3, 17, 4]), torch.tensor([4, 0]))
     _close(blk.numpy(), R[np.ix_([3, 17, 4], [4, 0])], 1e-12)
+    if name not in ("linear", "cosine"):  # the CUDA tiles (torch ops), run here on the CPU
+        _close(K._tiles_torch(torch.as_tensor(V)).numpy(), R @ V, 1e-12)
+    Kg = make(torch.tensor(X, requires_grad=True), name, block_size=100)  # a leaf with grad
+    _close(Kg.matmat(torch.as_tensor(V)).numpy(), R @ V, 1e-12)
 
 
 @pytest.mark.parametrize("name", ["rbf", "matern52", "polynomial"])
