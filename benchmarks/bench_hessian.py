@@ -224,16 +224,19 @@ def eigenthings_op(model, X, y):
 
 # ---------------------------------------------------------------------- A: products
 def interleaved(fns: list, repeats: int) -> list[float]:
-    """Median wall time of each function, timed in turn (round robin).
+    """Median wall time of each function, timed in turn, in a new order every round.
 
     Timing one path after another lets a drift in the machine's speed (other jobs, clock
-    changes) land on whichever path ran at the time; taking turns spreads it over all.
+    changes) land on whichever path ran at the time; taking turns spreads it over all,
+    and shuffling the turns spreads what the previous call left in the caches.
     """
     for fn in fns:
         fn()  # warm-up
     ts: list[list[float]] = [[] for _ in fns]
+    order = np.random.default_rng(0)
     for _ in range(repeats):
-        for t, fn in zip(ts, fns, strict=True):
+        for i in order.permutation(len(fns)):
+            t, fn = ts[i], fns[i]
             _sync()
             t0 = time.perf_counter()
             fn()
@@ -246,7 +249,7 @@ def product_table(model, X, y, quick: bool) -> list[str]:
     P = nparams(model)
     params = list(model.parameters())
     g = torch.Generator().manual_seed(0)
-    reps = 3 if quick else 9
+    reps = 3 if quick else 15
     counts = (1, 10) if quick else (1, 10, 100)
 
     def grad():
@@ -288,7 +291,7 @@ def product_table(model, X, y, quick: bool) -> list[str]:
     for big in (False, True):  # batches of 100 take a second each: fewer rounds
         idx = [i for i, c in enumerate(cases) if (c[1] >= 100) == big]
         for i, t in zip(idx, interleaved([cases[i][2] for i in idx],
-                                         max(1, reps // 3) if big else reps), strict=True):
+                                         max(1, reps // 5) if big else reps), strict=True):
             times[i] = t
     tg = times[0]
     rows = [f"| {name} | {p} | {times[i] / p * 1e3:.1f} | {times[i] / p / tg:.2f} | "

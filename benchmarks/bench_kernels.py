@@ -175,7 +175,7 @@ def products(sizes, dtypes, ks, reps: int, keops_budget: float) -> list[str]:
         "Nominal GFLOP/s count `N^2 (2d + 5 + 2k)`; *vs GEMM* divides by the GEMM rate; "
         "*speed-up* is the blocked-numpy time over each method's. Wall seconds, best of "
         f"{reps} (one run at N > 30,000); *load* is the machine's 1-minute load average "
-        "when the method started (2 cores; other jobs were running).",
+        "when the method started (2 cores).",
         "",
         "| N | dtype | k | method | wall s | CPU s | nominal GFLOP/s | vs GEMM | speed-up "
         "| load |",
