@@ -25,7 +25,8 @@ docs: $(STAMP)
 		$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 bench: $(STAMP)
-	$(PY) -m pip install -q -e .[bench]
+	# The anchors pull torchvision; keep it on the pinned CPU torch, never a CUDA build.
+	$(PY) -m pip install -q -e .[bench] $$(grep '^torch==' requirements-dev.txt)
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_optim.py
 	$(PY) benchmarks/run_all.py
 

@@ -223,25 +223,31 @@ def eigenthings_op(model, X, y):
 
 
 # ---------------------------------------------------------------------- A: products
-def interleaved(fns: list, repeats: int) -> list[float]:
-    """Median wall time of each function, timed in turn, in a new order every round.
+def interleaved(fns: list, rounds: int, inner: int) -> list[float]:
+    """Median wall time of each function: turns in a new order every round.
 
     Timing one path after another lets a drift in the machine's speed (other jobs, clock
-    changes) land on whichever path ran at the time; taking turns spreads it over all,
-    and shuffling the turns spreads what the previous call left in the caches.
+    changes) land on whichever path ran at the time; taking turns, shuffled, spreads it
+    over all. A turn is one untimed call and then ``inner`` timed ones: the first call
+    after switching paths pays for what the previous path left behind (page faults of
+    freed buffers, cold caches; measured here up to 1.6x a short call), which a user
+    running one path in a loop (Lanczos, a training step) does not see. ``inner=0``:
+    one timed call per turn, for calls long enough to amortise the switch.
     """
     for fn in fns:
         fn()  # warm-up
     ts: list[list[float]] = [[] for _ in fns]
     order = np.random.default_rng(0)
-    for _ in range(repeats):
+    for _ in range(rounds):
         for i in order.permutation(len(fns)):
-            t, fn = ts[i], fns[i]
-            _sync()
-            t0 = time.perf_counter()
-            fn()
-            _sync()
-            t.append(time.perf_counter() - t0)
+            if inner:
+                fns[i]()
+            for _ in range(max(inner, 1)):
+                _sync()
+                t0 = time.perf_counter()
+                fns[i]()
+                _sync()
+                ts[i].append(time.perf_counter() - t0)
     return [float(np.median(t)) for t in ts]
 
 
@@ -249,7 +255,7 @@ def product_table(model, X, y, quick: bool) -> list[str]:
     P = nparams(model)
     params = list(model.parameters())
     g = torch.Generator().manual_seed(0)
-    reps = 3 if quick else 15
+    rounds = 2 if quick else 5
     counts = (1, 10) if quick else (1, 10, 100)
 
     def grad():
@@ -288,17 +294,20 @@ def product_table(model, X, y, quick: bool) -> list[str]:
             V = torch.randn(P, p, generator=g).to(DEVICE)
             cases.append(("curvlinops", p, lambda V=V: cl @ V))
     times: dict[int, float] = {}
-    for big in (False, True):  # batches of 100 take a second each: fewer rounds
+    for big in (False, True):  # a batch of 100 is a loop of its own: one call per turn
         idx = [i for i, c in enumerate(cases) if (c[1] >= 100) == big]
-        for i, t in zip(idx, interleaved([cases[i][2] for i in idx],
-                                         max(1, reps // 5) if big else reps), strict=True):
+        for i, t in zip(idx, interleaved([cases[i][2] for i in idx], 3 if big else rounds,
+                                         0 if big else 3), strict=True):
             times[i] = t
     tg = times[0]
     rows = [f"| {name} | {p} | {times[i] / p * 1e3:.1f} | {times[i] / p / tg:.2f} | "
             f"{peak_mb(fn)} |" for i, (name, p, fn) in enumerate(cases)]
     del keep
     _clear_grads(model)
-    head = ["| path | probes per call | ms per probe | x gradient | peak MB |",
+    head = [f"Median over {rounds} rounds in a shuffled order; a turn is one untimed call "
+            "then 3 timed ones (calls of 100 probes: 3 rounds of one timed call). "
+            "*x gradient*: per-probe time over the gradient's.", "",
+            "| path | probes per call | ms per probe | x gradient | peak MB |",
             "|---|---|---|---|---|"]
     return head + rows
 

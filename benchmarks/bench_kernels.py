@@ -173,7 +173,10 @@ def products(sizes, dtypes, ks, reps: int, keops_budget: float) -> list[str]:
         "GEMM rate of this machine (numpy BLAS, 4000^2 matmul, both cores): " + ", ".join(
             f"{np.dtype(dt).name} {r:.1f} GFLOP/s" for dt, r in rates.items()) + ". "
         "Nominal GFLOP/s count `N^2 (2d + 5 + 2k)`; *vs GEMM* divides by the GEMM rate; "
-        "*speed-up* is the blocked-numpy time over each method's. Wall seconds, best of "
+        "spectra evaluates each off-diagonal entry once (symmetry), half that count, so its "
+        "nominal rate can exceed the GEMM rate and the rate of the work it does is half the "
+        "nominal. *speed-up* is the blocked-numpy time over each method's. Wall seconds, "
+        "best of "
         f"{reps} (one run at N > 30,000); *load* is the machine's 1-minute load average "
         "when the method started (2 cores).",
         "",

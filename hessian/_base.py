@@ -182,28 +182,37 @@ class CurvatureOperator(Operator):
     def _pass(self, Vt: torch.Tensor, fresh: bool = False) -> torch.Tensor:
         """One pass over the data: the weighted sum of the batch products, ``(p, P)``."""
         acc = None
-        finite, losses = [], []
-        total = 0
+        sums, losses = [], []
+        total, w0 = 0, 1.0
         for batch in self.data:
             ctx = self._context(batch, fresh)
-            y = self._apply(ctx, Vt, batch)
+            y = self._apply(ctx, Vt, batch)  # a new tensor: accumulate into the first
             w = float(batch.size) if self.reduction == "mean" else 1.0
-            acc = y * w if acc is None else acc.add_(y, alpha=w)
-            finite.append(torch.isfinite(y).all())
+            if acc is None:  # weights relative to the first batch's: one batch, no scaling
+                acc, w0 = y, w
+            else:
+                acc.add_(y, alpha=w / w0)
+            sums.append(y.sum())
             losses.append(ctx.loss)
             total += batch.size
             del ctx, y
             if self.progress is not None:
                 self.progress(Vt.shape[0])
-        self._raise_nonfinite(finite, losses)
-        if self.reduction == "mean":
-            acc = acc / total
-        return acc
+        self._raise_nonfinite(sums, losses, acc)
+        scale = w0 / total if self.reduction == "mean" else 1.0
+        return acc if scale == 1.0 else acc.mul_(scale)
 
     @staticmethod
-    def _raise_nonfinite(finite: list, losses: list) -> None:
-        ok = torch.stack(finite).cpu()
-        if bool(ok.all()):
+    def _raise_nonfinite(sums: list, losses: list, result: torch.Tensor) -> None:
+        """Raise, naming the batch, when a batch product held NaN or Inf.
+
+        ``sums`` are the batch products' sums: a finite sum proves every entry finite
+        (NaN or Inf in a sum's terms leaves it NaN or Inf), at the cost of one reduction
+        instead of an elementwise test; a non-finite sum of finite entries (overflow)
+        leaves ``result`` finite and is not an error.
+        """
+        ok = torch.isfinite(torch.stack(sums)).cpu()
+        if bool(ok.all()) or bool(torch.isfinite(result).all()):
             return
         b = int((~ok).nonzero()[0, 0])
         loss = losses[b]

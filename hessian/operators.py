@@ -415,7 +415,7 @@ class NTKOperator(_OutputSpaceOperator):
         for r in self._rows:
             offsets.append(offsets[-1] + r)
         # pass 1: t = sum_b J_b^T v_b (parameter space)
-        t, finite, losses = None, [], []
+        t, sums, losses = None, [], []
         for batch in self.data:
             ctx = self._context(batch, fresh)
             rows = Vt[:, offsets[batch.index]:offsets[batch.index + 1]]
@@ -429,13 +429,14 @@ class NTKOperator(_OutputSpaceOperator):
             ctx = self._context(batch, fresh=False)
             y = self._select(self._jvp(ctx, Ts, p))
             parts.append(y)
-            finite.append(torch.isfinite(y).all())
+            sums.append(y.sum())
             losses.append(None)
             del ctx
             if self.progress is not None:
                 self.progress(p)
-        self._raise_nonfinite(finite, losses)
-        return torch.cat(parts, dim=1)
+        out = torch.cat(parts, dim=1)
+        self._raise_nonfinite(sums, losses, out)
+        return out
 
 
 # ====================================================================== per layer

@@ -332,6 +332,21 @@ def test_nan_in_loss_names_the_batch():
         hessian.HessianOperator(model, CE, (Xi, y), mode="func")
 
 
+def test_nonfinite_check_reads_batch_sums():
+    """A finite sum proves finite entries; an overflowing sum of finite entries is no error."""
+    from hessian._base import CurvatureOperator
+
+    big = torch.full((3,), 3e38, dtype=torch.float32)  # finite entries, the sum overflows
+    assert not torch.isfinite(big.sum())
+    CurvatureOperator._raise_nonfinite([torch.tensor(1.0), big.sum()], [None, None], big)
+    bad = torch.tensor([1.0, float("nan"), 2.0])
+    with pytest.raises(FloatingPointError, match="batch 1"):
+        CurvatureOperator._raise_nonfinite([torch.tensor(1.0), bad.sum()], [None, None], bad)
+    inf = torch.tensor([1.0, float("inf")])
+    with pytest.raises(FloatingPointError, match="batch 0.*loss itself is inf"):
+        CurvatureOperator._raise_nonfinite([inf.sum()], [torch.tensor(float("inf"))], inf)
+
+
 def test_device_mismatch():
     model = mlp()
     X, y = data("mlp", 8)
