@@ -255,7 +255,7 @@ def product_table(model, X, y, quick: bool) -> list[str]:
     P = nparams(model)
     params = list(model.parameters())
     g = torch.Generator().manual_seed(0)
-    rounds = 2 if quick else 5
+    rounds, inner = (2 if quick else 5), 3  # turns; timed calls per turn
     counts = (1, 10) if quick else (1, 10, 100)
 
     def grad():
@@ -297,7 +297,7 @@ def product_table(model, X, y, quick: bool) -> list[str]:
     for big in (False, True):  # a batch of 100 is a loop of its own: one call per turn
         idx = [i for i, c in enumerate(cases) if (c[1] >= 100) == big]
         for i, t in zip(idx, interleaved([cases[i][2] for i in idx], 3 if big else rounds,
-                                         0 if big else 3), strict=True):
+                                         0 if big else inner), strict=True):
             times[i] = t
     tg = times[0]
     rows = [f"| {name} | {p} | {times[i] / p * 1e3:.1f} | {times[i] / p / tg:.2f} | "
@@ -305,7 +305,7 @@ def product_table(model, X, y, quick: bool) -> list[str]:
     del keep
     _clear_grads(model)
     head = [f"Median over {rounds} rounds in a shuffled order; a turn is one untimed call "
-            "then 3 timed ones (calls of 100 probes: 3 rounds of one timed call). "
+            f"then {inner} timed ones (calls of 100 probes: 3 rounds of one timed call). "
             "*x gradient*: per-probe time over the gradient's.", "",
             "| path | probes per call | ms per probe | x gradient | peak MB |",
             "|---|---|---|---|---|"]
