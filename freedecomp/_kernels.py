@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from spectra._kernels import prefer_threadsafe_layer
+from spectra.backend import prefer_threadsafe_layer
 
 prefer_threadsafe_layer()
 

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import eps, from_numpy, to_numpy
+from .backend import eps, from_numpy, to_numpy
 from .probes import draw
 
 #: A column whose norm after projection falls below this fraction of its norm before

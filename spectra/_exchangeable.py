@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ._array import eps
 from ._trace_core import _START, _cat, _Ctx, _drive, _extend_basis
+from .backend import eps
 
 
 def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:

@@ -7,27 +7,12 @@ over grid points, and has a plain NumPy twin in ``tests/spectra/test_kernels.py`
 from __future__ import annotations
 
 import math
-import os
 
-import numba
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-
-def prefer_threadsafe_layer() -> None:
-    """Keep Numba's parallel kernels off the OpenMP runtime that torch shares.
-
-    Numba's ``omp`` threading layer resizes the process-wide OpenMP pool on its first
-    parallel launch, which silently changes ``torch.get_num_threads()`` (e.g. from the
-    ``OMP_NUM_THREADS=1`` a user asked for to the core count). Unless the user chose a
-    layer through Numba's own environment variables, prefer TBB, then Numba's built-in
-    work queue, and only then OpenMP. Called at import, before any parallel launch.
-    """
-    if "NUMBA_THREADING_LAYER" in os.environ or "NUMBA_THREADING_LAYER_PRIORITY" in os.environ:
-        return
-    numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
-
+from .backend import prefer_threadsafe_layer
 
 prefer_threadsafe_layer()
 

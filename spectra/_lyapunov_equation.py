@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ._array import from_numpy, is_torch, to_numpy
+from .backend import from_numpy, is_torch, to_numpy
 from .operators import (
     Operator,
     _ArrayOperator,

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import dtype_name, from_numpy, to_numpy
+from .backend import dtype_name, from_numpy, to_numpy
 from .operators import Operator, as_operator, require_square, require_symmetric
 from .probes import PROBES, as_rng, draw
 

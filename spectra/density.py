@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import to_numpy
+from .backend import to_numpy
 from .lanczos import lanczos
 from .operators import as_operator, require_symmetric
 from .probes import as_rng, draw

@@ -64,8 +64,8 @@ from typing import Any
 
 import numpy as np
 
-from ._array import eps, from_numpy, to_numpy
 from ._block import BlockBasis, num_keep
+from .backend import eps, from_numpy, to_numpy
 from .operators import Operator, as_operator, require_symmetric
 from .probes import as_rng, draw
 from .results import EigResult, warn_not_converged

@@ -73,7 +73,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import dtype_name, is_torch
+from .backend import dtype_name, is_torch
 from .operators import Operator
 from .probes import as_rng
 

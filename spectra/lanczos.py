@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import eps, from_numpy, to_numpy
+from .backend import eps, from_numpy, to_numpy
 from .operators import Operator, as_operator, require_symmetric
 from .probes import as_rng, draw
 from .results import LanczosResult

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import dtype_name, is_torch, tolerance
+from .backend import dtype_name, is_torch, tolerance
 
 __all__ = ["Operator", "as_operator", "require_square", "require_symmetric"]
 
@@ -151,7 +151,7 @@ class Operator:
         """
         if self.symmetric is not None:
             return bool(self.symmetric)
-        from ._array import from_numpy, to_numpy
+        from .backend import from_numpy, to_numpy
         from .probes import as_rng
 
         n = self.shape[0]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import from_numpy
+from .backend import from_numpy
 
 __all__ = ["PROBES", "as_rng", "draw"]
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import from_numpy, to_numpy
+from .backend import from_numpy, to_numpy
 from .lanczos import lanczos
 from .operators import Operator, as_operator, require_symmetric
 from .probes import as_rng, draw

@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "ConvergenceWarning",
+    "NonFiniteError",
     "EigResult",
     "Estimate",
     "LanczosResult",
@@ -24,6 +25,15 @@ __all__ = [
 
 class ConvergenceWarning(UserWarning):
     """An iterative method stopped before meeting its tolerance."""
+
+
+class NonFiniteError(ValueError, FloatingPointError):
+    """A product (matvec, model output, gradient) returned NaN or Inf.
+
+    The one error for non-finite values in every package. It subclasses both
+    :class:`ValueError` and :class:`FloatingPointError`, so ``except`` clauses written
+    for either keep working. The message names the step at which it happened.
+    """
 
 
 def warn_not_converged(message: str, stacklevel: int = 3) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._array import TOLERANCES, tolerance
+from .backend import TOLERANCES, tolerance
 from .probes import as_rng
 
 __all__ = [

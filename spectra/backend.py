@@ -1,11 +1,15 @@
-"""Array-backend helpers shared by the estimators (numpy or torch, CPU or GPU).
+"""Array-backend helpers shared by every package (numpy or torch, CPU or GPU).
 
 Vectors stay in the namespace and on the device of the operator; only scalars and
-small projected matrices come to the host as float64 numpy arrays.
+small projected matrices come to the host as float64 numpy arrays. Also the one
+switch that keeps Numba's parallel kernels off torch's OpenMP pool
+(:func:`prefer_threadsafe_layer`), called by every compiled-core module before it
+imports Numba.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -93,6 +97,18 @@ def from_numpy(x: np.ndarray, *, like: Any = None, dtype: Any = None, device: An
     return np.asarray(x, dtype=dtype)
 
 
-def host_scalars(*xs: Any) -> list[np.ndarray]:
-    """Bring several small device arrays to the host with one synchronisation each."""
-    return [to_numpy(x) for x in xs]
+def prefer_threadsafe_layer() -> None:
+    """Keep Numba's parallel kernels off the OpenMP runtime that torch shares.
+
+    Numba's ``omp`` threading layer resizes the process-wide OpenMP pool on its first
+    parallel launch, which silently changes ``torch.get_num_threads()`` (e.g. from the
+    ``OMP_NUM_THREADS=1`` a user asked for to the core count). Unless the user chose a
+    layer through Numba's own environment variables, prefer TBB, then Numba's built-in
+    work queue, and only then OpenMP. Compiled-core modules call it at import, before
+    any parallel launch; it imports Numba itself.
+    """
+    if "NUMBA_THREADING_LAYER" in os.environ or "NUMBA_THREADING_LAYER_PRIORITY" in os.environ:
+        return
+    import numba
+
+    numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]

@@ -1,0 +1,156 @@
+"""Argument validation shared by every package: one checker per kind of argument.
+
+Each checker returns the value in its canonical Python type or raises an error that
+names the argument, what it got and what is allowed: :class:`TypeError` for a value of
+the wrong kind (a string, a float where an integer is needed, a non-bool flag),
+:class:`ValueError` for a value of the right kind out of its range.
+
+>>> from spectra.validation import check_int
+>>> check_int(3, "k", low=1)
+3
+>>> check_int(2.5, "k", low=1)
+Traceback (most recent call last):
+...
+TypeError: k must be an integer >= 1, got 2.5
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_bool", "check_choice", "check_float", "check_int", "int_range_text"]
+
+
+def int_range_text(low: int | None, high: int | None) -> str:
+    """Describe an integer range in words (``">= 1"``, ``"in [1, 10]"``, ``"<= 5"``)."""
+    if low is not None and high is not None:
+        return f"in [{low}, {high}]"
+    if low is not None:
+        return f">= {low}"
+    if high is not None:
+        return f"<= {high}"
+    return "(any value)"
+
+
+def check_int(value: Any, name: str, *, low: int | None = None, high: int | None = None,
+              hint: str = "") -> int:
+    """Return ``value`` as an ``int`` in ``[low, high]``.
+
+    Parameters
+    ----------
+    value : Any
+        The argument. Python and numpy integers are accepted; ``bool``, floats
+        (even integral ones such as ``3.0``), strings and everything else are refused.
+    name : str
+        Name of the argument in the message.
+    low, high : int, optional
+        Inclusive bounds.
+    hint : str
+        Appended to the range error (e.g. ``" (n = 50)"``).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    TypeError
+        When ``value`` is not an integer.
+    ValueError
+        When it lies outside ``[low, high]``.
+    """
+    allowed = f"an integer {int_range_text(low, high)}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Integral, np.integer)):
+        raise TypeError(f"{name} must be {allowed}, got {value!r}")
+    v = int(value)
+    if (low is not None and v < low) or (high is not None and v > high):
+        raise ValueError(f"{name} must be {allowed}, got {v}{hint}")
+    return v
+
+
+def check_float(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False, finite: bool = True,
+                hint: str = "") -> float:
+    """Return ``value`` as a ``float`` in a (half-)open or closed interval.
+
+    Parameters
+    ----------
+    value : Any
+        A real number (Python, numpy, or a 0-d array). ``bool`` and strings are refused.
+    name : str
+        Name of the argument in the message.
+    low, high : float, optional
+        Bounds of the allowed interval.
+    low_open, high_open : bool
+        Whether the bounds themselves are excluded.
+    finite : bool
+        Refuse NaN and +-Inf (default). NaN is refused in every case.
+    hint : str
+        Appended to the range error.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TypeError
+        When ``value`` is not a real number.
+    ValueError
+        When it is NaN, infinite (with ``finite=True``) or out of range.
+    """
+    lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+    if low is not None and high is not None:
+        allowed = f"a real number in {lo}, {hi}"
+    elif low is not None:
+        allowed = f"a real number {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        allowed = f"a real number {'<' if high_open else '<='} {high:g}"
+    else:
+        allowed = "a finite real number" if finite else "a real number"
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Real, np.floating,
+                                                                     np.integer)):
+        raise TypeError(f"{name} must be {allowed}, got {value!r}")
+    v = float(value)
+    if math.isnan(v) or (finite and math.isinf(v)):
+        raise ValueError(f"{name} must be {allowed}, got {v}{hint}")
+    bad_low = low is not None and (v <= low if low_open else v < low)
+    bad_high = high is not None and (v >= high if high_open else v > high)
+    if bad_low or bad_high:
+        raise ValueError(f"{name} must be {allowed}, got {v:g}{hint}")
+    return v
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` if it is a ``bool`` (or ``numpy.bool_``), else raise ``TypeError``.
+
+    Strings such as ``"yes"``, numbers such as ``1`` or ``2.5`` and ``None`` are refused:
+    a flag is ``True`` or ``False``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r}")
+
+
+def check_choice(value: Any, name: str, allowed: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else raise ``ValueError`` listing them.
+
+    A value of another type than the choices (e.g. a number where names are expected)
+    raises ``TypeError``.
+    """
+    allowed = tuple(allowed)
+    listing = ", ".join(repr(a) for a in allowed)
+    types = {type(a) for a in allowed}
+    if types and not isinstance(value, tuple(types)):
+        raise TypeError(f"{name} must be one of {listing}, got {value!r}")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {listing}, got {value!r}")
+    return value
