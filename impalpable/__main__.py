@@ -1,4 +1,4 @@
-"""``python -m spectra`` runs the ``impalpable`` command line."""
+"""``python -m impalpable`` runs the ``impalpable`` command line."""
 
 import sys
 
