@@ -1,8 +1,7 @@
 """Pictures of a decompression (matplotlib is imported inside the functions).
 
-One function, :func:`decompression`, draws every decompression result of the project
-(the ``impalpable decompress`` command and the main job call it too), in the project's
-style (:func:`spectra.plot.style_axes`, :data:`spectra.plot.COLORS`).
+One function, :func:`decompression`, draws every decompression result of the project,
+in its style (:func:`spectra.plot.style_axes`, :data:`spectra.plot.COLORS`).
 """
 
 from __future__ import annotations
