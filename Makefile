@@ -15,7 +15,7 @@ demo: $(STAMP)
 	$(VENV)/bin/impalpable demo --out out/demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check spectra freedecomp hessian tests benchmarks examples
+	$(VENV)/bin/ruff check spectra freedecomp hessian impalpable tests benchmarks examples
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 tests
 
 # The documentation (warnings are errors; the gallery executes every example at --small).
@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check spectra freedecomp hessian tests benchmarks examples
+	$(VENV)/bin/ruff check spectra freedecomp hessian impalpable tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

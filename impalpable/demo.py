@@ -31,7 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from ._report import dumps, format_table
+import spectra
+from spectra.distances import kolmogorov_smirnov, wasserstein1
+
+from . import figures as figs
+from .report import dumps, format_table
 
 __all__ = ["DemoSizes", "Part", "mlp_hessian", "run_demo"]
 
@@ -212,23 +216,13 @@ def _hessian_rows(den: Any, top: Any, tr: Any, exact: np.ndarray, trace: float, 
     ]
 
 
-def part_hessian(out: Path, sz: DemoSizes, seed: int, progress: bool) -> Part:
-    """(a) Hessian spectrum of the trained network: SLQ, Lanczos, XTrace vs dense."""
-    part = Part("a", "Hessian of a network trained on the digits", "")
-    try:
-        import sklearn  # noqa: F401
-        import torch
-    except ImportError as err:
-        part.skipped = (f"skipped: needs scikit-learn and PyTorch ({err}); "
-                        "pip install scikit-learn torch")
-        return part
+def _hessian_estimates(net: dict, sz: DemoSizes, seed: int, progress: bool,
+                       timed: dict[str, float]) -> dict:
+    """SLQ, Lanczos and XTrace on Hessian-vector products; the dense Hessian beside them."""
+    import torch
+
     import hessian
 
-    from . import _figures as figs
-    from .testing import kolmogorov_smirnov, wasserstein1
-
-    timed: dict[str, float] = {}
-    net = _timed(timed, "train", lambda: _train_mlp(sz, seed))
     X, y = net["data"]
     H = hessian.HessianOperator(net["model"], net["loss_fn"], (X, y))
     kw = {"rng": seed, "progress": progress}
@@ -242,37 +236,62 @@ def part_hessian(out: Path, sz: DemoSizes, seed: int, progress: bool) -> Part:
     v = np.random.default_rng(seed).standard_normal((H.shape[0], 4))
     check = float(np.linalg.norm(H.matmat(torch.from_numpy(v)).numpy() - Hd @ v)
                   / np.linalg.norm(Hd @ v))
-    top_exact, trace, w1 = lam[::-1][:5], float(np.trace(Hd)), wasserstein1(den, lam)
-    P = lam.size
-    part.figures = {
-        "parameters": P, "train_samples": int(X.shape[0]), "train_loss": net["loss"],
-        "train_accuracy": net["train_accuracy"], "test_accuracy": net["test_accuracy"],
-        "product_check": check,
-        "density": {"num_matvecs": den.num_matvecs, "w1": w1, "ks": kolmogorov_smirnov(den, lam),
-                    "bounds": den.bounds, "exact_bounds": (lam[0], lam[-1]),
-                    "nodes": den.nodes, "weights": den.weights},
+    return {"den": den, "top": top, "tr": tr, "lam": lam, "trace": float(np.trace(Hd)),
+            "check": check}
+
+
+def _hessian_figures(net: dict, e: dict, timed: dict[str, float]) -> dict:
+    """The figures of part (a) from :func:`_hessian_estimates`."""
+    den, top, tr, lam = e["den"], e["top"], e["tr"], e["lam"]
+    top_exact = lam[::-1][:5]
+    return {
+        "parameters": lam.size, "train_samples": int(net["data"][0].shape[0]),
+        "train_loss": net["loss"], "train_accuracy": net["train_accuracy"],
+        "test_accuracy": net["test_accuracy"], "product_check": e["check"],
+        "density": {"num_matvecs": den.num_matvecs, "w1": wasserstein1(den, lam),
+                    "ks": kolmogorov_smirnov(den, lam), "bounds": den.bounds,
+                    "exact_bounds": (lam[0], lam[-1]), "nodes": den.nodes,
+                    "weights": den.weights},
         "top_eigenvalues": {"estimate": top.eigenvalues, "exact": top_exact,
                             "residual_norms": top.residual_norms,
                             "max_rel_error": np.max(np.abs(top.eigenvalues - top_exact)
                                                     / np.abs(top_exact)),
                             "num_matvecs": top.num_matvecs, "converged": top.converged},
-        "trace": {"estimate": tr.value, "stderr": tr.stderr, "exact": trace,
+        "trace": {"estimate": tr.value, "stderr": tr.stderr, "exact": e["trace"],
                   "num_matvecs": tr.num_matvecs, "method": tr.method},
         "seconds": timed,
     }
+
+
+def part_hessian(out: Path, sz: DemoSizes, seed: int, progress: bool) -> Part:
+    """(a) Hessian spectrum of the trained network: SLQ, Lanczos, XTrace vs dense."""
+    part = Part("a", "Hessian of a network trained on the digits", "")
+    try:
+        import sklearn  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as err:
+        part.skipped = (f"skipped: needs scikit-learn and PyTorch ({err}); "
+                        "pip install scikit-learn torch")
+        return part
+    timed: dict[str, float] = {}
+    net = _timed(timed, "train", lambda: _train_mlp(sz, seed))
+    e = _hessian_estimates(net, sz, seed, progress, timed)
+    part.figures = _hessian_figures(net, e, timed)
+    P = e["lam"].size
     part.headers = ["quantity", "estimate", "exact", "products", "seconds"]
-    part.rows = _hessian_rows(den, top, tr, lam, trace, w1, timed)
+    part.rows = _hessian_rows(e["den"], e["top"], e["tr"], e["lam"], e["trace"],
+                              part.figures["density"]["w1"], timed)
     part.text = (
         f"A 64-{sz.hidden}-10 tanh perceptron ({P:,} parameters) trained by full-batch Adam "
-        f"on {X.shape[0]:,} of scikit-learn's 8x8 digits (training loss {net['loss']:.3f}, "
-        f"test accuracy {net['test_accuracy']:.1%}). The spectral density (stochastic "
-        "Lanczos quadrature), the five largest eigenvalues (thick-restart Lanczos) and the "
-        "trace (XTrace) of the Hessian of its training loss use Hessian-vector products "
-        "only. The exact column comes from the dense Hessian, formed in closed form without "
-        f"automatic differentiation (its products agree with autograd's to {check:.1e}), "
-        "and numpy.linalg.eigvalsh.")
-    fig = figs.hessian_figure(den, top, lam, title=f"Hessian of a 64-{sz.hidden}-10 network "
-                              f"on the digits ({P:,} parameters)")
+        f"on {part.figures['train_samples']:,} of scikit-learn's 8x8 digits (training loss "
+        f"{net['loss']:.3f}, test accuracy {net['test_accuracy']:.1%}). The spectral density "
+        "(stochastic Lanczos quadrature), the five largest eigenvalues (thick-restart "
+        "Lanczos) and the trace (XTrace) of the Hessian of its training loss use "
+        "Hessian-vector products only. The exact column comes from the dense Hessian, formed "
+        "in closed form without automatic differentiation (its products agree with "
+        f"autograd's to {e['check']:.1e}), and numpy.linalg.eigvalsh.")
+    fig = figs.hessian_figure(e["den"], e["top"], e["lam"], title=f"Hessian of a "
+                                 f"64-{sz.hidden}-10 network on the digits ({P:,} parameters)")
     figs.save(fig, out / "hessian_spectrum.png")
     part.images = ["hessian_spectrum.png"]
     return part
@@ -291,35 +310,38 @@ def gaussian_mixture(N: int, d: int, clusters: int, rng: Any) -> np.ndarray:
     return centres[label] + widths[label, None] * rng.standard_normal((N, d))
 
 
-def part_kernel(out: Path, sz: DemoSizes, seed: int) -> Part:
-    """(b) RBF kernel spectrum: SLQ on the implicit operator, free decompression, Nystrom."""
+def _kernel_estimates(sz: DemoSizes, seed: int, timed: dict[str, float]) -> dict:
+    """SLQ on the kernel operator, free decompression and Nystrom from blocks; the exact."""
     from freedecomp.decompress import decompress
-
-    from . import _figures as figs
-    from .density import density
-    from .kernels_ops import kernel_operator
-    from .testing import kolmogorov_smirnov, wasserstein1
 
     N, n = sz.kernel_points, sz.kernel_sample
     g = np.random.default_rng(seed)
     X = gaussian_mixture(N, sz.kernel_dim, 10, g)
-    K = kernel_operator(X, "rbf")
-    timed: dict[str, float] = {}
-    den = _timed(timed, "slq", lambda: density(K, num_probes=sz.probes, num_steps=sz.steps,
-                                               rng=seed))
+    K = spectra.kernel_operator(X, "rbf")
+    den = _timed(timed, "slq", lambda: spectra.density(K, num_probes=sz.probes,
+                                                       num_steps=sz.steps, rng=seed))
     res = _timed(timed, "decompress", lambda: decompress(lambda idx: K.block(idx, idx), N,
                                                           n=n, total=N, rng=seed))
     idx = np.sort(g.choice(N, size=n, replace=False))
     nys = np.concatenate([np.zeros(N - n), np.linalg.eigvalsh(K.block(idx, idx)) * (N / n)])
     lam = _timed(timed, "exact", lambda: np.linalg.eigvalsh(K.block(slice(None),
                                                                     slice(None))))
+    return {"K": K, "den": den, "res": res, "nys": nys, "lam": lam}
+
+
+def part_kernel(out: Path, sz: DemoSizes, seed: int) -> Part:
+    """(b) RBF kernel spectrum: SLQ on the implicit operator, free decompression, Nystrom."""
+    N, n = sz.kernel_points, sz.kernel_sample
+    timed: dict[str, float] = {}
+    e = _kernel_estimates(sz, seed, timed)
+    K, den, res, nys, lam = e["K"], e["den"], e["res"], e["nys"], e["lam"]
     est = {"SLQ": den, "free decompression": res.density, "Nystrom (block x N/n)": nys}
     tops = {"SLQ": den.bounds[1], "free decompression": res.extreme_eigenvalues[1],
             "Nystrom (block x N/n)": nys[-1]}
-    rows, figures = [], {}
-    for name, e in est.items():
-        w1, ks = wasserstein1(e, lam), kolmogorov_smirnov(e, lam)
-        figures[name] = {"w1": w1, "ks": ks, "largest": tops[name]}
+    rows, found = [], {}
+    for name, estimate in est.items():
+        w1, ks = wasserstein1(estimate, lam), kolmogorov_smirnov(estimate, lam)
+        found[name] = {"w1": w1, "ks": ks, "largest": tops[name]}
         rows.append([name, f"{w1:.2e}", f"{ks:.3f}", f"{tops[name]:.4g}"])
     rows.append(["exact (dense eigvalsh)", "-", "-", f"{lam[-1]:.4g}"])
     model = res.diagnostics.get("model")
@@ -335,7 +357,7 @@ def part_kernel(out: Path, sz: DemoSizes, seed: int) -> Part:
         "misplaces the large eigenvalues. The reference is the dense matrix's eigvalsh."))
     part.figures = {"points": N, "dimension": sz.kernel_dim, "bandwidth": K.bandwidth,
                     "block_size": n, "model": model, "exact_largest": lam[-1],
-                    "warnings": res.diagnostics.get("warnings", []), **figures,
+                    "warnings": res.diagnostics.get("warnings", []), **found,
                     "seconds": timed}
     part.headers = ["estimate", "W1 to exact", "KS to exact", "largest eigenvalue"]
     part.rows = rows
@@ -354,9 +376,7 @@ def part_flow(out: Path, sz: DemoSizes, seed: int) -> Part:
     """(c) Free decompression of a Wishart block against Marchenko-Pastur closed forms."""
     from freedecomp import laws
     from freedecomp.decompress import decompress
-
-    from . import _figures as figs
-    from .testing import wasserstein1
+    from freedecomp.plot import decompression
 
     p, n = sz.mp_columns, sz.mp_sample
     timed: dict[str, float] = {}
@@ -392,9 +412,9 @@ def part_flow(out: Path, sz: DemoSizes, seed: int) -> Part:
     part.headers = ["size N", "N/p", "lower edge", "closed form", "upper edge", "closed form",
                     "W1 to law", "W1 to exact"]
     part.rows = rows
-    fig = figs.flow_figure(res, np.linalg.eigvalsh(W[:n, :n]), laws=mp, exact=exact,
-                           title=f"Free decompression of a {n} x {n} Wishart block "
-                           f"(p = {p:,})")
+    fig = decompression(res, sample=np.linalg.eigvalsh(W[:n, :n]), reference=mp,
+                        eigenvalues=exact, title=f"Free decompression of a {n} x {n} "
+                        f"Wishart block (p = {p:,})")
     figs.save(fig, out / "mp_flow.png")
     part.images = ["mp_flow.png"]
     return part

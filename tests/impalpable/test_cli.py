@@ -13,11 +13,12 @@ import scipy.io
 import scipy.sparse as sp
 
 import spectra
-from spectra._io import InputError, load_matrix
-from spectra._report import dumps, format_table, jsonable
-from spectra.cli import main
+from impalpable.cli import main
+from impalpable.io import InputError, load_matrix
+from impalpable.report import dumps, format_table, jsonable
 from spectra.testing import matrix_from_eigenvalues
 
+ROOT = Path(__file__).resolve().parents[2]  # this checkout, installed or not
 LAM = np.concatenate([np.linspace(0.0, 1.0, 110), [2.0, 2.5, 3.0, 3.5, 4.0]])
 
 
@@ -304,16 +305,16 @@ def test_json_and_table_helpers():
 
 
 def test_progress_wrapper_counts_products_and_keeps_results(files, capsys):
-    from spectra.cli import _progress
+    from impalpable.progress import progress_operator
 
     _, ref = files
     op = spectra.as_operator(ref["dense.npy"])
-    with _progress(op, 20, "trace", True) as wrapped:
+    with progress_operator(op, 20, "trace", True) as wrapped:
         assert wrapped is not op and wrapped.symmetric
         est = spectra.trace(wrapped, 20, rng=3)
     assert wrapped.num_matvecs == op.num_matvecs == 20
     assert est.value == spectra.trace(op, 20, rng=3).value
-    with _progress(op, 20, "trace", False) as same:
+    with progress_operator(op, 20, "trace", False) as same:
         assert same is op
 
 
@@ -350,7 +351,7 @@ def model_file(tmp_path):
 
 def test_hessian_subcommand_equals_the_helpers(model_file, tmp_path, capsys, monkeypatch):
     import hessian
-    from spectra.cli import load_function
+    from impalpable.commands.model import load_function
 
     spec = f"{model_file}:setup"
     model, loss_fn, data = load_function(spec)()
@@ -402,9 +403,9 @@ def test_hessian_method_must_fit_what(model_file, tmp_path, capsys):
 # ----------------------------------------------------------------------------- entry point
 def test_console_entry_point_in_a_pipe(files, tmp_path):
     paths, ref = files
-    exe = Path(sys.executable).with_name("impalpable")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "spectra"]
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "impalpable"]  # the console script runs the same main()
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": path}
     proc = subprocess.run([*cmd, "trace", str(paths["sparse.mtx"]), "--matvecs", "20",
                            "--out", str(tmp_path)], capture_output=True, text=True, env=env,
                           timeout=120)
@@ -421,7 +422,7 @@ def test_console_entry_point_in_a_pipe(files, tmp_path):
 # ----------------------------------------------------------------------------- demo
 def test_mlp_hessian_matches_autograd():
     torch = pytest.importorskip("torch")
-    from spectra._demo import mlp_hessian
+    from impalpable.demo import mlp_hessian
 
     g = torch.Generator().manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(),
@@ -473,7 +474,7 @@ def test_demo_small_writes_page_pictures_and_figures(tmp_path, capsys):
 
 
 def test_demo_without_scikit_learn_says_so_in_one_line(monkeypatch, tmp_path):
-    from spectra._demo import SMALL, Part, _html, part_hessian
+    from impalpable.demo import SMALL, Part, _html, part_hessian
 
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn -> ImportError
     part = part_hessian(tmp_path, SMALL, 0, False)

@@ -2,33 +2,30 @@
 
 Every function takes result objects, draws a new 150-dpi figure in the project's style
 (:func:`spectra.plot.style_axes`, :data:`spectra.plot.COLORS`) and returns it; the
-caller saves and closes it. Nothing here computes an estimate.
+caller saves it. Nothing here computes an estimate. Decompressions are drawn by
+:func:`freedecomp.plot.decompression`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .plot import COLORS, style_axes
-from .results import EigResult, Estimate, SpectralDensity
+from spectra.plot import COLORS, style_axes
+from spectra.plot import density as plot_density
+from spectra.results import EigResult, Estimate, SpectralDensity
 
 __all__ = [
     "cdf_panel",
     "density_figure",
     "eigs_figure",
-    "flow_figure",
     "hessian_figure",
     "kernel_figure",
     "log_density_panel",
     "save",
     "trace_figure",
 ]
-
-_LAMBDA = "eigenvalue $\\lambda$"
-
 
 def _figure(ncols: int = 1, width: float = 6.4, height: float = 4.0, **kw: Any) -> Any:
     """A free-standing Figure (no pyplot state, no GUI backend) with ``ncols`` axes."""
@@ -75,8 +72,6 @@ def density_figure(den: SpectralDensity, reference: Any = None, *, title: str = 
 
     ``bins`` of the reference histogram default to ``2 sqrt(n)`` clipped to ``[20, 120]``.
     """
-    from .plot import density as plot_density
-
     if bins is None and reference is not None:
         bins = int(np.clip(2 * np.sqrt(np.size(reference)), 20, 120))
 
@@ -174,76 +169,6 @@ def trace_figure(est: Estimate, exact: float | None = None, *, title: str = "") 
     a.legend(frameon=False, fontsize="small")
     if title:
         a.set_title(title)
-    return fig
-
-
-def flow_figure(res: Any, sample_eigs: np.ndarray, *, laws: Sequence[Any] | None = None,
-                exact: dict[int, np.ndarray] | None = None, title: str = "") -> Any:
-    """A free-decompression flow: densities at each size (left) and support edges (right).
-
-    Parameters
-    ----------
-    res : freedecomp.Decompression
-        With ``res.flow`` holding one result per size (or a single size).
-    sample_eigs : ndarray
-        Eigenvalues of the sample, histogrammed at size ``n``.
-    laws : sequence, optional
-        Closed-form laws (``density(x)``, ``support``), one per size, drawn dashed.
-    exact : dict, optional
-        True eigenvalues keyed by size; the largest size's are histogrammed.
-    title : str
-    """
-    import matplotlib
-
-    flow = tuple(res.flow) or (res,)
-    fig, axes = _figure(2 if len(flow) > 1 else 1, width=11.0 if len(flow) > 1 else 6.4,
-                        height=4.2, width_ratios=[1.5, 1.0] if len(flow) > 1 else None)
-    a = axes[0]
-    a.hist(sample_eigs, bins=max(10, int(np.sqrt(sample_eigs.size))), density=True,
-           color=COLORS["reference"], alpha=0.5, label=f"sample, n = {sample_eigs.size:,}")
-    if exact:
-        big = max(exact)
-        a.hist(exact[big], bins=int(np.clip(2 * np.sqrt(big), 20, 80)), density=True,
-               histtype="step", color=COLORS["truth"], linewidth=0.8,
-               label=f"exact eigenvalues, N = {big:,}")
-    cmap = matplotlib.colormaps["viridis"]
-    for j, r in enumerate(flow):
-        c = cmap(0.85 * j / max(len(flow) - 1, 1))
-        a.plot(r.x, r.rho, color=c, linewidth=1.6, label=f"decompressed, N = {r.size:,}")
-        if laws is not None:
-            a.plot(r.x, laws[j].density(r.x), color=COLORS["truth"], linestyle="--",
-                   linewidth=0.9, label="closed form" if j == 0 else None)
-    style_axes(a, ylabel="density (per unit $\\lambda$)")
-    a.legend(frameon=False, fontsize="small")
-    if len(flow) > 1:
-        b = axes[1]
-        sizes = np.array([r.size for r in flow])
-        for side, marker in ((0, "v"), (1, "^")):
-            est = np.array([r.edges[0][0] if side == 0 else r.edges[-1][1] for r in flow])
-            err = np.array([r.edge_errors[0][0] if side == 0 else r.edge_errors[-1][1]
-                            for r in flow])
-            b.errorbar(sizes, est, yerr=2 * err, fmt=marker, color=COLORS["estimate"],
-                       markersize=5, capsize=2,
-                       label=("lower" if side == 0 else "upper") + " edge, decompressed")
-            if laws is not None:
-                b.plot(sizes, [law.support[side] for law in laws], "-", color=COLORS["truth"],
-                       linewidth=0.9, label="closed form" if side == 0 else None)
-            if exact:
-                ks = sorted(exact)
-                b.plot(ks, [exact[k][0 if side == 0 else -1] for k in ks], "x",
-                       color=COLORS["nodes"], label="exact extreme eigenvalue"
-                       if side == 0 else None)
-        n = sample_eigs.size
-        b.plot([n, n], [sample_eigs.min(), sample_eigs.max()], "o", color=COLORS["reference"],
-               label=f"sample extreme eigenvalues, n = {n:,}")
-        b.set_xscale("log")
-        ticks = np.concatenate([[n], sizes])
-        b.set_xticks(ticks, [f"{s:,}" for s in ticks])
-        b.minorticks_off()
-        style_axes(b, xlabel="matrix size $N$ (log scale)", ylabel="support edge")
-        b.legend(frameon=False, fontsize="small")
-    if title:
-        fig.suptitle(title)
     return fig
 
 

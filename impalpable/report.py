@@ -1,4 +1,4 @@
-"""Output of the command line: figure dictionaries, JSON, aligned tables (private).
+"""Output of the command line: figure dictionaries, JSON, aligned tables.
 
 The ``*_figures`` functions turn result objects into plain dictionaries: the numbers the
 ``impalpable`` commands and the main job write into their JSON files.
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from spectra.distances import kolmogorov_smirnov, wasserstein1
 
 __all__ = [
     "Report",
@@ -113,7 +115,7 @@ class Report:
 
     def write(self, out: Path, quiet: bool) -> tuple[Path, Path]:
         """Write ``<name>.json`` and ``<name>.png`` into ``out`` and print the table."""
-        from ._figures import save
+        from .figures import save
 
         out.mkdir(parents=True, exist_ok=True)
         js, png = out / f"{self.name}.json", out / f"{self.name}.png"
@@ -128,8 +130,6 @@ class Report:
 
 def density_figures(den: Any, exact: np.ndarray | None = None) -> dict:
     """Figures of a :class:`~spectra.SpectralDensity` (and its distance to exact eigenvalues)."""
-    from .testing import kolmogorov_smirnov, wasserstein1
-
     q = (0.01, 0.1, 0.5, 0.9, 0.99)
     fig = {"method": den.method, "num_matvecs": den.num_matvecs, "bounds": den.bounds,
            "mean": den.moment(1), "second_moment": den.moment(2),

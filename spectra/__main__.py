@@ -1,7 +1,0 @@
-"""``python -m spectra`` runs the ``impalpable`` command line."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())
