@@ -26,14 +26,15 @@ On each of the ``world_size`` processes, after ``torch.distributed.init_process_
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from spectra.operators import Operator
-from spectra.results import EigResult, Estimate, SpectralDensity
 
 from . import spectrum as _spectrum
 from .operators import CurvatureOperator, NTKOperator
@@ -190,41 +191,6 @@ def _quiet(progress: Any, group: Any) -> Any:
     return progress if dist.get_rank(group) == 0 else False
 
 
-def top_eigenvalues(model: Any, loss_fn: Any = None, data: Any = None, k: int = 1, *,
-                    group: Any = None, rng: Any = None, progress: bool | None = None,
-                    **kwargs: Any) -> EigResult:
-    """:func:`hessian.top_eigenvalues` over all ranks (call on every rank; same answer)."""
-    op = distributed_operator(model, loss_fn, data, group=group, **_op_kwargs(kwargs))
-    return _spectrum.top_eigenvalues(op, k=k, rng=shared_seed(rng, group=group),
-                                     progress=_quiet(progress, group), **kwargs)
-
-
-def trace(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int = 100, *,
-          group: Any = None, rng: Any = None, progress: bool | None = None,
-          **kwargs: Any) -> Estimate:
-    """:func:`hessian.trace` over all ranks (call on every rank; same answer)."""
-    op = distributed_operator(model, loss_fn, data, group=group, **_op_kwargs(kwargs))
-    return _spectrum.trace(op, num_matvecs=num_matvecs, rng=shared_seed(rng, group=group),
-                           progress=_quiet(progress, group), **kwargs)
-
-
-def diagonal(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int = 100, *,
-             group: Any = None, rng: Any = None, progress: bool | None = None,
-             **kwargs: Any) -> Estimate:
-    """:func:`hessian.diagonal` over all ranks (call on every rank; same answer)."""
-    op = distributed_operator(model, loss_fn, data, group=group, **_op_kwargs(kwargs))
-    return _spectrum.diagonal(op, num_matvecs=num_matvecs, rng=shared_seed(rng, group=group),
-                              progress=_quiet(progress, group), **kwargs)
-
-
-def density(model: Any, loss_fn: Any = None, data: Any = None, *, group: Any = None,
-            rng: Any = None, progress: bool | None = None, **kwargs: Any) -> SpectralDensity:
-    """:func:`hessian.density` over all ranks (call on every rank; same answer)."""
-    op = distributed_operator(model, loss_fn, data, group=group, **_op_kwargs(kwargs))
-    return _spectrum.density(op, rng=shared_seed(rng, group=group),
-                             progress=_quiet(progress, group), **kwargs)
-
-
 _OPERATOR_KEYS = ("kind", "params", "dtype", "mode", "reduction", "check_deterministic",
                   "cache_graph", "max_probes", "move_data", "generator", "mc_samples")
 
@@ -233,3 +199,45 @@ def _op_kwargs(kwargs: dict) -> dict:
     """Split operator options out of ``kwargs`` (in place), leaving estimator options."""
     return {key: kwargs.pop(key) for key in _OPERATOR_KEYS if key in kwargs}
 
+
+def _over_ranks(helper: Callable[..., Any]) -> Callable[..., Any]:
+    """The one-call ``helper`` of :mod:`hessian.curvature.spectrum`, run over all ranks.
+
+    The returned function builds this rank's operator on its shard, wraps it in a
+    :class:`DistributedOperator` and calls ``helper`` on it with a seed shared by every
+    rank and the progress bar on rank 0 only; the helper's body is not repeated.
+    """
+    name = helper.__name__
+
+    def over_ranks(model: Any, loss_fn: Any = None, data: Any = None, *args: Any,
+                   group: Any = None, rng: Any = None, progress: bool | None = None,
+                   **kwargs: Any) -> Any:
+        op = distributed_operator(model, loss_fn, data, group=group, **_op_kwargs(kwargs))
+        return helper(op, None, None, *args, rng=shared_seed(rng, group=group),
+                      progress=_quiet(progress, group), **kwargs)
+
+    sig = inspect.signature(helper)
+    params = [q for q in sig.parameters.values() if q.name != "per_layer"]
+    at = next(i for i, q in enumerate(params) if q.kind is q.VAR_KEYWORD)
+    params.insert(at, inspect.Parameter("group", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation="Any"))
+    over_ranks.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    over_ranks.__name__ = over_ranks.__qualname__ = name
+    over_ranks.__module__ = __name__
+    over_ranks.__doc__ = (
+        f":func:`hessian.{name}` over all ranks (call on every rank; same answer).\n\n"
+        "Parameters\n----------\n"
+        f"model, loss_fn, data, **kwargs\n    As for :func:`hessian.{name}`; ``data`` is "
+        "this rank's shard (``per_layer`` is not supported).\n"
+        "group : ProcessGroup, optional\n    Default: the world.\n"
+        "rng : None, int or Generator\n    The same on every rank; ``None`` draws one "
+        "seed on rank 0 and broadcasts it (:func:`shared_seed`).\n"
+        "progress : bool or None\n    Shown on rank 0 only.\n"
+    )
+    return over_ranks
+
+
+top_eigenvalues = _over_ranks(_spectrum.top_eigenvalues)
+trace = _over_ranks(_spectrum.trace)
+diagonal = _over_ranks(_spectrum.diagonal)
+density = _over_ranks(_spectrum.density)

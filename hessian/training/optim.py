@@ -55,7 +55,7 @@ broadcasts one :math:`\gamma` to it. The update is
     - \eta\, \gamma \odot \hat m / (\sqrt{\hat v} + \epsilon),
 
 with :math:`d = 1` (``gate_weight_decay=False``: decoupled decay acting on every
-coordinate, as in THEORY.md 1a) or :math:`d = \gamma` (``True``: a coordinate whose
+coordinate, as on :doc:`/theory/optimizer`) or :math:`d = \gamma` (``True``: a coordinate whose
 update is gated off is neither moved nor decayed). During the first ``warmup``
 steps the gate is held open (:math:`\gamma = 1`); with ``gate=None`` the optimizer is
 ``torch.optim.AdamW`` operation for operation, so it reproduces it bit for bit.
@@ -68,8 +68,8 @@ GPUs). Both follow the operation order of torch's AdamW of the same kind.
 References
 ----------
 .. [1] E. Litman and G. Guo, "A theory of generalization in deep learning",
-   arXiv:2605.01172 (2026); the leave-one-out reading of its gate is derived in
-   THEORY.md section 0.
+   arXiv:2605.01172 (2026); the leave-one-out reading of its gate is derived on
+   :doc:`/theory/optimizer`.
 .. [2] L. Balles and P. Hennig, "Dissecting Adam: the sign, magnitude and variance of
    stochastic gradients", ICML 2018.
 .. [3] I. Loshchilov and F. Hutter, "Decoupled weight decay regularization", ICLR 2019.
@@ -84,6 +84,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from spectra.validation import check_bool, check_choice, check_float, check_int
 
 from ._snr_step import momentum_noise, snr_adamw_foreach, snr_adamw_single
 
@@ -184,7 +186,8 @@ class SNRAdamW(torch.optim.Optimizer):
         :math:`\lceil 1/(1-\rho) \rceil` (100 for ``rho=0.99``).
     alpha : float
         Multiplier :math:`\alpha \ge 0` of the single-batch variance in the threshold.
-        ``alpha=1`` is the leave-one-out boundary of one fresh batch (THEORY.md 1a);
+        ``alpha=1`` is the leave-one-out boundary of one fresh batch
+        (:doc:`/theory/optimizer`);
         the default 0 with ``momentum_correction`` tests the momentum against its own
         noise :math:`\rho(\beta_1,t)\hat s` (M-SVAG's calibration). Measured on
         grokking (``docs/benchmarks_optim.md``): with ``alpha=1`` the gate shut 98-100%
@@ -195,7 +198,7 @@ class SNRAdamW(torch.optim.Optimizer):
         threshold (M-SVAG). With ``alpha=0`` and ``False`` the noise term vanishes and
         every coordinate with a non-zero momentum passes.
     gate_weight_decay : bool
-        ``False`` (default): decay every coordinate (THEORY.md 1a). ``True``: scale
+        ``False`` (default): decay every coordinate (:doc:`/theory/optimizer`). ``True``: scale
         each coordinate's decay by its gate, so a gated-off coordinate is frozen.
         Measured on grokking: gating the decay removes the regularisation that drives
         generalisation (validation accuracy 0.25 after 8,000 steps at batch 512, where
@@ -306,24 +309,19 @@ class SNRAdamW(torch.optim.Optimizer):
             v = _real(g[name], name)
             if v <= 0:
                 raise ValueError(f"{name} must be > 0, got {v}")
-        if g["gate"] is not None and g["gate"] not in GATES:
-            raise ValueError(f"gate must be one of {GATES} or None, got {g['gate']!r}")
-        if g["reduction"] not in _REDUCTIONS:
-            raise ValueError(f"reduction must be None or 'per_tensor', got {g['reduction']!r}")
-        w = g["warmup"]
-        if w is None:
+        check_choice(g["gate"], "gate", (*GATES, None))
+        check_choice(g["reduction"], "reduction", _REDUCTIONS)
+        if g["warmup"] is None:
             g["warmup"] = math.ceil(1.0 / (1.0 - g["rho"])) if g["rho"] < 1 else 0
-        elif isinstance(w, bool) or not isinstance(w, int) or w < 0:
-            raise ValueError(f"warmup must be a non-negative integer or None, got {w!r}")
-        e = g["gate_ema"]
-        if e is not None and (isinstance(e, bool) or not isinstance(e, Real)
-                              or not 0.0 < float(e) < 1.0):
-            raise ValueError(f"gate_ema must be None or a number in (0, 1), got {e!r}")
+        else:
+            g["warmup"] = check_int(g["warmup"], "warmup", low=0,
+                                    hint=" (None: ceil(1 / (1 - rho)) steps)")
+        if g["gate_ema"] is not None:
+            check_float(g["gate_ema"], "gate_ema", low=0.0, high=1.0, low_open=True,
+                        high_open=True, hint=" (None: no gate statistics)")
         for name in ("momentum_correction", "gate_weight_decay", "amsgrad", "maximize"):
-            if not isinstance(g[name], bool):
-                raise TypeError(f"{name} must be True or False, got {g[name]!r}")
-        if g["foreach"] is not None and not isinstance(g["foreach"], bool):
-            raise TypeError(f"foreach must be None, True or False, got {g['foreach']!r}")
+            g[name] = check_bool(g[name], name)
+        check_choice(g["foreach"], "foreach", (None, True, False))
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a parameter group (its options are validated like the constructor's)."""

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,8 +55,11 @@ from torch import nn
 
 import spectra
 from spectra.probes import as_rng, draw
+from spectra.results import NonFiniteError
+from spectra.validation import check_int
 
-from .operators import HessianOperator
+from ..curvature.model import eval_mode
+from ..curvature.operators import HessianOperator
 
 __all__ = ["CurvatureRecord", "SpectralLR"]
 
@@ -99,16 +101,6 @@ def _is_adam(optimizer: torch.optim.Optimizer) -> bool:
     g = optimizer.param_groups[0]
     return "betas" in g and "momentum" not in g
 
-
-@contextmanager
-def _eval_mode(model: nn.Module):
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, t in flags:
-            m.training = t
 
 
 class SpectralLR:
@@ -169,9 +161,9 @@ class SpectralLR:
     ------
     ValueError
         Bad hyperparameters; optimizer groups with different ``betas`` or momentum.
-    FloatingPointError
+    spectra.results.NonFiniteError
         At a measurement, NaN or Inf in the loss or the curvature products; the message
-        names the scheduler step.
+        names the scheduler step (a ``FloatingPointError`` and a ``ValueError``).
 
     Examples
     --------
@@ -207,8 +199,7 @@ class SpectralLR:
                             f"{type(optimizer).__name__}")
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}")
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+        num_steps = check_int(num_steps, "num_steps", low=1)
         if not (isinstance(factor, (int, float)) and 0.0 < factor <= 1.0):
             raise ValueError(f"factor must be in (0, 1], got {factor!r}")
         if not (isinstance(smoothing, (int, float)) and 0.0 <= smoothing < 1.0):
@@ -236,13 +227,13 @@ class SpectralLR:
         params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
         if not params:
             raise ValueError("the optimizer has no parameter that requires grad")
-        with _eval_mode(model):
+        with eval_mode(model):
             try:
                 self.operator = HessianOperator(model, loss_fn, data, params=params,
                                                 **operator_options)
             except FloatingPointError as err:
-                raise FloatingPointError(f"SpectralLR: NaN or Inf in the curvature at "
-                                         f"scheduler step 0 ({err})") from err
+                raise NonFiniteError(f"SpectralLR: NaN or Inf in the curvature at "
+                                     f"scheduler step 0 ({err})") from err
         self._params = params
         self._rng = as_rng(rng)
         for g in optimizer.param_groups:
@@ -366,7 +357,7 @@ class SpectralLR:
         self._pending = False
         n = self.operator.shape[0]
         k = min(self.num_steps, n)
-        with _eval_mode(self.model):
+        with eval_mode(self.model):
             op = self._operator()
             v0 = self._v0
             if v0 is None:
@@ -374,13 +365,13 @@ class SpectralLR:
             try:
                 res = spectra.lanczos(op, k, v0=v0, reorth="full")
             except FloatingPointError as err:
-                raise FloatingPointError(
+                raise NonFiniteError(
                     f"SpectralLR: NaN or Inf while measuring the curvature at scheduler step "
                     f"{self.last_step} ({err}); the model or the loss diverged") from err
             except ValueError as err:
                 if "NaN" not in str(err):
                     raise
-                raise FloatingPointError(
+                raise NonFiniteError(
                     f"SpectralLR: NaN or Inf while measuring the curvature at scheduler step "
                     f"{self.last_step} ({err}); the model or the loss diverged") from err
             finally:
@@ -396,8 +387,8 @@ class SpectralLR:
         top = float(theta[-1])
         upper = top + abs(float(b[s - 1]) * float(S[-1, -1]))
         if not (math.isfinite(top) and math.isfinite(upper)):
-            raise FloatingPointError(f"SpectralLR: non-finite Ritz value {top} at scheduler "
-                                     f"step {self.last_step}")
+            raise NonFiniteError(f"SpectralLR: non-finite Ritz value {top} at scheduler "
+                                 f"step {self.last_step}")
         coef = torch.as_tensor(S[:, -1], dtype=res.basis.dtype, device=res.basis.device)
         x = coef @ res.basis[0, :s, :]
         self._v0 = x / torch.linalg.vector_norm(x)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hessian import SNRAdamW
-from hessian.optim import GATES, leave_one_out_signal, momentum_noise
+from hessian.training.optim import GATES, leave_one_out_signal, momentum_noise
 
 
 def _model(seed=0):

@@ -10,8 +10,8 @@ from hessian_refs import Dense, mlp
 from torch import nn
 
 import hessian
-from hessian.dissipation import DissipationGramian
-from hessian.trajectory import TrajectoryGramian
+from hessian.training.dissipation import DissipationGramian
+from hessian.training.trajectory import TrajectoryGramian
 
 F64 = torch.float64
 
