@@ -97,9 +97,19 @@ class CurvatureRecord:
     num_matvecs: int
 
 
-def _is_adam(optimizer: torch.optim.Optimizer) -> bool:
+def _preconditioned(optimizer: torch.optim.Optimizer, preconditioned: bool | None) -> bool:
+    """Whether to measure the Adam-preconditioned curvature; refuse unknown optimizers."""
     g = optimizer.param_groups[0]
-    return "betas" in g and "momentum" not in g
+    adam = "betas" in g and "momentum" not in g
+    if not adam and not isinstance(optimizer, torch.optim.SGD):
+        raise TypeError("SpectralLR knows the stability thresholds of SGD and of Adam-type "
+                        "optimizers (with betas and exp_avg_sq state), got "
+                        f"{type(optimizer).__name__}")
+    out = adam if preconditioned is None else bool(preconditioned)
+    if out and not adam:
+        raise ValueError("preconditioned=True needs an Adam-type optimizer (with betas "
+                         f"and exp_avg_sq state), got {type(optimizer).__name__}")
+    return out
 
 
 
@@ -214,15 +224,7 @@ class SpectralLR:
         self.every, self.factor, self.num_steps = every, float(factor), num_steps
         self.base, self.smoothing, self.max_change = base, float(smoothing), float(max_change)
         self.conservative = bool(conservative)
-        adam = _is_adam(optimizer)
-        if not adam and not isinstance(optimizer, torch.optim.SGD):
-            raise TypeError("SpectralLR knows the stability thresholds of SGD and of Adam-type "
-                            "optimizers (with betas and exp_avg_sq state), got "
-                            f"{type(optimizer).__name__}")
-        self.preconditioned = adam if preconditioned is None else bool(preconditioned)
-        if self.preconditioned and not adam:
-            raise ValueError("preconditioned=True needs an Adam-type optimizer (with betas "
-                             f"and exp_avg_sq state), got {type(optimizer).__name__}")
+        self.preconditioned = _preconditioned(optimizer, preconditioned)
         self._threshold_const = self._threshold_constant()
         params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
         if not params:
@@ -364,12 +366,8 @@ class SpectralLR:
                 v0 = draw("gaussian", n, 1, like=self.operator, rng=self._rng)[:, 0]
             try:
                 res = spectra.lanczos(op, k, v0=v0, reorth="full")
-            except FloatingPointError as err:
-                raise NonFiniteError(
-                    f"SpectralLR: NaN or Inf while measuring the curvature at scheduler step "
-                    f"{self.last_step} ({err}); the model or the loss diverged") from err
-            except ValueError as err:
-                if "NaN" not in str(err):
+            except (FloatingPointError, ValueError) as err:
+                if not isinstance(err, FloatingPointError) and "NaN" not in str(err):
                     raise
                 raise NonFiniteError(
                     f"SpectralLR: NaN or Inf while measuring the curvature at scheduler step "
