@@ -197,7 +197,7 @@ class SpectrumMonitor:
                  path: str | os.PathLike | None = None, rng: Any = None,
                  warm_start: bool = True, **kwargs: Any) -> None:
         self.what = _check_what(what)
-        self.every = _positive_int(every, "every")
+        self.every = check_int(every, "every", low=1)
         self.k = check_int(k, "k", low=1)
         check_choice(which, "which", WHICH)
         check_choice(trace_method, "trace_method", TRACE_METHODS)
@@ -258,7 +258,7 @@ class SpectrumMonitor:
             ``{kind: SpectrumRecord}`` for the kinds recorded, or ``None`` when nothing
             was due (off-schedule, or already in a resumed history).
         """
-        step = self._counter if step is None else _positive_int(step, "step", 0)
+        step = self._counter if step is None else check_int(step, "step", low=0)
         self._counter = step + 1
         if step % self.every:
             return None
@@ -278,7 +278,7 @@ class SpectrumMonitor:
         dict
             ``{kind: SpectrumRecord}``.
         """
-        step = _positive_int(step, "step", 0)
+        step = check_int(step, "step", low=0)
         done = [kind for kind in self.what if step <= self._last.get(kind, -1)]
         if done:
             raise ValueError(f"step {step} is not after the last recorded step "
@@ -432,13 +432,3 @@ def _check_what(what: Any) -> tuple[str, ...]:
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"what lists a kind twice: {what!r}")
     return kinds
-
-
-
-def _positive_int(value: Any, name: str, low: int = 1) -> int:
-    what = "a positive" if low == 1 else "a non-negative"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be {what} integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be {what} integer, got {value}")
-    return int(value)

@@ -79,7 +79,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from numbers import Real
 from typing import Any
 
 import torch
@@ -137,22 +136,6 @@ def leave_one_out_signal(per_example: Tensor) -> Tensor:
 
 
 # ====================================================================== the optimizer
-def _real(x: Any, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, Real):
-        raise TypeError(f"{name} must be a real number, got {type(x).__name__}")
-    x = float(x)
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be finite, got {x}")
-    return x
-
-
-def _check_unit(x: Any, name: str) -> float:
-    x = _real(x, name)
-    if not 0.0 <= x < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {x}")
-    return x
-
-
 class SNRAdamW(torch.optim.Optimizer):
     r"""AdamW with a per-coordinate signal-to-noise gate on the update (module docstring).
 
@@ -291,24 +274,17 @@ class SNRAdamW(torch.optim.Optimizer):
     # ------------------------------------------------------------------ validation
     @staticmethod
     def _check(g: dict) -> None:
-        lr = _real(g["lr"], "lr")
-        if lr < 0:
-            raise ValueError(f"lr must be >= 0, got {lr}")
+        check_float(g["lr"], "lr", low=0.0)
         betas = g["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        b1 = _check_unit(betas[0], "betas[0]")
-        b2 = _check_unit(betas[1], "betas[1]")
-        g["betas"] = (b1, b2)
-        g["rho"] = _check_unit(g["rho"], "rho")
+        g["betas"] = tuple(check_float(b, f"betas[{i}]", low=0.0, high=1.0, high_open=True)
+                           for i, b in enumerate(betas))
+        g["rho"] = check_float(g["rho"], "rho", low=0.0, high=1.0, high_open=True)
         for name in ("eps", "weight_decay", "alpha"):
-            v = _real(g[name], name)
-            if v < 0:
-                raise ValueError(f"{name} must be >= 0, got {v}")
+            check_float(g[name], name, low=0.0)
         for name in ("softness", "temperature"):
-            v = _real(g[name], name)
-            if v <= 0:
-                raise ValueError(f"{name} must be > 0, got {v}")
+            check_float(g[name], name, low=0.0, low_open=True)
         check_choice(g["gate"], "gate", (*GATES, None))
         check_choice(g["reduction"], "reduction", _REDUCTIONS)
         if g["warmup"] is None:

@@ -39,7 +39,6 @@ References
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,11 +125,9 @@ def _is_pruned_attr(module: nn.Module, attr: str) -> bool:
     return attr.endswith("_orig") and hasattr(module, attr[:-5] + "_mask")
 
 
-def _check_sparsity(x: Any, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= float(x) < 1.0 \
-            or math.isnan(float(x)):
-        raise ValueError(f"{name} must be a number in [0, 1), got {x!r}")
-    return float(x)
+def _sparsity(x: Any, name: str) -> float:
+    return check_float(x, name, low=0.0, high=1.0, high_open=True)
+
 
 
 class KernelPruner:
@@ -213,8 +210,8 @@ class KernelPruner:
         check_choice(score, "score", SCORES)
         check_choice(scope, "scope", SCOPES)
         self.target_sparsity = (None if target_sparsity is None
-                                else _check_sparsity(target_sparsity, "target_sparsity"))
-        self.initial_sparsity = _check_sparsity(initial_sparsity, "initial_sparsity")
+                                else _sparsity(target_sparsity, "target_sparsity"))
+        self.initial_sparsity = _sparsity(initial_sparsity, "initial_sparsity")
         if self.target_sparsity is not None and self.initial_sparsity > self.target_sparsity:
             raise ValueError(f"initial_sparsity {initial_sparsity} exceeds target_sparsity "
                              f"{target_sparsity}")
@@ -353,7 +350,7 @@ class KernelPruner:
     # ------------------------------------------------------------------ pruning
     def _scheduled(self, t: int) -> float:
         if self.schedule is not None:
-            return _check_sparsity(self.schedule(t), f"schedule({t})")
+            return _sparsity(self.schedule(t), f"schedule({t})")
         sf, si = self.target_sparsity, self.initial_sparsity
         frac = min(t / self.steps, 1.0)
         return sf + (si - sf) * (1.0 - frac) ** 3
@@ -384,7 +381,7 @@ class KernelPruner:
         -------
         PruneReport
         """
-        s = _check_sparsity(sparsity, "sparsity")
+        s = _sparsity(sparsity, "sparsity")
         self._check_gramian()
         u = self._units()
         kernel = u["diag"] <= self.threshold() * u["size"]

@@ -56,7 +56,7 @@ from torch import nn
 import spectra
 from spectra.probes import as_rng, draw
 from spectra.results import NonFiniteError
-from spectra.validation import check_int
+from spectra.validation import check_float, check_int
 
 from ..curvature.model import eval_mode
 from ..curvature.operators import HessianOperator
@@ -207,15 +207,12 @@ class SpectralLR:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got "
                             f"{type(optimizer).__name__}")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
+        every = check_int(every, "every", low=1)
         num_steps = check_int(num_steps, "num_steps", low=1)
-        if not (isinstance(factor, (int, float)) and 0.0 < factor <= 1.0):
-            raise ValueError(f"factor must be in (0, 1], got {factor!r}")
-        if not (isinstance(smoothing, (int, float)) and 0.0 <= smoothing < 1.0):
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
-        if not (isinstance(max_change, (int, float)) and max_change >= 1.0):
-            raise ValueError(f"max_change must be >= 1 (inf: no clipping), got {max_change!r}")
+        factor = check_float(factor, "factor", low=0.0, high=1.0, low_open=True)
+        smoothing = check_float(smoothing, "smoothing", low=0.0, high=1.0, high_open=True)
+        max_change = check_float(max_change, "max_change", low=1.0, finite=False,
+                                 hint=" (inf: no clipping)")
         if base is not None and not callable(base) and not hasattr(base, "get_last_lr"):
             raise TypeError("base must be None, a callable step -> multiplier or an LR "
                             f"scheduler, got {type(base).__name__}")

@@ -76,7 +76,7 @@ import torch
 from torch import nn
 
 from spectra.results import NonFiniteError
-from spectra.validation import check_choice, check_int
+from spectra.validation import check_choice, check_float, check_int
 
 from ..curvature.model import ModelView
 
@@ -160,15 +160,9 @@ def _check_weight(weight: Any, what: str = "weight") -> float:
             raise ValueError(f"{what} must be a scalar, got a tensor of shape "
                              f"{tuple(weight.shape)}")
         weight = weight.item()
-    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer,
-                                                           np.floating)):
-        raise TypeError(f"{what} must be a positive number (the learning rate of the step, "
-                        f"or K * lr when updating every K steps), got {type(weight).__name__}")
-    w = float(weight)
-    if not math.isfinite(w) or w <= 0:
-        raise ValueError(f"{what} must be positive and finite (the learning rate of the step, "
-                         f"or K * lr when updating every K steps), got {w}")
-    return w
+    return check_float(weight, what, low=0.0, low_open=True,
+                       hint=" (the learning rate of the step, or K * lr when updating "
+                            "every K steps)")
 
 
 

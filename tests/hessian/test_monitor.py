@@ -213,8 +213,8 @@ def test_model_mode_is_restored():
 
 
 @pytest.mark.parametrize(("kw", "err", "match"), [
-    ({"every": 0}, ValueError, "every must be a positive integer"),
-    ({"every": 2.5}, TypeError, "every must be a positive integer"),
+    ({"every": 0}, ValueError, "every must be an integer >= 1"),
+    ({"every": 2.5}, TypeError, "every must be an integer >= 1"),
     ({"every": True}, TypeError, "every"),
     ({"what": "laplacian"}, ValueError, "what must name curvature kinds"),
     ({"what": ("hessian", "hessian")}, ValueError, "twice"),
@@ -232,9 +232,9 @@ def test_bad_settings(kw, err, match):
 
 def test_bad_step_and_missing_data():
     mon = monitor(mlp(0))
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="step must be an integer >= 0"):
         mon.step(-1)
-    with pytest.raises(TypeError, match="non-negative integer"):
+    with pytest.raises(TypeError, match="step must be an integer >= 0"):
         mon.record(1.0)
     with pytest.raises(ValueError, match="probe batch"):
         hessian.SpectrumMonitor(mlp(0), CE, None)
