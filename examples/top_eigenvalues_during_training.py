@@ -5,7 +5,7 @@ download) by minibatch SGD. Every few steps a :class:`hessian.SpectrumMonitor` r
 on a fixed batch of 256 training images and with fixed random probes, the top three
 Hessian eigenvalues (Lanczos), the trace (XTrace) and the spectral density (stochastic
 Lanczos quadrature), appending each record to a JSON-lines history on disk. The history
-is drawn with :func:`spectra.plot.spectra_over_training`: the density over training as a
+is drawn with :func:`hessian.plot.spectra_over_training`: the density over training as a
 heat map (log colour: the spike of near-zero eigenvalues, the bulk and the outliers all
 show), the top eigenvalues beside it with the gradient-descent stability limit
 ``2 / lr``.
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    heat, side = spectra.plot.spectra_over_training(
+    heat, side = hessian.plot.spectra_over_training(
         history, title=f"Hessian spectrum, 64-{hidden}-10 MLP on digits ({H.shape[0]:,} weights)")
     side.axhline(2 / lr, color=spectra.plot.COLORS["truth"], linestyle="--", linewidth=1.0,
                  label=f"$2/\\eta$ = {2 / lr:g}")

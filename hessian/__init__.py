@@ -11,6 +11,12 @@ loaders are averaged with exact batch-size weights. One-call helpers
 common cases, per layer too, and :mod:`hessian.distributed` runs the same products
 data-parallel over ``torch.distributed``.
 
+Two rooms: :mod:`hessian.curvature` holds the operators and everything they need;
+:mod:`hessian.training` the training-time tools built on them (:class:`SNRAdamW`,
+:class:`SpectralLR`, :class:`KernelPruner`, :class:`SpectrumMonitor`, the trajectory and
+dissipation Gramians) and ``hessian.plot`` (loaded on first use) draws training
+histories. Every public name is importable from ``hessian`` itself.
+
 >>> import torch, hessian
 >>> g = torch.Generator().manual_seed(0)
 >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
@@ -22,23 +28,34 @@ data-parallel over ``torch.distributed``.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from . import distributed
-from .dissipation import DissipationGramian
-from .monitor import SpectrumHistory, SpectrumMonitor
-from .operators import (
+from . import optim as optim  # the old path of hessian.training.optim
+from .curvature import (
     CurvatureOperator,
     FisherOperator,
     GGNOperator,
     HessianOperator,
     JacobianGramOperator,
     NTKOperator,
+    curvature_operator,
+    density,
+    diagonal,
     per_layer,
+    top_eigenvalues,
+    trace,
 )
-from .optim import SNRAdamW
-from .prune import KernelPruner
-from .schedule import SpectralLR
-from .spectrum import curvature_operator, density, diagonal, top_eigenvalues, trace
-from .trajectory import TrajectoryGramian
+from .training import (
+    DissipationGramian,
+    KernelPruner,
+    SNRAdamW,
+    SpectralLR,
+    SpectrumHistory,
+    SpectrumMonitor,
+    TrajectoryGramian,
+)
 
 __all__ = [
     "CurvatureOperator",
@@ -54,6 +71,7 @@ __all__ = [
     "SpectrumHistory",
     "SpectrumMonitor",
     "TrajectoryGramian",
+    "curvature",
     "curvature_operator",
     "distributed",
     "density",
@@ -61,4 +79,14 @@ __all__ = [
     "per_layer",
     "top_eigenvalues",
     "trace",
+    "training",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``hessian.plot`` (:mod:`hessian.training.plot`) on first use."""
+    if name == "plot":
+        module = importlib.import_module(".training.plot", __name__)
+        globals()["plot"] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -334,7 +334,7 @@ def test_nan_in_loss_names_the_batch():
 
 def test_nonfinite_check_reads_batch_sums():
     """A finite sum proves finite entries; an overflowing sum of finite entries is no error."""
-    from hessian._base import CurvatureOperator
+    from hessian.curvature._base import CurvatureOperator
 
     big = torch.full((3,), 3e38, dtype=torch.float32)  # finite entries, the sum overflows
     assert not torch.isfinite(big.sum())

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from hessian_refs import Dense, data, mlp  # noqa: E402
 
 import hessian  # noqa: E402
-from hessian.monitor import SpectrumRecord  # noqa: E402
+from hessian.training.monitor import SpectrumRecord  # noqa: E402
 
 CE = torch.nn.CrossEntropyLoss()
 P = 51  # parameters of hessian_refs.mlp (4 -> 6 -> 3)
@@ -213,8 +213,8 @@ def test_model_mode_is_restored():
 
 
 @pytest.mark.parametrize(("kw", "err", "match"), [
-    ({"every": 0}, ValueError, "every must be a positive integer"),
-    ({"every": 2.5}, TypeError, "every must be a positive integer"),
+    ({"every": 0}, ValueError, "every must be an integer >= 1"),
+    ({"every": 2.5}, TypeError, "every must be an integer >= 1"),
     ({"every": True}, TypeError, "every"),
     ({"what": "laplacian"}, ValueError, "what must name curvature kinds"),
     ({"what": ("hessian", "hessian")}, ValueError, "twice"),
@@ -232,9 +232,9 @@ def test_bad_settings(kw, err, match):
 
 def test_bad_step_and_missing_data():
     mon = monitor(mlp(0))
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="step must be an integer >= 0"):
         mon.step(-1)
-    with pytest.raises(TypeError, match="non-negative integer"):
+    with pytest.raises(TypeError, match="step must be an integer >= 0"):
         mon.record(1.0)
     with pytest.raises(ValueError, match="probe batch"):
         hessian.SpectrumMonitor(mlp(0), CE, None)
@@ -251,7 +251,7 @@ def test_plot_spectra_over_training(tmp_path):
     mon = monitor(mlp(5), k=2)
     train(mon, 9, seed=5)
     h = mon.history
-    heat, side = spectra.plot.spectra_over_training(h)
+    heat, side = hessian.plot.spectra_over_training(h)
     fig = heat.figure
     mesh = [c for c in heat.collections if isinstance(c, QuadMesh)]
     assert len(mesh) == 1
@@ -274,15 +274,15 @@ def test_plot_spectra_over_training(tmp_path):
     fig, ax = plt.subplots()
     arrays = {"steps": h.steps, "grid": h.grid, "densities": h.densities,
               "top_eigenvalues": h.top_eigenvalues[:, 0]}
-    heat, side = spectra.plot.spectra_over_training(arrays, ax, floor=1e-3)
+    heat, side = hessian.plot.spectra_over_training(arrays, ax, floor=1e-3)
     assert side is None and heat is ax
     assert heat.collections[0].norm.vmin == 1e-3
     with pytest.raises(ValueError, match="densities must have shape"):
-        spectra.plot.spectra_over_training({**arrays, "densities": h.densities[:, 1:]}, ax)
+        hessian.plot.spectra_over_training({**arrays, "densities": h.densities[:, 1:]}, ax)
     with pytest.raises(ValueError, match="floor"):
-        spectra.plot.spectra_over_training(arrays, ax, floor=-1.0)
+        hessian.plot.spectra_over_training(arrays, ax, floor=-1.0)
     with pytest.raises(TypeError, match="top_eigenvalues"):
-        spectra.plot.spectra_over_training({k: v for k, v in arrays.items()
+        hessian.plot.spectra_over_training({k: v for k, v in arrays.items()
                                             if k != "top_eigenvalues"}, ax)
     plt.close(fig)
     # one record as a SpectralDensity of unit mass, for spectra.plot.density

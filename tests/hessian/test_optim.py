@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hessian import SNRAdamW
-from hessian.optim import GATES, leave_one_out_signal, momentum_noise
+from hessian.training.optim import GATES, leave_one_out_signal, momentum_noise
 
 
 def _model(seed=0):
@@ -258,18 +258,18 @@ def test_gate_fraction_and_statistics():
 
 # ---------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("kw, match", [
-    ({"lr": -1e-3}, "lr must be >= 0"),
-    ({"betas": (1.0, 0.9)}, r"betas\[0\] must be in \[0, 1\)"),
-    ({"betas": (0.9, -0.1)}, r"betas\[1\] must be in \[0, 1\)"),
+    ({"lr": -1e-3}, "lr must be a real number >= 0"),
+    ({"betas": (1.0, 0.9)}, r"betas\[0\] must be a real number in \[0, 1\)"),
+    ({"betas": (0.9, -0.1)}, r"betas\[1\] must be a real number in \[0, 1\)"),
     ({"betas": 0.9}, "pair"),
-    ({"rho": 1.0}, r"rho must be in \[0, 1\)"),
+    ({"rho": 1.0}, r"rho must be a real number in \[0, 1\)"),
     ({"gate": "bogus"}, "gate must be one of .*'snr'.*'soft'.*'hard'.*'sigmoid'"),
     ({"reduction": "mean"}, "per_tensor"),
-    ({"softness": 0.0}, "softness must be > 0"),
+    ({"softness": 0.0}, "softness must be a real number > 0"),
     ({"warmup": -1}, "warmup"),
     ({"gate_ema": 1.0}, "gate_ema"),
-    ({"eps": float("nan")}, "finite"),
-    ({"weight_decay": -0.1}, "weight_decay must be >= 0"),
+    ({"eps": float("nan")}, "eps must be a real number >= 0, got nan"),
+    ({"weight_decay": -0.1}, "weight_decay must be a real number >= 0"),
 ])
 def test_bad_hyperparameters_raise(kw, match):
     with pytest.raises(ValueError, match=match):

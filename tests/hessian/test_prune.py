@@ -202,7 +202,7 @@ def test_with_the_snr_optimizer():
 def test_bad_input_is_refused():
     model, G, _ = _trained()
     for bad in (1.0, -0.1, math.nan):
-        with pytest.raises(ValueError, match=r"target_sparsity must be a number in \[0, 1\)"):
+        with pytest.raises(ValueError, match=r"target_sparsity must be a real number in \[0, 1\)"):
             KernelPruner(model, G, target_sparsity=bad)
     with pytest.raises(ValueError, match="granularity must be one of"):
         KernelPruner(model, G, granularity="row")

@@ -239,10 +239,10 @@ def test_eval_mode_during_measurement_and_restored():
 
 
 @pytest.mark.parametrize("kw, err, match", [
-    ({"every": 0}, ValueError, "every must be a positive integer"),
-    ({"factor": 1.5}, ValueError, r"factor must be in \(0, 1\]"),
-    ({"smoothing": 1.0}, ValueError, r"smoothing must be in \[0, 1\)"),
-    ({"max_change": 0.5}, ValueError, "max_change must be >= 1"),
+    ({"every": 0}, ValueError, "every must be an integer >= 1"),
+    ({"factor": 1.5}, ValueError, r"factor must be a real number in \(0, 1\]"),
+    ({"smoothing": 1.0}, ValueError, r"smoothing must be a real number in \[0, 1\)"),
+    ({"max_change": 0.5}, ValueError, "max_change must be a real number >= 1"),
     ({"num_steps": 0}, ValueError, "num_steps"),
     ({"base": 3}, TypeError, "base must be None, a callable"),
     ({"preconditioned": True}, ValueError, "Adam-type"),

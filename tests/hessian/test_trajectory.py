@@ -10,8 +10,8 @@ from hessian_refs import Dense, mlp
 from torch import nn
 
 import hessian
-from hessian.dissipation import DissipationGramian
-from hessian.trajectory import TrajectoryGramian
+from hessian.training.dissipation import DissipationGramian
+from hessian.training.trajectory import TrajectoryGramian
 
 F64 = torch.float64
 
@@ -195,7 +195,7 @@ def test_state_dict_round_trip_continues_identically():
 @pytest.mark.parametrize("weight", [0.0, -0.1, math.nan, math.inf])
 def test_bad_weight_is_refused(weight):
     G = TrajectoryGramian(mlp(0), generator=0)
-    with pytest.raises(ValueError, match="weight must be positive"):
+    with pytest.raises(ValueError, match="weight must be a real number > 0"):
         G.update(torch.ones(2, 4, dtype=F64), weight)
     with pytest.raises(TypeError, match="weight"):
         G.update(torch.ones(2, 4, dtype=F64), "0.1")
@@ -337,7 +337,7 @@ def test_dissipation_bad_input():
     with pytest.raises(ValueError, match=r"num_probes must be an integer in \[1, 6\]"):
         DissipationGramian(model, X, num_probes=7)
     WS = DissipationGramian(model, X)
-    with pytest.raises(ValueError, match="weight must be positive"):
+    with pytest.raises(ValueError, match="weight must be a real number > 0"):
         WS.update(-1.0)
     with pytest.raises(ValueError, match="shape"):
         WS.update(0.1, outputs=model(torch.ones(3, 4, dtype=F64)))

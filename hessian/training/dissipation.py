@@ -10,8 +10,9 @@ dissipation Gramian satisfies the exact identity
         = \tfrac12 \bigl(I - \Phi_T^T \Phi_T\bigr),
 
 so its eigenvalues lie in :math:`[0, \frac12]` while every step has
-:math:`\lVert M_t \rVert \le 2`. See :mod:`hessian.trajectory` for the parameter-space
-trajectory Gramian and the notation.
+:math:`\lVert M_t \rVert \le 2` (:doc:`/theory/gramians`). See
+:mod:`hessian.training.trajectory` for the parameter-space trajectory Gramian and the
+notation.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._data import ModelView
+from spectra.validation import check_choice, check_int
+
+from ..curvature.model import ModelView
 from .trajectory import (
+    _NORMALIZE,
     _as_generator,
-    _check_normalize,
     _check_weight,
     _forward,
     _Jacobian,
@@ -119,7 +122,7 @@ class DissipationGramian:
                  normalize: str = "mean", check_finite: bool = True) -> None:
         self.view = ModelView(model, params, None)
         self.inputs = inputs
-        self.normalize = _check_normalize(normalize)
+        self.normalize = check_choice(normalize, "normalize", _NORMALIZE)
         self.check_finite = bool(check_finite)
         with torch.no_grad():
             out = self.view.call(inputs)
@@ -129,11 +132,9 @@ class DissipationGramian:
         self.output_dim = int(out.numel())
         self.num_samples = _num_samples(out)
         D = self.output_dim
-        k = D if num_probes is None else num_probes
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= D:
-            raise ValueError(f"num_probes must be an integer in [1, {D}] (the number of "
-                             f"training outputs), got {num_probes!r}")
-        self.num_probes = int(k)
+        k = D if num_probes is None else check_int(
+            num_probes, "num_probes", low=1, high=D, hint=f" ({D} training outputs)")
+        self.num_probes = k
         dt, dev = self.view.dtype, self.view.device
         if k == D:
             Q = torch.eye(D, dtype=torch.float64)
@@ -171,7 +172,7 @@ class DissipationGramian:
         ------
         ValueError
             Non-positive weight; outputs of another shape.
-        FloatingPointError
+        spectra.results.NonFiniteError
             NaN or Inf in the outputs or products, naming the update.
         """
         w = _check_weight(weight)

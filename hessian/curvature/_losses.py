@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from spectra.validation import check_choice
+
 __all__ = ["loss_kind", "loss_reduction", "ggn_block", "fisher_block", "draw_mc_targets"]
 
 
@@ -57,10 +59,7 @@ def loss_reduction(loss_fn: Any, reduction: str | None) -> str:
                 f"loss_fn.reduction is {red!r}: the loss must be a scalar, use 'mean' or 'sum'"
             )
         return red
-    red = reduction or "mean"
-    if red not in ("mean", "sum"):
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {red!r}")
-    return red
+    return check_choice(reduction or "mean", "reduction", ("mean", "sum"))
 
 
 def _scale(reduction: str, out: torch.Tensor) -> float:

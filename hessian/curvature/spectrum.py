@@ -6,7 +6,8 @@ ready one, and hands it to the matching :mod:`spectra` estimator:
 :func:`spectra.trace` / :func:`spectra.diagonal` (XTrace / XDiag by default) and
 :func:`spectra.density` (stochastic Lanczos quadrature). With ``per_layer=True`` the
 estimate is made for every module's diagonal block (:func:`hessian.per_layer`) and a
-dict keyed by module name is returned.
+dict keyed by module name is returned. :mod:`hessian.distributed` runs the same
+helpers on an operator summed over ``torch.distributed`` ranks.
 
 Long runs show a progress bar (tqdm) counting probe-batch products; it stays quiet
 when standard error is not a terminal (``progress=None``), and ``progress=True`` /
@@ -33,6 +34,7 @@ import torch
 
 import spectra
 from spectra.results import EigResult, Estimate, SpectralDensity
+from spectra.validation import check_choice
 
 from .operators import (
     CurvatureOperator,
@@ -71,8 +73,7 @@ def curvature_operator(model: Any, loss_fn: Any = None, data: Any = None, *,
     """
     if isinstance(model, spectra.Operator):
         return model
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_choice(kind, "kind", KINDS)
     if data is None:
         raise ValueError("data is required to build a curvature operator")
     if kind == "jtj":

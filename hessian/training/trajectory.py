@@ -14,7 +14,7 @@ Jacobian of the stacked, flattened outputs of the batch :math:`X_t` seen at step
 with :math:`w_t` the learning rate :math:`\eta_t` (or :math:`K\eta` when updated every
 ``K`` steps). With ``"mean"`` each term is the Gauss-Newton matrix of the mean loss
 :math:`\frac{1}{2n}\lVert f - y\rVert^2`, so :math:`W` is the step-weighted GGN along
-the path (THEORY.md 1c). :math:`v \in \ker W` iff :math:`J_t v = 0` at every step: the
+the path (:doc:`/theory/pruning`). :math:`v \in \ker W` iff :math:`J_t v = 0` at every step: the
 direction never moved a training output. For PSD :math:`W`,
 :math:`e_k \in \ker W \iff W_{kk} = 0` (since :math:`W_{jk}^2 \le W_{jj} W_{kk}`), and
 :math:`\lVert W e_k\rVert^2 \le \lambda_{\max}(W) W_{kk}`: the diagonal certifies
@@ -40,7 +40,7 @@ For gradient descent on :math:`\frac{1}{2n}\lVert f(X_S) - y\rVert^2` over a fix
 :math:`S` (``n`` samples, ``D = nC`` outputs), the linearised residual evolves as
 :math:`r_{t+1} = (I - M_t) r_t` with :math:`M_t = \frac{w_t}{n} K_t`,
 :math:`K_t = J_t J_t^T` the empirical NTK. With :math:`\Phi_t = \prod_{s<t} (I - M_s)`
-the discrete dissipation Gramian satisfies the exact identity (THEORY.md 3)
+the discrete dissipation Gramian satisfies the exact identity (:doc:`/theory/gramians`)
 
 .. math::
     W_S = \sum_t \Phi_t^T \bigl(M_t - \tfrac12 M_t^2\bigr) \Phi_t
@@ -75,7 +75,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._data import ModelView
+from spectra.results import NonFiniteError
+from spectra.validation import check_choice, check_float, check_int
+
+from ..curvature.model import ModelView
 
 __all__ = ["GramianSpectrum", "TrajectoryGramian"]
 
@@ -131,9 +134,9 @@ class GramianSpectrum:
         torch.Tensor, shape ``(P,)``
             Values in ``[0, 1]`` summing to ``r``; ``1 - leverage`` is a reservoir score.
         """
-        r = self.eigenvectors.shape[1] if rank is None else int(rank)
-        if not 1 <= r <= self.eigenvectors.shape[1]:
-            raise ValueError(f"rank must be in [1, {self.eigenvectors.shape[1]}], got {rank}")
+        k = self.eigenvectors.shape[1]
+        r = k if rank is None else check_int(rank, "rank", low=1, high=k,
+                                             hint=f" ({k} eigenvectors)")
         return (self.eigenvectors[:, :r] ** 2).sum(dim=1)
 
 
@@ -157,21 +160,10 @@ def _check_weight(weight: Any, what: str = "weight") -> float:
             raise ValueError(f"{what} must be a scalar, got a tensor of shape "
                              f"{tuple(weight.shape)}")
         weight = weight.item()
-    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer,
-                                                           np.floating)):
-        raise TypeError(f"{what} must be a positive number (the learning rate of the step, "
-                        f"or K * lr when updating every K steps), got {type(weight).__name__}")
-    w = float(weight)
-    if not math.isfinite(w) or w <= 0:
-        raise ValueError(f"{what} must be positive and finite (the learning rate of the step, "
-                         f"or K * lr when updating every K steps), got {w}")
-    return w
+    return check_float(weight, what, low=0.0, low_open=True,
+                       hint=" (the learning rate of the step, or K * lr when updating "
+                            "every K steps)")
 
-
-def _check_normalize(normalize: str) -> str:
-    if normalize not in _NORMALIZE:
-        raise ValueError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
-    return normalize
 
 
 def _accum_dtype(dtype: Any, device: torch.device) -> torch.dtype:
@@ -251,7 +243,7 @@ def _num_samples(out: torch.Tensor) -> int:
 
 def _raise_nonfinite(what: str, out: torch.Tensor) -> None:
     bad = "the model output" if not bool(torch.isfinite(out).all()) else "a Jacobian product"
-    raise FloatingPointError(
+    raise NonFiniteError(
         f"NaN or Inf in {bad} at {what}; nothing was accumulated for this step. Check the "
         "data, the learning rate (divergence?) and the model (overflow in float32?)"
     )
@@ -321,19 +313,14 @@ class TrajectoryGramian:
     def __init__(self, model: nn.Module, *, params: Any = None, num_probes: int = 1,
                  sketch_rank: int = 0, generator: Any = None, normalize: str = "mean",
                  dtype: torch.dtype | None = None, check_finite: bool = True) -> None:
-        if isinstance(num_probes, bool) or not isinstance(num_probes, (int, np.integer)) \
-                or num_probes < 1:
-            raise ValueError(f"num_probes must be a positive integer, got {num_probes!r}")
-        if isinstance(sketch_rank, bool) or not isinstance(sketch_rank, (int, np.integer)) \
-                or sketch_rank < 0:
-            raise ValueError(f"sketch_rank must be a non-negative integer, got {sketch_rank!r}")
+        self.num_probes = check_int(num_probes, "num_probes", low=1)
+        check_int(sketch_rank, "sketch_rank", low=0)
         self.view = ModelView(model, params, None)
-        if int(sketch_rank) > self.view.num_params:
-            raise ValueError(f"sketch_rank must be at most the number of parameters "
-                             f"{self.view.num_params}, got {sketch_rank}")
-        self.num_probes = int(num_probes)
-        self.sketch_rank = int(sketch_rank)
-        self.normalize = _check_normalize(normalize)
+        self.sketch_rank = check_int(sketch_rank, "sketch_rank", low=0,
+                                     high=self.view.num_params,
+                                     hint=f" (the Gramian has {self.view.num_params} "
+                                          "parameters)")
+        self.normalize = check_choice(normalize, "normalize", _NORMALIZE)
         self.generator = _as_generator(generator)
         self.check_finite = bool(check_finite)
         dev = self.view.device
@@ -396,7 +383,7 @@ class TrajectoryGramian:
         ------
         ValueError
             A non-positive or non-finite weight; outputs without a graph.
-        FloatingPointError
+        spectra.results.NonFiniteError
             NaN or Inf in the outputs or products (``check_finite=True``); the update
             number is named and nothing is accumulated.
         """
@@ -519,9 +506,8 @@ class TrajectoryGramian:
         if self.num_updates == 0:
             raise ValueError("the Gramian is empty: call update() first")
         k = self.sketch_rank
-        r = k if rank is None else int(rank)
-        if not 1 <= r <= k:
-            raise ValueError(f"rank must be in [1, sketch_rank={k}], got {rank}")
+        r = k if rank is None else check_int(rank, "rank", low=1, high=k,
+                                             hint=f" (sketch_rank = {k})")
         Y = self._Y.to(torch.float64)
         Om = self._omega.T.to(torch.float64)
         normY = float(torch.linalg.matrix_norm(Y, ord=2))

@@ -11,7 +11,7 @@ For a model :math:`f(x; \theta)` with ``P`` parameters, data batches
 
 with :math:`J_b = \partial f(X_b) / \partial \theta` and :math:`\Lambda_b` the Hessian
 of :math:`L_b` with respect to the outputs (closed form for cross-entropy and squared
-error, see :mod:`hessian._losses`). A short last batch therefore counts exactly as its
+error, see :mod:`hessian.curvature._losses`). A short last batch therefore counts exactly as its
 samples do. With ``reduction="sum"`` the batch losses are added instead.
 
 Every operator is a symmetric :class:`spectra.Operator` on flat torch vectors of
@@ -51,6 +51,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from spectra.validation import check_choice, check_int
 
 from ._base import CurvatureOperator, _Ctx
 from ._losses import draw_mc_targets, fisher_block, ggn_block, loss_kind
@@ -116,8 +118,9 @@ class HessianOperator(CurvatureOperator):
         data on another device, a non-scalar loss.
     RuntimeError
         Two products with the same probe disagree.
-    FloatingPointError
-        NaN or Inf in a loss or product (the batch index is named).
+    spectra.results.NonFiniteError
+        NaN or Inf in a loss or product (the batch index is named); a
+        ``FloatingPointError`` and a ``ValueError``.
 
     Examples
     --------
@@ -299,8 +302,7 @@ class FisherOperator(_OutputSpaceOperator):
     def __init__(self, model: nn.Module, loss_fn: Any, data: Any, *, kind: str = "empirical",
                  generator: torch.Generator | None = None, mc_samples: int = 1,
                  **kwargs: Any) -> None:
-        if kind not in ("empirical", "mc"):
-            raise ValueError(f"kind must be 'empirical' or 'mc', got {kind!r}")
+        check_choice(kind, "kind", ("empirical", "mc"))
         if kind == "mc" and not isinstance(generator, torch.Generator):
             raise ValueError("kind='mc' needs an explicit torch.Generator (generator=...)")
         if loss_kind(loss_fn) == "other":
@@ -308,11 +310,9 @@ class FisherOperator(_OutputSpaceOperator):
                 "the Fisher needs a loss with a known likelihood: nn.CrossEntropyLoss (no "
                 f"class weights, no label smoothing) or nn.MSELoss, got {loss_fn!r}"
             )
-        if int(mc_samples) < 1:
-            raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
+        self.mc_samples = check_int(mc_samples, "mc_samples", low=1)
         self.kind = kind
         self.generator = generator
-        self.mc_samples = int(mc_samples)
         self._mc_targets: dict[int, torch.Tensor] = {}
         super().__init__(model, loss_fn, data, **kwargs)
 
@@ -386,8 +386,9 @@ class NTKOperator(_OutputSpaceOperator):
             if not isinstance(out, torch.Tensor):
                 raise TypeError(f"the model must return one tensor, got {type(out).__name__}")
             C = out[0].numel() if out.ndim > 1 else 1
-            if self.output is not None and not 0 <= self.output < C:
-                raise ValueError(f"output must be in [0, {C}), got {self.output}")
+            if self.output is not None:
+                check_int(self.output, "output", low=0, high=C - 1,
+                          hint=f" (the model has {C} outputs)")
             rows.append(batch.size * (C if self.output is None else 1))
         self._rows = rows
         return int(sum(rows))
@@ -464,8 +465,7 @@ def per_layer(model: nn.Module, loss_fn: Any, data: Any, *, kind: str = "hessian
     dict
         Module name -> operator, in module order.
     """
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {tuple(_KINDS)}, got {kind!r}")
+    check_choice(kind, "kind", tuple(_KINDS))
     out = {}
     for name, m in model.named_modules():
         own = [p for p in m.parameters(recurse=False) if p.requires_grad]

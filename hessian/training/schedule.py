@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,8 +55,11 @@ from torch import nn
 
 import spectra
 from spectra.probes import as_rng, draw
+from spectra.results import NonFiniteError
+from spectra.validation import check_float, check_int
 
-from .operators import HessianOperator
+from ..curvature.model import eval_mode
+from ..curvature.operators import HessianOperator
 
 __all__ = ["CurvatureRecord", "SpectralLR"]
 
@@ -95,20 +97,20 @@ class CurvatureRecord:
     num_matvecs: int
 
 
-def _is_adam(optimizer: torch.optim.Optimizer) -> bool:
+def _preconditioned(optimizer: torch.optim.Optimizer, preconditioned: bool | None) -> bool:
+    """Whether to measure the Adam-preconditioned curvature; refuse unknown optimizers."""
     g = optimizer.param_groups[0]
-    return "betas" in g and "momentum" not in g
+    adam = "betas" in g and "momentum" not in g
+    if not adam and not isinstance(optimizer, torch.optim.SGD):
+        raise TypeError("SpectralLR knows the stability thresholds of SGD and of Adam-type "
+                        "optimizers (with betas and exp_avg_sq state), got "
+                        f"{type(optimizer).__name__}")
+    out = adam if preconditioned is None else bool(preconditioned)
+    if out and not adam:
+        raise ValueError("preconditioned=True needs an Adam-type optimizer (with betas "
+                         f"and exp_avg_sq state), got {type(optimizer).__name__}")
+    return out
 
-
-@contextmanager
-def _eval_mode(model: nn.Module):
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, t in flags:
-            m.training = t
 
 
 class SpectralLR:
@@ -169,9 +171,9 @@ class SpectralLR:
     ------
     ValueError
         Bad hyperparameters; optimizer groups with different ``betas`` or momentum.
-    FloatingPointError
+    spectra.results.NonFiniteError
         At a measurement, NaN or Inf in the loss or the curvature products; the message
-        names the scheduler step.
+        names the scheduler step (a ``FloatingPointError`` and a ``ValueError``).
 
     Examples
     --------
@@ -205,16 +207,12 @@ class SpectralLR:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got "
                             f"{type(optimizer).__name__}")
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive integer, got {every!r}")
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
-        if not (isinstance(factor, (int, float)) and 0.0 < factor <= 1.0):
-            raise ValueError(f"factor must be in (0, 1], got {factor!r}")
-        if not (isinstance(smoothing, (int, float)) and 0.0 <= smoothing < 1.0):
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
-        if not (isinstance(max_change, (int, float)) and max_change >= 1.0):
-            raise ValueError(f"max_change must be >= 1 (inf: no clipping), got {max_change!r}")
+        every = check_int(every, "every", low=1)
+        num_steps = check_int(num_steps, "num_steps", low=1)
+        factor = check_float(factor, "factor", low=0.0, high=1.0, low_open=True)
+        smoothing = check_float(smoothing, "smoothing", low=0.0, high=1.0, high_open=True)
+        max_change = check_float(max_change, "max_change", low=1.0, finite=False,
+                                 hint=" (inf: no clipping)")
         if base is not None and not callable(base) and not hasattr(base, "get_last_lr"):
             raise TypeError("base must be None, a callable step -> multiplier or an LR "
                             f"scheduler, got {type(base).__name__}")
@@ -223,26 +221,18 @@ class SpectralLR:
         self.every, self.factor, self.num_steps = every, float(factor), num_steps
         self.base, self.smoothing, self.max_change = base, float(smoothing), float(max_change)
         self.conservative = bool(conservative)
-        adam = _is_adam(optimizer)
-        if not adam and not isinstance(optimizer, torch.optim.SGD):
-            raise TypeError("SpectralLR knows the stability thresholds of SGD and of Adam-type "
-                            "optimizers (with betas and exp_avg_sq state), got "
-                            f"{type(optimizer).__name__}")
-        self.preconditioned = adam if preconditioned is None else bool(preconditioned)
-        if self.preconditioned and not adam:
-            raise ValueError("preconditioned=True needs an Adam-type optimizer (with betas "
-                             f"and exp_avg_sq state), got {type(optimizer).__name__}")
+        self.preconditioned = _preconditioned(optimizer, preconditioned)
         self._threshold_const = self._threshold_constant()
         params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
         if not params:
             raise ValueError("the optimizer has no parameter that requires grad")
-        with _eval_mode(model):
+        with eval_mode(model):
             try:
                 self.operator = HessianOperator(model, loss_fn, data, params=params,
                                                 **operator_options)
             except FloatingPointError as err:
-                raise FloatingPointError(f"SpectralLR: NaN or Inf in the curvature at "
-                                         f"scheduler step 0 ({err})") from err
+                raise NonFiniteError(f"SpectralLR: NaN or Inf in the curvature at "
+                                     f"scheduler step 0 ({err})") from err
         self._params = params
         self._rng = as_rng(rng)
         for g in optimizer.param_groups:
@@ -366,21 +356,17 @@ class SpectralLR:
         self._pending = False
         n = self.operator.shape[0]
         k = min(self.num_steps, n)
-        with _eval_mode(self.model):
+        with eval_mode(self.model):
             op = self._operator()
             v0 = self._v0
             if v0 is None:
                 v0 = draw("gaussian", n, 1, like=self.operator, rng=self._rng)[:, 0]
             try:
                 res = spectra.lanczos(op, k, v0=v0, reorth="full")
-            except FloatingPointError as err:
-                raise FloatingPointError(
-                    f"SpectralLR: NaN or Inf while measuring the curvature at scheduler step "
-                    f"{self.last_step} ({err}); the model or the loss diverged") from err
-            except ValueError as err:
-                if "NaN" not in str(err):
+            except (FloatingPointError, ValueError) as err:
+                if not isinstance(err, FloatingPointError) and "NaN" not in str(err):
                     raise
-                raise FloatingPointError(
+                raise NonFiniteError(
                     f"SpectralLR: NaN or Inf while measuring the curvature at scheduler step "
                     f"{self.last_step} ({err}); the model or the loss diverged") from err
             finally:
@@ -396,8 +382,8 @@ class SpectralLR:
         top = float(theta[-1])
         upper = top + abs(float(b[s - 1]) * float(S[-1, -1]))
         if not (math.isfinite(top) and math.isfinite(upper)):
-            raise FloatingPointError(f"SpectralLR: non-finite Ritz value {top} at scheduler "
-                                     f"step {self.last_step}")
+            raise NonFiniteError(f"SpectralLR: non-finite Ritz value {top} at scheduler "
+                                 f"step {self.last_step}")
         coef = torch.as_tensor(S[:, -1], dtype=res.basis.dtype, device=res.basis.device)
         x = coef @ res.basis[0, :s, :]
         self._v0 = x / torch.linalg.vector_norm(x)

@@ -19,7 +19,7 @@ to the next is the model, not the estimator's randomness. Each record holds
 
 A history of records (:class:`SpectrumHistory`) puts the densities of all records on one
 common grid (a heat map of the spectrum over training, drawn by
-:func:`spectra.plot.spectra_over_training`).
+:func:`hessian.training.plot.spectra_over_training`, also ``hessian.plot``).
 
 Why these choices
 -----------------
@@ -38,7 +38,7 @@ written with Python's shortest round-trip ``repr``, so a history read back equal
 one written bit for bit. Creating a monitor on an existing history *resumes* it: the
 records are loaded, the settings are checked against the file, a truncated last line is
 cut off, and steps already recorded are skipped. Records, histories and the file format
-are implemented in ``hessian._history``.
+are implemented in ``hessian.training._history``.
 
 *Warm start.* Between records the model moves little, so the previous top eigenvector
 is a good start vector for Lanczos: ``warm_start=True`` passes it (the sum of the top
@@ -63,8 +63,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -75,8 +73,13 @@ from spectra.density import auto_smoothing
 from spectra.eigs import WHICH
 from spectra.probes import PROBES, as_rng
 from spectra.quadrature import slq_measure
+from spectra.results import NonFiniteError
 from spectra.trace import TRACE_METHODS
+from spectra.validation import check_choice, check_float, check_int
 
+from ..curvature.model import eval_mode
+from ..curvature.operators import NTKOperator
+from ..curvature.spectrum import curvature_operator, top_eigenvalues
 from ._history import FILENAME as FILENAME  # re-exported
 from ._history import FORMAT as FORMAT  # re-exported
 from ._history import VERSION as VERSION  # re-exported
@@ -89,8 +92,6 @@ from ._history import (
     _history_grid,
     _read,
 )
-from .operators import NTKOperator
-from .spectrum import _dense_eig, curvature_operator
 
 __all__ = ["SpectrumHistory", "SpectrumMonitor", "SpectrumRecord"]
 
@@ -196,19 +197,18 @@ class SpectrumMonitor:
                  path: str | os.PathLike | None = None, rng: Any = None,
                  warm_start: bool = True, **kwargs: Any) -> None:
         self.what = _check_what(what)
-        self.every = _positive_int(every, "every")
-        self.k = _positive_int(k, "k")
-        _check_choice(which, "which", WHICH)
-        _check_choice(trace_method, "trace_method", TRACE_METHODS)
-        _check_choice(probe, "probe", PROBES)
-        if not (isinstance(tol, (int, float)) and 0 < tol < 1 and math.isfinite(tol)):
-            raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+        self.every = check_int(every, "every", low=1)
+        self.k = check_int(k, "k", low=1)
+        check_choice(which, "which", WHICH)
+        check_choice(trace_method, "trace_method", TRACE_METHODS)
+        check_choice(probe, "probe", PROBES)
+        tol = check_float(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
         if max_matvecs is not None:
-            _positive_int(max_matvecs, "max_matvecs")
-        self.which, self.tol, self.max_matvecs = which, float(tol), max_matvecs
-        self.trace_matvecs = _positive_int(trace_matvecs, "trace_matvecs")
-        self.num_probes = _positive_int(num_probes, "num_probes")
-        self.num_steps = _positive_int(num_steps, "num_steps")
+            check_int(max_matvecs, "max_matvecs", low=1, hint=" (None: the default budget)")
+        self.which, self.tol, self.max_matvecs = which, tol, max_matvecs
+        self.trace_matvecs = check_int(trace_matvecs, "trace_matvecs", low=1)
+        self.num_probes = check_int(num_probes, "num_probes", low=1)
+        self.num_steps = check_int(num_steps, "num_steps", low=1)
         self.trace_method, self.probe = trace_method, probe
         self.grid, self.warm_start = grid, bool(warm_start)
         _history_grid((), grid)  # validate now, not at the first read
@@ -217,7 +217,7 @@ class SpectrumMonitor:
         self.model, self.loss_fn, self.data, self.kwargs = model, loss_fn, data, kwargs
         # build every operator once: bad model/loss/data/options fail here, not mid-training
         self._batching: dict[str, str] = {}
-        with _eval_mode(model):
+        with eval_mode(model):
             dims = {kind: int(self._operator(kind, check=False).shape[0]) for kind in self.what}
         self.records: list[SpectrumRecord] = []
         self._last: dict[str, int] = {}
@@ -258,7 +258,7 @@ class SpectrumMonitor:
             ``{kind: SpectrumRecord}`` for the kinds recorded, or ``None`` when nothing
             was due (off-schedule, or already in a resumed history).
         """
-        step = self._counter if step is None else _positive_int(step, "step", 0)
+        step = self._counter if step is None else check_int(step, "step", low=0)
         self._counter = step + 1
         if step % self.every:
             return None
@@ -278,7 +278,7 @@ class SpectrumMonitor:
         dict
             ``{kind: SpectrumRecord}``.
         """
-        step = _positive_int(step, "step", 0)
+        step = check_int(step, "step", low=0)
         done = [kind for kind in self.what if step <= self._last.get(kind, -1)]
         if done:
             raise ValueError(f"step {step} is not after the last recorded step "
@@ -303,13 +303,9 @@ class SpectrumMonitor:
     # ------------------------------------------------------------------ internals
     def _record(self, step: int, kinds: list[str]) -> dict[str, SpectrumRecord]:
         out = {}
-        with _eval_mode(self.model):
+        with eval_mode(self.model):
             for kind in kinds:
-                try:
-                    rec = self._measure(kind, step)
-                except FloatingPointError as err:
-                    raise ValueError(f"SpectrumMonitor: NaN or Inf in the {kind} products at "
-                                     f"training step {step}: {err}") from err
+                rec = self._measure(kind, step)
                 if self.file is not None:
                     _append_line(self.file, rec.to_dict())
                 self.records.append(rec)
@@ -331,21 +327,16 @@ class SpectrumMonitor:
     def _measure(self, kind: str, step: int) -> SpectrumRecord:
         t0 = time.perf_counter()
         op = self._operator(kind, check=False)
-        loss = None if kind in ("jtj", "ntk") else _probe_loss(op)
+        loss = None if kind in ("jtj", "ntk") else op.loss()
         if loss is not None and not math.isfinite(loss):
-            raise ValueError(f"SpectrumMonitor: the loss on the probe batch is {loss} at "
-                             f"training step {step}; the model or the data produce "
-                             "non-finite values")
-        if kind not in self._checked:  # two products with one probe must agree
-            op._check_deterministic()
-            self._checked.add(kind)
-        eig, warm = self._top(op, kind)
-        tr = spectra.trace(op, self.trace_matvecs, method=self.trace_method,
-                           rng=self._rng(_SEED_TRACE))
-        m = slq_measure(op, num_probes=self.num_probes, num_steps=min(self.num_steps,
-                        op.shape[0]), probe=self.probe, rng=self._rng(_SEED_DENSITY))
-        if getattr(op, "_batched", None) is not None:
-            self._batching.setdefault(kind, "vmap" if op._batched else "loop")
+            raise NonFiniteError(f"SpectrumMonitor: the loss on the probe batch is {loss} at "
+                                 f"training step {step}; the model or the data produce "
+                                 "non-finite values")
+        try:
+            eig, warm, tr, m = self._estimates(op, kind)
+        except FloatingPointError as err:
+            raise NonFiniteError(f"SpectrumMonitor: NaN or Inf in the {kind} products at "
+                                 f"training step {step}: {err}") from err
         p = len(m.nodes)
         nodes = np.concatenate(m.nodes)
         weights = np.concatenate([np.clip(w, 0, None) / np.clip(w, 0, None).sum() / p
@@ -353,8 +344,9 @@ class SpectrumMonitor:
         widths = np.concatenate([auto_smoothing(t) for t in m.nodes])
         vals = np.concatenate([eig.eigenvalues, [tr.value], nodes])
         if not np.all(np.isfinite(vals)):
-            raise ValueError(f"SpectrumMonitor: non-finite {kind} spectrum at training step "
-                             f"{step} (eigenvalues {eig.eigenvalues}, trace {tr.value})")
+            raise NonFiniteError(f"SpectrumMonitor: non-finite {kind} spectrum at training "
+                                 f"step {step} (eigenvalues {eig.eigenvalues}, trace "
+                                 f"{tr.value})")
         return SpectrumRecord(
             step=step, kind=kind, eigenvalues=np.asarray(eig.eigenvalues, dtype=float),
             residual_norms=np.asarray(eig.residual_norms, dtype=float),
@@ -364,10 +356,24 @@ class SpectrumMonitor:
             density_matvecs=int(m.num_matvecs), warm_start=warm,
             seconds=time.perf_counter() - t0)
 
+    def _estimates(self, op: Any, kind: str) -> tuple[Any, bool, Any, Any]:
+        """Top eigenpairs (and whether warm-started), trace and SLQ measure of ``op``."""
+        if kind not in self._checked:  # two products with one probe must agree
+            op.check_deterministic()
+            self._checked.add(kind)
+        eig, warm = self._top(op, kind)
+        tr = spectra.trace(op, self.trace_matvecs, method=self.trace_method,
+                           rng=self._rng(_SEED_TRACE))
+        m = slq_measure(op, num_probes=self.num_probes, num_steps=min(self.num_steps,
+                        op.shape[0]), probe=self.probe, rng=self._rng(_SEED_DENSITY))
+        if op.batched is not None:
+            self._batching.setdefault(kind, "vmap" if op.batched else "loop")
+        return eig, warm, tr, m
+
     def _top(self, op: Any, kind: str) -> tuple[Any, bool]:
         n = op.shape[0]
-        if n <= self.k + 1:  # too small for a Krylov method
-            return _dense_eig(op, self.k, self.which), False
+        if n <= self.k + 1:  # too small for a Krylov method: exact, by a dense solve
+            return top_eigenvalues(op, k=self.k, which=self.which), False
         prev = self._vectors.get(kind) if self.warm_start else None
         v0 = None if prev is None else prev.sum(dim=1)
         res = spectra.eigsh(op, k=self.k, which=self.which, tol=self.tol,
@@ -409,28 +415,6 @@ class SpectrumMonitor:
 
 
 # ====================================================================== helpers
-def _probe_loss(op: Any) -> float:
-    """Loss of the model on the operator's data, batches combined as the operator does."""
-    acc, total = 0.0, 0
-    with torch.no_grad():
-        for batch in op.data:
-            L = float(op._loss(op.view.call(batch.inputs), batch))
-            acc += L * (batch.size if op.reduction == "mean" else 1)
-            total += batch.size
-    return acc / total if op.reduction == "mean" else acc
-
-
-@contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-
-
 def _seed(rng: Any) -> int:
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return int(rng)
@@ -448,17 +432,3 @@ def _check_what(what: Any) -> tuple[str, ...]:
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"what lists a kind twice: {what!r}")
     return kinds
-
-
-def _check_choice(value: Any, name: str, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-
-
-def _positive_int(value: Any, name: str, low: int = 1) -> int:
-    what = "a positive" if low == 1 else "a non-negative"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be {what} integer, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be {what} integer, got {value}")
-    return int(value)

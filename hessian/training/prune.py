@@ -4,7 +4,7 @@ A parameter direction :math:`e_k` lies in the kernel of the trajectory Gramian
 :math:`W = \sum_t \frac{\eta_t}{n_t} J_t^T J_t` exactly when :math:`W_{kk} = 0`: moving
 that coordinate never changed a training output along the whole trajectory, and
 :math:`\lVert W e_k\rVert^2 \le \lambda_{\max}(W) W_{kk}` makes a small diagonal a
-certificate of near-kernel membership (THEORY.md 1c). :class:`KernelPruner` reads the
+certificate of near-kernel membership (:doc:`/theory/pruning`). :class:`KernelPruner` reads the
 streaming diagonal of a :class:`~hessian.TrajectoryGramian` and masks the coordinates
 (or whole neurons / channels, by the group energy :math:`\operatorname{tr} W_{GG}`)
 with the smallest scores:
@@ -39,7 +39,6 @@ References
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +46,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
+
+from spectra.validation import check_choice, check_float, check_int
 
 from .trajectory import TrajectoryGramian
 
@@ -124,11 +125,9 @@ def _is_pruned_attr(module: nn.Module, attr: str) -> bool:
     return attr.endswith("_orig") and hasattr(module, attr[:-5] + "_mask")
 
 
-def _check_sparsity(x: Any, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0.0 <= float(x) < 1.0 \
-            or math.isnan(float(x)):
-        raise ValueError(f"{name} must be a number in [0, 1), got {x!r}")
-    return float(x)
+def _sparsity(x: Any, name: str) -> float:
+    return check_float(x, name, low=0.0, high=1.0, high_open=True)
+
 
 
 class KernelPruner:
@@ -150,7 +149,7 @@ class KernelPruner:
     target_sparsity : float or None
         Final share of units pruned, in ``[0, 1)``. ``None``: threshold mode, every
         :meth:`step` prunes all near-kernel units (and, with ``gate``, only those whose
-        mean gate is at most ``gate_closed``: the rule of THEORY.md 1c).
+        mean gate is at most ``gate_closed``: the rule of :doc:`/theory/pruning`).
     steps : int
         Calls of :meth:`step` over which the cubic schedule
         :math:`s_t = s_f + (s_i - s_f)(1 - t/\text{steps})^3` reaches the target.
@@ -207,22 +206,17 @@ class KernelPruner:
         if not isinstance(gramian, TrajectoryGramian):
             raise TypeError(f"gramian must be a hessian.TrajectoryGramian, got "
                             f"{type(gramian).__name__}")
-        if granularity not in GRANULARITIES:
-            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
-        if score not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+        check_choice(granularity, "granularity", GRANULARITIES)
+        check_choice(score, "score", SCORES)
+        check_choice(scope, "scope", SCOPES)
         self.target_sparsity = (None if target_sparsity is None
-                                else _check_sparsity(target_sparsity, "target_sparsity"))
-        self.initial_sparsity = _check_sparsity(initial_sparsity, "initial_sparsity")
+                                else _sparsity(target_sparsity, "target_sparsity"))
+        self.initial_sparsity = _sparsity(initial_sparsity, "initial_sparsity")
         if self.target_sparsity is not None and self.initial_sparsity > self.target_sparsity:
             raise ValueError(f"initial_sparsity {initial_sparsity} exceeds target_sparsity "
                              f"{target_sparsity}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps must be a positive integer, got {steps!r}")
-        if not isinstance(tau_rel, (int, float)) or not 0 <= tau_rel < math.inf:
-            raise ValueError(f"tau_rel must be a finite number >= 0, got {tau_rel!r}")
+        steps = check_int(steps, "steps", low=1)
+        tau_rel = check_float(tau_rel, "tau_rel", low=0.0)
         if schedule is not None and not callable(schedule):
             raise TypeError(f"schedule must be callable(step) -> sparsity, got "
                             f"{type(schedule).__name__}")
@@ -356,7 +350,7 @@ class KernelPruner:
     # ------------------------------------------------------------------ pruning
     def _scheduled(self, t: int) -> float:
         if self.schedule is not None:
-            return _check_sparsity(self.schedule(t), f"schedule({t})")
+            return _sparsity(self.schedule(t), f"schedule({t})")
         sf, si = self.target_sparsity, self.initial_sparsity
         frac = min(t / self.steps, 1.0)
         return sf + (si - sf) * (1.0 - frac) ** 3
@@ -387,7 +381,7 @@ class KernelPruner:
         -------
         PruneReport
         """
-        s = _check_sparsity(sparsity, "sparsity")
+        s = _sparsity(sparsity, "sparsity")
         self._check_gramian()
         u = self._units()
         kernel = u["diag"] <= self.threshold() * u["size"]

@@ -4,7 +4,7 @@
 checks with the batch index), the per-batch graph cache, chunking and the choice
 between one ``vmap``-batched backward and a loop over probes, and the construction
 check that two products with the same probe agree. Subclasses in
-:mod:`hessian.operators` say how one batch's product is formed.
+:mod:`hessian.curvature.operators` say how one batch's product is formed.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ import torch
 from torch import nn
 
 from spectra.operators import Operator
+from spectra.results import NonFiniteError
+from spectra.validation import check_choice, check_int
 
-from ._data import Batches, ModelView, check_eval_mode
+from ._data import Batches
 from ._losses import loss_kind, loss_reduction
+from .model import ModelView, check_eval_mode
 
 __all__ = ["CurvatureOperator"]
 
@@ -34,9 +37,7 @@ class _Ctx:
 
 
 def _pick_mode(mode: str) -> str:
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    if mode != "auto":
+    if check_choice(mode, "mode", _MODES) != "auto":
         return mode
     return "autograd"  # measured best on CPU and CUDA (see hessian.operators)
 
@@ -78,12 +79,9 @@ class CurvatureOperator(Operator):
                             move=move_data, need_targets=self._needs_targets)
         self.mode = _pick_mode(mode)
         self.cache_graph = self.data.single if cache_graph is None else bool(cache_graph)
-        if max_probes is not None and max_probes < 1:
-            raise ValueError(f"max_probes must be a positive integer or None, got {max_probes}")
-        self.max_probes = max_probes
-        if batching not in ("auto", "vmap", "loop"):
-            raise ValueError(f"batching must be 'auto', 'vmap' or 'loop', got {batching!r}")
-        self.batching = batching
+        self.max_probes = (None if max_probes is None else
+                           check_int(max_probes, "max_probes", low=1, hint=" (None: no cap)"))
+        self.batching = check_choice(batching, "batching", ("auto", "vmap", "loop"))
         self.batching_times: dict[str, float] = {}
         self.progress = None  # callable(num_vectors) after each batch, set by helpers
         self._cache: dict[int, _Ctx] = {}
@@ -95,7 +93,7 @@ class CurvatureOperator(Operator):
         super().__init__((n, n), self.view.dtype, device=self.view.device,
                          symmetric=self._symmetric, psd=self._psd, backend="torch")
         if check_deterministic:
-            self._check_deterministic()
+            self.check_deterministic()
 
     # ------------------------------------------------------------------ public facts
     @property
@@ -118,9 +116,44 @@ class CurvatureOperator(Operator):
         """Samples in one pass over the data (sum of the batch sizes)."""
         return self.data.num_samples
 
+    @property
+    def batched(self) -> bool | None:
+        """Whether blocks of probes go through one ``vmap``-batched backward.
+
+        ``False``: a loop over probes on the same graph; ``None``: not decided yet
+        (``batching="auto"`` measures both ways on the first block of four or more).
+        """
+        return self._batched
+
     def free(self) -> None:
         """Drop cached graphs (they are rebuilt on the next product)."""
         self._cache.clear()
+
+    def loss(self) -> float:
+        r"""The loss :math:`\mathcal L(\theta)` on the data, batches combined as in the products.
+
+        Batch losses are weighted by batch size for ``reduction="mean"`` and added for
+        ``"sum"``; evaluated without a graph at the current parameters.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        TypeError
+            For an operator without a loss (:class:`~hessian.JacobianGramOperator`,
+            :class:`~hessian.NTKOperator`).
+        """
+        if not self._needs_targets:
+            raise TypeError(f"{type(self).__name__} has no loss (it takes no targets)")
+        acc, total = 0.0, 0
+        with torch.no_grad():
+            for batch in self.data:
+                L = float(self._loss(self.view.call(batch.inputs), batch))
+                acc += L * (batch.size if self.reduction == "mean" else 1)
+                total += batch.size
+        return acc / total if self.reduction == "mean" else acc
 
     def _dimension(self) -> int:
         return self.view.num_params
@@ -219,7 +252,7 @@ class CurvatureOperator(Operator):
         what = ""
         if loss is not None and not bool(torch.isfinite(loss).all()):
             what = f" (the loss itself is {float(loss)} there)"
-        raise FloatingPointError(
+        raise NonFiniteError(
             f"NaN or Inf in the curvature product at batch {b}{what}; check the data and "
             "the model (overflow in float32? try dtype=torch.float64)"
         )
@@ -267,8 +300,20 @@ class CurvatureOperator(Operator):
         return _stack([fn(col(j)) for j in range(p)])
 
     # ------------------------------------------------------------------ validation
-    def _check_deterministic(self) -> None:
-        """Two products with the same probe must agree (dropout, changing data...)."""
+    def check_deterministic(self) -> None:
+        """Apply the operator twice to one probe; raise when the products differ.
+
+        Run at construction unless ``check_deterministic=False``; catches stochastic
+        layers left in train mode, data that changes between passes and
+        non-deterministic kernels. The two products are not counted in
+        :attr:`num_matvecs`.
+
+        Raises
+        ------
+        RuntimeError
+            When the products differ by more than 1e-4 (float32) or 1e-9 (float64)
+            relative to their norm.
+        """
         g = torch.Generator(device="cpu").manual_seed(20240601)
         z = torch.randint(0, 2, (1, self.shape[0]), generator=g).to(self.view.dtype) * 2 - 1
         z = z.to(self.view.device)

@@ -210,6 +210,32 @@ def snr_adamw_foreach(
 
 def _foreach_group(params, grads, exp_avgs, exp_avg_sqs, grad_vars, max_sqs, gate_avgs,
                    steps, h) -> tuple[Tensor | None, int]:
+    """One step for tensors of one device and dtype: moments, then the (gated) update."""
+    cs, denom, step_size = _foreach_moments(params, grads, exp_avgs, exp_avg_sqs, grad_vars,
+                                            max_sqs, steps, h)
+    gated = [c["gated"] for c in cs]
+    if not any(gated):
+        torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
+        _track_open(gate_avgs, None, h)
+        return None, 0
+    if not all(gated):  # mixed warm-up state (parameters added late): per-tensor path
+        g_idx = [k for k in range(len(params)) if gated[k]]
+        o_idx = [k for k in range(len(params)) if not gated[k]]
+        torch._foreach_addcdiv_([params[k] for k in o_idx], [exp_avgs[k] for k in o_idx],
+                                [denom[k] for k in o_idx], [step_size[k] for k in o_idx])
+        _track_open([gate_avgs[k] for k in o_idx], None, h)
+        sel = g_idx
+    else:
+        sel = list(range(len(params)))
+    return _foreach_gated([params[k] for k in sel], [exp_avgs[k] for k in sel],
+                          [grad_vars[k] for k in sel], [denom[k] for k in sel],
+                          [gate_avgs[k] for k in sel], [cs[k] for k in sel],
+                          [step_size[k] for k in sel], h)
+
+
+def _foreach_moments(params, grads, exp_avgs, exp_avg_sqs, grad_vars, max_sqs, steps,
+                     h) -> tuple[list[dict], list[Tensor], list[float]]:
+    """Step counts, decoupled decay, variance EMA and Adam's moments; the denominators."""
     lr, wd, eps = h["lr"], h["weight_decay"], h["eps"]
     beta1, beta2, rho = h["beta1"], h["beta2"], h["rho"]
     if h["maximize"]:
@@ -220,8 +246,7 @@ def _foreach_group(params, grads, exp_avgs, exp_avg_sqs, grad_vars, max_sqs, gat
         torch._foreach_add_(steps, 1)
     cs = _scalars(steps, h)
     gated = [c["gated"] for c in cs]
-    any_gated = any(gated)
-    decay_all = not (any_gated and h["gate_weight_decay"])
+    decay_all = not (any(gated) and h["gate_weight_decay"])
     if wd != 0:
         if decay_all:
             torch._foreach_mul_(params, 1 - lr * wd)
@@ -249,27 +274,15 @@ def _foreach_group(params, grads, exp_avgs, exp_avg_sqs, grad_vars, max_sqs, gat
         denom = torch._foreach_sqrt(exp_avg_sqs)
     torch._foreach_div_(denom, bc2_sqrt)
     torch._foreach_add_(denom, eps)
-    if not any_gated:
-        torch._foreach_addcdiv_(params, exp_avgs, denom, step_size)
-        _track_open(gate_avgs, None, h)
-        return None, 0
-    if not all(gated):  # mixed warm-up state (parameters added late): per-tensor path
-        g_idx = [k for k in range(len(params)) if gated[k]]
-        o_idx = [k for k in range(len(params)) if not gated[k]]
-        torch._foreach_addcdiv_([params[k] for k in o_idx], [exp_avgs[k] for k in o_idx],
-                                [denom[k] for k in o_idx], [step_size[k] for k in o_idx])
-        _track_open([gate_avgs[k] for k in o_idx], None, h)
-        sel = g_idx
-    else:
-        sel = list(range(len(params)))
-    P = [params[k] for k in sel]
-    M = [exp_avgs[k] for k in sel]
-    S = [grad_vars[k] for k in sel]
-    D = [denom[k] for k in sel]
+    return cs, denom, step_size
+
+
+def _foreach_gated(P, M, S, D, gate_avgs, cs, step_size, h) -> tuple[Tensor, int]:
+    """The gated update of the tensors past warm-up: signal, noise, gate, decay, step."""
+    lr, wd, eps = h["lr"], h["weight_decay"], h["eps"]
     x = torch._foreach_mul(M, M)
-    n = torch._foreach_mul(S, [_kappa(h, cs[k]["t"]) * cs[k]["bc1"] ** 2 / cs[k]["bc_s"]
-                               for k in sel])
-    tinies = [(eps * cs[k]["bc1"]) ** 2 for k in sel]
+    n = torch._foreach_mul(S, [_kappa(h, c["t"]) * c["bc1"] ** 2 / c["bc_s"] for c in cs])
+    tinies = [(eps * c["bc1"]) ** 2 for c in cs]
     masks = [a > b for a, b in zip(x, n, strict=True)]
     opened = torch.stack([mk.sum() for mk in masks]).sum()
     if h["reduction"] == "per_tensor":
@@ -285,8 +298,8 @@ def _foreach_group(params, grads, exp_avgs, exp_avg_sqs, grad_vars, max_sqs, gat
     if h["gate_weight_decay"] and wd != 0:
         torch._foreach_addcmul_(P, P, gammas, -lr * wd)
     upd = torch._foreach_mul(M, gammas)
-    torch._foreach_addcdiv_(P, upd, D, [step_size[k] for k in sel])
-    _track_open([gate_avgs[k] for k in sel], gammas, h)
+    torch._foreach_addcdiv_(P, upd, D, step_size)
+    _track_open(gate_avgs, gammas, h)
     return opened, sum(p.numel() for p in P)
 
 
