@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from .backend import eps, from_numpy, to_numpy
-from .operators import Operator, as_operator, require_symmetric
-from .probes import as_rng, draw
-from .results import LanczosResult
+from ..backend import eps, from_numpy, to_numpy
+from ..operators import Operator, as_operator, require_symmetric
+from ..probes import as_rng, draw
+from ..results import LanczosResult, NonFiniteError
+from ..validation import check_choice, check_int
 
 __all__ = ["lanczos", "check_steps"]
 
@@ -38,12 +39,16 @@ _REORTH = ("full", "none")
 
 
 def check_steps(num_steps: Any, n: int, name: str = "num_steps") -> int:
-    """Validate a Lanczos step count against the dimension ``n``."""
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer in [1, {n}], got {num_steps!r}")
-    if not 1 <= num_steps <= n:
-        raise ValueError(f"{name} must be in [1, {n}] (the dimension), got {num_steps}")
-    return int(num_steps)
+    """Validate a Lanczos step count against the dimension ``n``: an integer in ``[1, n]``.
+
+    Raises
+    ------
+    TypeError
+        For a non-integer.
+    ValueError
+        Outside ``[1, n]``.
+    """
+    return check_int(num_steps, name, low=1, high=n, hint=f" (n = {n}, the dimension)")
 
 
 def _start_block(op: Operator, v0: Any, rng: Any):
@@ -128,8 +133,7 @@ def lanczos(
     require_symmetric(op, "lanczos")
     n = op.shape[0]
     k = check_steps(num_steps, n)
-    if reorth not in _REORTH:
-        raise ValueError(f"reorth must be one of {_REORTH}, got {reorth!r}")
+    check_choice(reorth, "reorth", _REORTH)
     xp = op.xp
     Q, start_norms = _start_block(op, v0, rng)
     p = Q.shape[1]
@@ -146,7 +150,7 @@ def lanczos(
     basis = xp.zeros((p, k, n), dtype=op.dtype, device=op.device) if full else None
     fused = op.backend == "numpy"  # Numba kernels: one pass, no temporaries
     if fused:
-        from ._kernels import column_dots, scale_columns, three_term_update
+        from .._numba.krylov import column_dots, scale_columns, three_term_update
 
         Q = np.ascontiguousarray(Q)
     Q_prev = xp.zeros_like(Q)
@@ -183,7 +187,7 @@ def lanczos(
             ab = to_numpy(xp.stack([a, xp.linalg.vector_norm(W, axis=0)]))  # one transfer
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
-            raise ValueError(
+            raise NonFiniteError(
                 f"the operator's product returned NaN or Inf at Lanczos step {j + 1} "
                 f"(product {op.num_matvecs}); check the operator"
             )

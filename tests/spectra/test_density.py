@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spectra import SpectralDensity, density
-from spectra.density import jackson_weights
+from spectra.densities import jackson_weights
 from spectra.testing import kolmogorov_smirnov, matrix_from_eigenvalues, wasserstein1
 
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import aslinearoperator
 
-from spectra import ConvergenceWarning, Operator, as_operator, eigsh
+from spectra import ConvergenceWarning, NonFiniteError, Operator, as_operator, eigsh
 from spectra.testing import matrix_from_eigenvalues
 
 
@@ -181,15 +181,60 @@ def test_sparse_and_linear_operator():
 
 
 # ------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("k", [0, -1, 10, 11])
+@pytest.mark.parametrize("k", [0, -1, 11, 12])
 def test_k_out_of_range(k):
-    with pytest.raises(ValueError, match=r"\[1, 9\]"):
+    with pytest.raises(ValueError, match=r"\[1, 10\]"):
         eigsh(np.eye(10), k)
 
 
-def test_k_equal_n_points_to_eigh():
-    with pytest.raises(ValueError, match="numpy.linalg.eigh"):
-        eigsh(np.eye(10), 10)
+# ------------------------------------------------------------------ k = n: dense solve
+@pytest.mark.parametrize("which", ["LA", "SA", "LM", "BE"])
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_all_eigenpairs_match_numpy_eigh(n, which):
+    lam = np.array([3.0, -4.0, 1.0, -0.5, 2.0])[:n]
+    A = matrix_from_eigenvalues(lam, rng=n)
+    ref, U = np.linalg.eigh(A)
+    res = eigsh(A, n, which=which, rng=0)
+    assert res.converged and res.num_matvecs == n and res.num_restarts == 0
+    assert "exact" in res.message
+    np.testing.assert_allclose(res.eigenvalues, _expected(ref, n, which), rtol=1e-12,
+                               atol=1e-12)
+    X = res.eigenvectors
+    assert X.shape == (n, n)
+    np.testing.assert_allclose(np.abs(X.T @ U).max(axis=1), 1, atol=1e-10)  # numpy's, up to sign
+    np.testing.assert_allclose(res.residual_norms, _true_residuals(A, res), atol=1e-12)
+    assert np.all(res.residual_norms < 1e-12)
+
+
+def test_dense_path_orders_like_the_iterative_path():
+    # k = n (dense) and k = n - 1 (iterative, full basis) order the values alike
+    lam = np.array([5.0, -6.0, 1.0, 2.0, -0.5, 4.0])
+    A = matrix_from_eigenvalues(lam, rng=3)
+    for which in ("LA", "SA", "LM"):
+        full = eigsh(A, 6, which=which, rng=0).eigenvalues
+        part = eigsh(A, 5, which=which, tol=1e-12, rng=0).eigenvalues
+        np.testing.assert_allclose(full[:5], part, atol=1e-10)
+
+
+def test_dense_path_counts_products_and_keeps_the_backend():
+    torch = pytest.importorskip("torch")
+    A = torch.tensor(matrix_from_eigenvalues([1.0, 2.0, 3.0], rng=0), dtype=torch.float32)
+    op = as_operator(A)
+    res = eigsh(op, 3, which="SA")
+    assert op.num_matvecs == 3 == res.num_matvecs
+    assert isinstance(res.eigenvectors, torch.Tensor) and res.eigenvectors.dtype == torch.float32
+    np.testing.assert_allclose(res.eigenvalues, [1, 2, 3], rtol=1e-5)
+    assert eigsh(A, 3, return_eigenvectors=False).eigenvectors is None
+
+
+def test_dense_path_refuses_asymmetry_and_nan():
+    A = np.array([[1.0, 2.0], [0.0, 1.0]])
+    op = Operator.from_matvec(lambda v: A @ v, (2, 2), dtype=np.float64, symmetric=True)
+    with pytest.raises(ValueError, match="symmetric"):
+        eigsh(op, 2)
+    bad = Operator.from_matvec(lambda v: v * np.nan, (2, 2), dtype=np.float64, symmetric=True)
+    with pytest.raises(NonFiniteError, match="NaN or Inf"):
+        eigsh(bad, 2)
 
 
 @pytest.mark.parametrize("k", [1.5, "2", True])

@@ -12,8 +12,8 @@ from spectra import ConvergenceWarning, Operator, as_operator, diagonal, trace
 from spectra.probes import draw
 from spectra.testing import matrix_from_eigenvalues
 
-trace_module = importlib.import_module("spectra.trace")
-hutchpp_module = importlib.import_module("spectra._hutchpp")
+trace_module = importlib.import_module("spectra.stochtrace.estimators")
+hutchpp_module = importlib.import_module("spectra.stochtrace.hutchpp")
 
 TRACE_METHODS = ("hutchinson", "hutchpp", "xtrace", "xnystrace")
 DIAG_METHODS = ("hutchinson", "xdiag")
