@@ -35,7 +35,7 @@ from .operators import as_operator, require_symmetric
 from .probes import as_rng, draw
 from .quadrature import dense_eigenvalues, slq_measure
 from .results import NonFiniteError, SpectralDensity
-from .validation import check_int
+from .validation import check_choice, check_int
 
 __all__ = ["auto_smoothing", "density", "jackson_weights", "smooth"]
 
@@ -193,8 +193,7 @@ def density(
     >>> bool(abs(den.weights.sum() - 1) < 1e-12 and wasserstein1(den, lam) < 0.05)
     True
     """
-    if method not in ("slq", "kpm"):
-        raise ValueError(f"method must be 'slq' or 'kpm', got {method!r}")
+    check_choice(method, "method", ("slq", "kpm"))
     if not (smoothing == "auto" or (isinstance(smoothing, (int, float)) and smoothing > 0
                                     and np.isfinite(smoothing))):
         raise ValueError(f"smoothing must be 'auto' or a positive number, got {smoothing!r}")
@@ -229,25 +228,32 @@ def density(
                            "exact" if m.exact else "slq", sigma, stderr)
 
 
+def _kpm_interval(op: Any, g: Any) -> tuple[float, float, int]:
+    """Spectral interval from a short Lanczos run, widened by the Ritz residuals.
+
+    Returns ``(lo, hi, products)``; exact (``n`` products) when ``n <= 30``.
+    """
+    n = op.shape[0]
+    kb = min(n, 30)
+    if kb >= n:
+        lam = dense_eigenvalues(op)
+        return float(lam[0]), float(lam[-1]), n
+    res = lanczos(op, kb, reorth="full", rng=g)
+    from scipy.linalg import eigh_tridiagonal
+
+    s = int(res.steps[0])
+    th, S = eigh_tridiagonal(res.alpha[0, :s], res.beta[0, : s - 1])
+    r = abs(res.beta[0, s - 1] * S[-1, :])
+    return float(th[0] - r[0]), float(th[-1] + r[-1]), res.num_matvecs
+
+
 def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
     require_symmetric(op, "kpm density")
     n = op.shape[0]
     p = check_int(num_probes, "num_probes", low=1)
     half = check_int(num_steps, "num_steps", low=1)
     g = as_rng(rng)
-    # Spectral interval from a short Lanczos run, widened by the Ritz residuals.
-    kb = min(n, 30)
-    if kb >= n:
-        lam = dense_eigenvalues(op)
-        lo, hi, used = float(lam[0]), float(lam[-1]), n
-    else:
-        res = lanczos(op, kb, reorth="full", rng=g)
-        from scipy.linalg import eigh_tridiagonal
-
-        s = int(res.steps[0])
-        th, S = eigh_tridiagonal(res.alpha[0, :s], res.beta[0, : s - 1])
-        r = abs(res.beta[0, s - 1] * S[-1, :])
-        lo, hi, used = float(th[0] - r[0]), float(th[-1] + r[-1]), res.num_matvecs
+    lo, hi, used = _kpm_interval(op, g)
     width = max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1.0))
     lo, hi = lo - 0.01 * width, hi + 0.01 * width
     c, d = 0.5 * (hi + lo), 0.5 * (hi - lo)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .results import SpectralDensity
+from .validation import check_choice
 
 __all__ = ["COLORS", "density", "hankel_singular_values", "style_axes"]
 
@@ -85,8 +86,7 @@ def density(
     """
     if not isinstance(den, SpectralDensity):
         raise TypeError(f"den must be a SpectralDensity, got {type(den).__name__}")
-    if nodes not in ("rug", "stems", None):
-        raise ValueError(f"nodes must be 'rug', 'stems' or None, got {nodes!r}")
+    check_choice(nodes, "nodes", ("rug", "stems", None))
     ax = _axes(ax)
     color = color or COLORS["estimate"]
     if reference is not None:

@@ -81,6 +81,41 @@ def _own_block(W: np.ndarray, Q: np.ndarray, Q_prev: np.ndarray, dtype: Any) -> 
     return W
 
 
+def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
+    """Orthogonalise ``W = A Q``: the three-term recurrence, then reorthogonalisation.
+
+    With the stored basis ``Bj`` two passes of classical Gram-Schmidt follow, batched over
+    the probes. Returns the new block ``W`` and the host array ``[alpha; ||W||]`` of
+    shape ``(2, p)`` (one transfer). numpy blocks take the fused Numba passes, in place.
+    """
+    xp = op.xp
+    fused = op.backend == "numpy"
+    if fused:
+        from .._numba.krylov import column_dots, three_term_update
+
+        W = _own_block(W, Q, Q_prev, op.dtype)
+        a = column_dots(Q, W)
+        ss = three_term_update(W, Q, Q_prev, a, b_prev)
+    else:
+        a = xp.sum(Q * W, axis=0)
+        W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
+    if Bj is not None:
+        for _ in range(2):  # classical Gram-Schmidt, twice, batched over the probes
+            if fused:
+                C = np.einsum("pjn,np->pj", Bj, W)
+                W -= np.einsum("pjn,pj->np", Bj, C)
+                a = a + C[:, -1]
+            else:
+                C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
+                W = W - (xp.matrix_transpose(Bj) @ C)[:, :, 0].T
+                a = a + C[:, -1, 0]
+        if fused:
+            ss = column_dots(W, W)
+    if fused:
+        return W, np.stack([to_numpy(a), np.sqrt(ss)])
+    return W, to_numpy(xp.stack([a, xp.linalg.vector_norm(W, axis=0)]))
+
+
 def lanczos(
     op: Any,
     num_steps: int,
@@ -150,7 +185,7 @@ def lanczos(
     basis = xp.zeros((p, k, n), dtype=op.dtype, device=op.device) if full else None
     fused = op.backend == "numpy"  # Numba kernels: one pass, no temporaries
     if fused:
-        from .._numba.krylov import column_dots, scale_columns, three_term_update
+        from .._numba.krylov import scale_columns
 
         Q = np.ascontiguousarray(Q)
     Q_prev = xp.zeros_like(Q)
@@ -161,30 +196,7 @@ def lanczos(
             basis[:, j, :] = Q.T
         W = op.matmat(Q)
         used += int(active.sum())
-        if fused:
-            W = _own_block(W, Q, Q_prev, op.dtype)
-            a = column_dots(Q, W)
-            ss = three_term_update(W, Q, Q_prev, a, b_prev)
-        else:
-            a = xp.sum(Q * W, axis=0)
-            W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
-        if full:
-            Bj = basis[:, : j + 1, :]
-            for _ in range(2):  # classical Gram-Schmidt, twice, batched over the probes
-                if fused:
-                    C = np.einsum("pjn,np->pj", Bj, W)
-                    W -= np.einsum("pjn,pj->np", Bj, C)
-                    a = a + C[:, j]
-                else:
-                    C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
-                    W = W - (xp.matrix_transpose(Bj) @ C)[:, :, 0].T
-                    a = a + C[:, j, 0]
-            if fused:
-                ss = column_dots(W, W)
-        if fused:
-            ab = np.stack([to_numpy(a), np.sqrt(ss)])
-        else:
-            ab = to_numpy(xp.stack([a, xp.linalg.vector_norm(W, axis=0)]))  # one transfer
+        W, ab = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
             raise NonFiniteError(

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..backend import dtype_name, from_numpy, is_torch, to_numpy, tolerance
 from ..results import NonFiniteError
+from ..validation import check_choice
 
 __all__ = ["Operator", "as_operator", "dense_matrix", "require_square", "require_symmetric",
            "wrapped_matrix"]
@@ -75,8 +76,7 @@ class Operator:
         if min(shape) < 1:
             raise ValueError(f"an operator needs a non-empty shape, got {shape}")
         _check_dtype(dtype, "the operator")
-        if backend not in ("numpy", "torch"):
-            raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+        check_choice(backend, "backend", ("numpy", "torch"))
         if symmetric and shape[0] != shape[1]:
             raise ValueError(f"a symmetric operator must be square, got shape {shape}")
         self.shape = shape
