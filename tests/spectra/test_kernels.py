@@ -1,6 +1,7 @@
 """Each Numba kernel against a plain NumPy twin."""
 
 import numpy as np
+from helpers import pick
 from numpy.polynomial import chebyshev as C
 
 from spectra._numba.densities import chebyshev_series, gaussian_mixture
@@ -39,7 +40,7 @@ def test_lanczos_block_kernels_match_numpy():
     for n, p, dtype in ((1, 1, np.float64), (1001, 7, np.float64), (513, 3, np.float32)):
         Q, W, P = (g.standard_normal((n, p)).astype(dtype) for _ in range(3))
         a, b = g.standard_normal(p), g.standard_normal(p)
-        tol = 1e-12 if dtype == np.float64 else 1e-5
+        tol = pick(dtype, float64=1e-12, float32=1e-5)
         np.testing.assert_allclose(column_dots(Q, W), np.einsum("ij,ij->j", Q, W), rtol=tol)
         twin = W - Q * a - P * b
         ss = three_term_update(W, Q, P, a, b)
@@ -139,5 +140,5 @@ def test_kernel_matmat_part_matches_twin():
             if kind != 4:
                 np.fill_diagonal(G, sq64)  # a point's distance to itself is exactly 0
             twin = _kernel_twin(G, sq64, sq64, kind, a, 1.0, 2) @ Vt.T.astype(np.float64)
-            tol = 1e-12 if dtype == np.float64 else 2e-5
+            tol = pick(dtype, float64=1e-12, float32=2e-5)
             assert np.abs(acc.sum(axis=0).T - twin).max() <= tol * np.abs(twin).max()
