@@ -30,7 +30,7 @@ import numpy as np
 
 import freedecomp
 import spectra
-from spectra.kernels_ops import KernelOperator
+from spectra.operators import KernelOperator
 from spectra.testing import wasserstein1
 
 

@@ -8,13 +8,20 @@ return frozen result objects with diagnostics.
 >>> A = spectra.testing.matrix_from_eigenvalues(np.linspace(1, 2, 50), rng=0)
 >>> round(float(spectra.trace(A, 50, rng=0).value), 6)
 75.0
+
+Public submodules: :mod:`~spectra.operators` (the operator protocol, kernel matrices),
+:mod:`~spectra.krylov` (Lanczos, eigenpairs), :mod:`~spectra.stochtrace` (trace and
+diagonal estimators), :mod:`~spectra.quadrature` (stochastic Lanczos quadrature),
+:mod:`~spectra.densities` (spectral densities), :mod:`~spectra.gramians` (Gramians,
+Hankel singular values), :mod:`~spectra.results`, :mod:`~spectra.probes`,
+:mod:`~spectra.distances`, :mod:`~spectra.backend`, :mod:`~spectra.validation`,
+:mod:`~spectra.plot` and :mod:`~spectra.testing`. Every module name differs from the
+functions exported here, so importing a submodule never shadows one of them.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from .operators import Operator, as_operator
@@ -23,6 +30,7 @@ from .results import (
     EigResult,
     Estimate,
     LanczosResult,
+    NonFiniteError,
     SpectralDensity,
 )
 
@@ -31,24 +39,39 @@ __version__ = "0.1.0"
 # Estimators and optional submodules load on first use, so that ``import spectra``
 # stays fast and pulls neither scipy.sparse, Numba, torch nor matplotlib.
 _LAZY = {
-    "lanczos": ("lanczos", "lanczos"),
-    "eigsh": ("eigs", "eigsh"),
-    "trace": ("trace", "trace"),
-    "diagonal": ("trace", "diagonal"),
+    "lanczos": ("krylov", "lanczos"),
+    "eigsh": ("krylov", "eigsh"),
+    "trace": ("stochtrace", "trace"),
+    "diagonal": ("stochtrace", "diagonal"),
     "trace_function": ("quadrature", "trace_function"),
     "logdet": ("quadrature", "logdet"),
-    "density": ("density", "density"),
+    "density": ("densities", "density"),
     "gramian": ("gramians", "gramian"),
     "hankel_singular_values": ("gramians", "hankel_singular_values"),
-    "kernel_operator": ("kernels_ops", "kernel_operator"),
+    "kernel_operator": ("operators", "kernel_operator"),
 }
-_SUBMODULES = ("plot", "testing", "probes", "quadrature", "eigs", "cli")
+_SUBMODULES = (
+    "backend",
+    "densities",
+    "distances",
+    "gramians",
+    "krylov",
+    "operators",
+    "plot",
+    "probes",
+    "quadrature",
+    "results",
+    "stochtrace",
+    "testing",
+    "validation",
+)
 
 __all__ = [
     "ConvergenceWarning",
     "EigResult",
     "Estimate",
     "LanczosResult",
+    "NonFiniteError",
     "Operator",
     "SpectralDensity",
     "as_operator",
@@ -69,19 +92,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*__all__, *_SUBMODULES])
-
-
-class _Package(types.ModuleType):
-    """Keeps ``spectra.trace`` (etc.) the function when its submodule gets imported.
-
-    Importing ``spectra.trace`` binds the submodule as an attribute of the package,
-    which would shadow the lazily exported function of the same name.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .backend import from_numpy
+from .validation import check_choice
 
 __all__ = ["PROBES", "as_rng", "draw"]
 
@@ -60,8 +61,7 @@ def draw(kind: str, n: int, k: int, *, like: Any, rng: Any) -> Any:
     -------
     array of shape ``(n, k)``
     """
-    if kind not in PROBES:
-        raise ValueError(f"unknown probe {kind!r}; allowed: {', '.join(PROBES)}")
+    check_choice(kind, "probe", PROBES)
     g = as_rng(rng)
     if isinstance(g, np.random.Generator):
         if kind == "rademacher":

@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from .backend import from_numpy, to_numpy
-from .lanczos import lanczos
-from .operators import Operator, as_operator, require_symmetric
+from .krylov import lanczos
+from .operators import Operator, as_operator, dense_matrix, require_symmetric
 from .probes import as_rng, draw
 from .results import Estimate
+from .validation import check_choice, check_int
 
 __all__ = ["logdet", "slq_measure", "trace_function"]
 
@@ -40,25 +41,9 @@ __all__ = ["logdet", "slq_measure", "trace_function"]
 AUTO_REORTH_BYTES = 512 * 2**20
 
 
-def _check_count(value: Any, name: str, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def dense_eigenvalues(op: Operator, block: int = 256) -> np.ndarray:
     """Form ``A`` with ``n`` products (identity blocks) and return its eigenvalues."""
-    n = op.shape[0]
-    cols = []
-    for s in range(0, n, block):
-        E = np.zeros((n, min(block, n - s)))
-        E[np.arange(s, s + E.shape[1]), np.arange(E.shape[1])] = 1.0
-        cols.append(to_numpy(op.matmat(from_numpy(E, like=op))))
-    A = np.concatenate(cols, axis=1)
-    if not np.all(np.isfinite(A)):
-        raise ValueError("the operator's product returned NaN or Inf while forming it")
+    A = dense_matrix(op, block)
     return np.linalg.eigvalsh(0.5 * (A + A.T))
 
 
@@ -132,10 +117,9 @@ def slq_measure(
     op = as_operator(op)
     require_symmetric(op, "stochastic Lanczos quadrature", rng=None)
     n = op.shape[0]
-    p = _check_count(num_probes, "num_probes")
-    k = _check_count(num_steps, "num_steps")
-    if reorth not in ("auto", "full", "none"):
-        raise ValueError(f"reorth must be 'auto', 'full' or 'none', got {reorth!r}")
+    p = check_int(num_probes, "num_probes", low=1)
+    k = check_int(num_steps, "num_steps", low=1)
+    check_choice(reorth, "reorth", ("auto", "full", "none"))
     if k >= n:
         lam = dense_eigenvalues(op)
         return SLQMeasure([lam], [np.full(n, 1.0 / n)], n, True, n)

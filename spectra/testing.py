@@ -1,7 +1,9 @@
 """Helpers for testing spectral estimators against dense references.
 
-Matrices with a prescribed spectrum, the tolerance table keyed by dtype, and
-distances between spectral measures.
+Matrices with a prescribed spectrum, the tolerance table keyed by dtype
+(:data:`spectra.backend.TOLERANCES`), and the distances between spectral measures
+(:func:`spectra.distances.wasserstein1` and :func:`~spectra.distances.kolmogorov_smirnov`,
+re-exported: the same objects).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .backend import TOLERANCES, tolerance
+from .distances import kolmogorov_smirnov, wasserstein1
 from .probes import as_rng
 
 __all__ = [
@@ -64,48 +67,3 @@ def matrix_from_eigenvalues(
     A = (Q * lam) @ Q.T
     A = 0.5 * (A + A.T)
     return A.astype(dtype)
-
-
-def _as_measure(obj: Any, weights: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    if hasattr(obj, "nodes") and hasattr(obj, "weights"):
-        x, w = np.asarray(obj.nodes, float), np.asarray(obj.weights, float)
-    else:
-        x = np.asarray(obj, dtype=float).ravel()
-        w = np.full(x.size, 1.0 / max(x.size, 1)) if weights is None else np.asarray(weights, float)
-    if x.size == 0:
-        raise ValueError("an empty measure has no distance")
-    return x, w / w.sum()
-
-
-def wasserstein1(estimate: Any, reference: Any, weights: Any = None) -> float:
-    r"""Wasserstein-1 distance :math:`\int |F_{est} - F_{ref}|\,dx` between spectral measures.
-
-    Parameters
-    ----------
-    estimate : SpectralDensity or array_like
-        A density (its quadrature nodes and weights are used) or samples.
-    reference : array_like
-        Reference eigenvalues (equal weights).
-    weights : array_like, optional
-        Weights of ``estimate`` when it is given as samples.
-
-    Returns
-    -------
-    float
-    """
-    from scipy.stats import wasserstein_distance
-
-    x, w = _as_measure(estimate, weights)
-    y, v = _as_measure(reference)
-    return float(wasserstein_distance(x, y, w, v))
-
-
-def kolmogorov_smirnov(estimate: Any, reference: Any, weights: Any = None) -> float:
-    """Kolmogorov-Smirnov distance ``sup |F_est - F_ref|`` between spectral measures."""
-    x, w = _as_measure(estimate, weights)
-    y, v = _as_measure(reference)
-    t = np.union1d(x, y)
-    ox, oy = np.argsort(x), np.argsort(y)
-    Fx = np.concatenate([[0], np.cumsum(w[ox])])[np.searchsorted(x[ox], t, side="right")]
-    Fy = np.concatenate([[0], np.cumsum(v[oy])])[np.searchsorted(y[oy], t, side="right")]
-    return float(np.max(np.abs(Fx - Fy)))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spectra import SpectralDensity, density
-from spectra.density import jackson_weights
+from spectra.densities import jackson_weights
 from spectra.testing import kolmogorov_smirnov, matrix_from_eigenvalues, wasserstein1
 
 
@@ -36,14 +36,6 @@ def test_slq_bounds_within_spectrum_and_display_curve_tracks_nodes(two_bulk):
     np.testing.assert_allclose(np.trapezoid(den.x * den.rho, den.x), den.moment(1), rtol=1e-6)
 
 
-def test_exact_at_full_budget():
-    lam = np.linspace(-2, 2, 40)
-    den = density(matrix_from_eigenvalues(lam, rng=0), num_steps=40)
-    assert den.method == "exact" and den.num_matvecs == 40
-    np.testing.assert_allclose(np.sort(den.nodes), lam, atol=1e-12)
-    assert wasserstein1(den, lam) < 1e-12
-
-
 def test_w1_improves_with_more_steps(two_bulk):
     A, lam = two_bulk
     w = [wasserstein1(density(A, num_probes=10, num_steps=k, rng=2), lam) for k in (5, 20, 80)]
@@ -72,15 +64,6 @@ def test_grids_and_bad_arguments(two_bulk):
         density(A, grid=np.array([1.0, 0.0, 2.0]))
     with pytest.raises(ValueError, match="symmetric"):
         density(np.triu(np.ones((20, 20))))
-
-
-def test_torch_and_numpy_agree(two_bulk):
-    torch = pytest.importorskip("torch")
-    A, _ = two_bulk
-    for method in ("slq", "kpm"):
-        a = density(A, method=method, num_probes=3, num_steps=20, rng=4)
-        b = density(torch.tensor(A), method=method, num_probes=3, num_steps=20, rng=4)
-        np.testing.assert_allclose(a.rho, b.rho, rtol=1e-8, atol=1e-10)
 
 
 def test_cdf_and_quantile_consistent(two_bulk):

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import aslinearoperator
 
-from spectra import ConvergenceWarning, Operator, as_operator, eigsh
+from spectra import ConvergenceWarning, NonFiniteError, Operator, as_operator, eigsh
 from spectra.testing import matrix_from_eigenvalues
 
 
@@ -142,17 +142,14 @@ def test_same_rng_same_answer(dense):
     np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
 
 
-def test_torch_cpu_matches_numpy(dense):
+# (torch against numpy: tests/spectra/test_properties.py)
+def test_torch_v0(dense):
     torch = pytest.importorskip("torch")
     A, ref = dense
-    res_np = eigsh(A, 3, tol=1e-10, rng=0)
-    res_t = eigsh(torch.from_numpy(A), 3, tol=1e-10, rng=0)
-    assert isinstance(res_t.eigenvectors, torch.Tensor)
-    assert res_t.eigenvectors.dtype == torch.float64 and res_t.eigenvectors.shape == (200, 3)
-    np.testing.assert_allclose(res_t.eigenvalues, res_np.eigenvalues, rtol=1e-10)
-    np.testing.assert_allclose(res_t.eigenvalues, ref[::-1][:3], rtol=1e-9)
     v0 = torch.ones(200, dtype=torch.float64)
-    assert eigsh(torch.from_numpy(A), 1, v0=v0, tol=1e-10).converged
+    res = eigsh(torch.from_numpy(A), 1, v0=v0, tol=1e-10)
+    assert res.converged and res.eigenvectors.shape == (200, 1)
+    np.testing.assert_allclose(res.eigenvalues, ref[-1:], rtol=1e-9)
 
 
 def test_float32_operator(dense):
@@ -181,15 +178,60 @@ def test_sparse_and_linear_operator():
 
 
 # ------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("k", [0, -1, 10, 11])
+@pytest.mark.parametrize("k", [0, -1, 11, 12])
 def test_k_out_of_range(k):
-    with pytest.raises(ValueError, match=r"\[1, 9\]"):
+    with pytest.raises(ValueError, match=r"\[1, 10\]"):
         eigsh(np.eye(10), k)
 
 
-def test_k_equal_n_points_to_eigh():
-    with pytest.raises(ValueError, match="numpy.linalg.eigh"):
-        eigsh(np.eye(10), 10)
+# ------------------------------------------------------------------ k = n: dense solve
+@pytest.mark.parametrize("which", ["LA", "SA", "LM", "BE"])
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_all_eigenpairs_match_numpy_eigh(n, which):
+    lam = np.array([3.0, -4.0, 1.0, -0.5, 2.0])[:n]
+    A = matrix_from_eigenvalues(lam, rng=n)
+    ref, U = np.linalg.eigh(A)
+    res = eigsh(A, n, which=which, rng=0)
+    assert res.converged and res.num_matvecs == n and res.num_restarts == 0
+    assert "exact" in res.message
+    np.testing.assert_allclose(res.eigenvalues, _expected(ref, n, which), rtol=1e-12,
+                               atol=1e-12)
+    X = res.eigenvectors
+    assert X.shape == (n, n)
+    np.testing.assert_allclose(np.abs(X.T @ U).max(axis=1), 1, atol=1e-10)  # numpy's, up to sign
+    np.testing.assert_allclose(res.residual_norms, _true_residuals(A, res), atol=1e-12)
+    assert np.all(res.residual_norms < 1e-12)
+
+
+def test_dense_path_orders_like_the_iterative_path():
+    # k = n (dense) and k = n - 1 (iterative, full basis) order the values alike
+    lam = np.array([5.0, -6.0, 1.0, 2.0, -0.5, 4.0])
+    A = matrix_from_eigenvalues(lam, rng=3)
+    for which in ("LA", "SA", "LM"):
+        full = eigsh(A, 6, which=which, rng=0).eigenvalues
+        part = eigsh(A, 5, which=which, tol=1e-12, rng=0).eigenvalues
+        np.testing.assert_allclose(full[:5], part, atol=1e-10)
+
+
+def test_dense_path_counts_products_and_keeps_the_backend():
+    torch = pytest.importorskip("torch")
+    A = torch.tensor(matrix_from_eigenvalues([1.0, 2.0, 3.0], rng=0), dtype=torch.float32)
+    op = as_operator(A)
+    res = eigsh(op, 3, which="SA")
+    assert op.num_matvecs == 3 == res.num_matvecs
+    assert isinstance(res.eigenvectors, torch.Tensor) and res.eigenvectors.dtype == torch.float32
+    np.testing.assert_allclose(res.eigenvalues, [1, 2, 3], rtol=1e-5)
+    assert eigsh(A, 3, return_eigenvectors=False).eigenvectors is None
+
+
+def test_dense_path_refuses_asymmetry_and_nan():
+    A = np.array([[1.0, 2.0], [0.0, 1.0]])
+    op = Operator.from_matvec(lambda v: A @ v, (2, 2), dtype=np.float64, symmetric=True)
+    with pytest.raises(ValueError, match="symmetric"):
+        eigsh(op, 2)
+    bad = Operator.from_matvec(lambda v: v * np.nan, (2, 2), dtype=np.float64, symmetric=True)
+    with pytest.raises(NonFiniteError, match="NaN or Inf"):
+        eigsh(bad, 2)
 
 
 @pytest.mark.parametrize("k", [1.5, "2", True])
@@ -334,17 +376,6 @@ def test_block_uses_matmat_and_small_n_is_exact():
     # n < k + 2 b: no room for a residual block, the full single-vector basis is exact
     small = eigsh(np.diag(np.arange(1.0, 8.0)), 3, block_size=3, rng=0, tol=1e-12)
     np.testing.assert_allclose(small.eigenvalues, [7, 6, 5], rtol=1e-12)
-
-
-def test_block_torch_cpu_matches_numpy(dense):
-    torch = pytest.importorskip("torch")
-    A, ref = dense
-    res_np = eigsh(A, 3, tol=1e-10, rng=0, block_size=2)
-    res_t = eigsh(torch.from_numpy(A), 3, tol=1e-10, rng=0, block_size=2)
-    assert isinstance(res_t.eigenvectors, torch.Tensor) and res_t.eigenvectors.shape == (200, 3)
-    assert res_t.num_matvecs == res_np.num_matvecs
-    np.testing.assert_allclose(res_t.eigenvalues, res_np.eigenvalues, rtol=1e-10)
-    np.testing.assert_allclose(res_t.eigenvalues, ref[::-1][:3], rtol=1e-9)
 
 
 def test_block_non_finite_product_named():

@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 import spectra
-from spectra.kernels_ops import KERNELS, median_bandwidth
+from spectra.operators import KERNELS, median_bandwidth
 
 H = 1.7
 BANDWIDTH = ("rbf", "laplace", "matern32", "matern52")

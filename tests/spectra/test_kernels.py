@@ -1,9 +1,10 @@
 """Each Numba kernel against a plain NumPy twin."""
 
 import numpy as np
+from helpers import pick
 from numpy.polynomial import chebyshev as C
 
-from spectra._kernels import chebyshev_series, gaussian_mixture
+from spectra._numba.densities import chebyshev_series, gaussian_mixture
 
 
 def gaussian_mixture_twin(nodes, weights, sigmas, grid):
@@ -33,13 +34,13 @@ def test_chebyshev_series_matches_numpy():
 
 
 def test_lanczos_block_kernels_match_numpy():
-    from spectra._kernels import column_dots, scale_columns, three_term_update
+    from spectra._numba.krylov import column_dots, scale_columns, three_term_update
 
     g = np.random.default_rng(2)
     for n, p, dtype in ((1, 1, np.float64), (1001, 7, np.float64), (513, 3, np.float32)):
         Q, W, P = (g.standard_normal((n, p)).astype(dtype) for _ in range(3))
         a, b = g.standard_normal(p), g.standard_normal(p)
-        tol = 1e-12 if dtype == np.float64 else 1e-5
+        tol = pick(dtype, float64=1e-12, float32=1e-5)
         np.testing.assert_allclose(column_dots(Q, W), np.einsum("ij,ij->j", Q, W), rtol=tol)
         twin = W - Q * a - P * b
         ss = three_term_update(W, Q, P, a, b)
@@ -62,7 +63,7 @@ def test_parallel_kernels_leave_torch_thread_count_alone():
 
     code = ("import torch, numpy as np\n"
             "before = torch.get_num_threads()\n"
-            "from spectra.density import smooth\n"
+            "from spectra.densities import smooth\n"
             "smooth(np.zeros(3), np.ones(3) / 3, np.linspace(-1, 1, 64), 0.1)\n"
             "print(before, torch.get_num_threads())\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING")}
@@ -87,7 +88,7 @@ def _kernel_twin(G, sq_r, sq_c, kind, a, b, degree):
 
 
 def test_vectorised_exp_matches_numpy():
-    from spectra._kernels import exp_inplace32, exp_inplace64
+    from spectra._numba.kernels import exp_inplace32, exp_inplace64
 
     g = np.random.default_rng(4)
     for f, dtype, lo, rtol in ((exp_inplace64, np.float64, -708.0, 6e-16),
@@ -104,7 +105,7 @@ def test_vectorised_exp_matches_numpy():
 
 
 def test_kernel_rows_eval_matches_twin():
-    from spectra._kernels import kernel_rows_eval
+    from spectra._numba.kernels import kernel_rows_eval
 
     g = np.random.default_rng(5)
     Xr, Xc = g.standard_normal((9, 4)), g.standard_normal((13, 4))
@@ -119,7 +120,7 @@ def test_kernel_rows_eval_matches_twin():
 
 
 def test_kernel_matmat_part_matches_twin():
-    from spectra._kernels import kernel_matmat_part
+    from spectra._numba.kernels import kernel_matmat_part
 
     g = np.random.default_rng(6)
     cases = ((37, 3, 2, 5, 7, 3, np.float64), (64, 6, 1, 8, 16, 1, np.float64),
@@ -139,5 +140,5 @@ def test_kernel_matmat_part_matches_twin():
             if kind != 4:
                 np.fill_diagonal(G, sq64)  # a point's distance to itself is exactly 0
             twin = _kernel_twin(G, sq64, sq64, kind, a, 1.0, 2) @ Vt.T.astype(np.float64)
-            tol = 1e-12 if dtype == np.float64 else 2e-5
+            tol = pick(dtype, float64=1e-12, float32=2e-5)
             assert np.abs(acc.sum(axis=0).T - twin).max() <= tol * np.abs(twin).max()

@@ -15,9 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .backend import dtype_name, is_torch, tolerance
+from ..backend import dtype_name, from_numpy, is_torch, to_numpy, tolerance
+from ..results import NonFiniteError
+from ..validation import check_choice
 
-__all__ = ["Operator", "as_operator", "require_square", "require_symmetric"]
+__all__ = ["Operator", "as_operator", "dense_matrix", "require_square", "require_symmetric",
+           "wrapped_matrix"]
 
 _ALLOWED = "float32 or float64 (real)"
 
@@ -73,8 +76,7 @@ class Operator:
         if min(shape) < 1:
             raise ValueError(f"an operator needs a non-empty shape, got {shape}")
         _check_dtype(dtype, "the operator")
-        if backend not in ("numpy", "torch"):
-            raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}")
+        check_choice(backend, "backend", ("numpy", "torch"))
         if symmetric and shape[0] != shape[1]:
             raise ValueError(f"a symmetric operator must be square, got shape {shape}")
         self.shape = shape
@@ -151,8 +153,7 @@ class Operator:
         """
         if self.symmetric is not None:
             return bool(self.symmetric)
-        from .backend import from_numpy, to_numpy
-        from .probes import as_rng
+        from ..probes import as_rng
 
         n = self.shape[0]
         g = as_rng(rng if rng is not None else 0x5EED)
@@ -160,8 +161,8 @@ class Operator:
         UV = from_numpy(uv, like=self)
         AUV = to_numpy(self.matmat(UV))
         if not np.all(np.isfinite(AUV)):
-            raise ValueError("the operator's matvec returned non-finite values (NaN or Inf) "
-                             "in the symmetry test")
+            raise NonFiniteError("the operator's matvec returned non-finite values (NaN or Inf) "
+                                 "in the symmetry test")
         a = uv[:, 0] @ AUV[:, 1]
         b = uv[:, 1] @ AUV[:, 0]
         scale = np.linalg.norm(uv[:, 0]) * np.linalg.norm(AUV[:, 1]) + np.linalg.norm(
@@ -384,3 +385,47 @@ def require_symmetric(op: Operator, method: str, rng: Any = None) -> None:
             "(declared, or found by a randomised test u^T A v != v^T A u). "
             "Symmetrise it, e.g. (A + A.T) / 2, or declare symmetric=True if the test is wrong."
         )
+
+
+def wrapped_matrix(A: Any) -> Any:
+    """Return the matrix behind an operator made by :func:`as_operator`, else ``A`` itself.
+
+    The array, sparse matrix (as CSR), tensor or scipy ``LinearOperator`` that
+    :func:`as_operator` wrapped is returned as stored; any other object (a matrix, an
+    :meth:`Operator.from_matvec` operator, a subclass) comes back unchanged. Solvers that
+    can use an explicit matrix (a sparse LU, a dense solve) reach it through this.
+    """
+    return A.A if isinstance(A, (_ArrayOperator, _LinearOperatorWrapper)) else A
+
+
+def dense_matrix(op: Operator, block: int = 256) -> np.ndarray:
+    """Form the matrix of ``op`` from products with identity blocks.
+
+    Parameters
+    ----------
+    op : Operator
+        Any operator; costs ``n`` products (``shape[1]``), ``block`` columns per
+        :meth:`Operator.matmat`, each block built in the operator's dtype and device.
+    block : int
+        Columns per product.
+
+    Returns
+    -------
+    ndarray, shape ``(m, n)``
+        On the host, float64.
+
+    Raises
+    ------
+    NonFiniteError
+        When a product returns NaN or Inf.
+    """
+    n = op.shape[1]
+    cols = []
+    for s in range(0, n, block):
+        E = np.zeros((n, min(block, n - s)))
+        E[np.arange(s, s + E.shape[1]), np.arange(E.shape[1])] = 1.0
+        cols.append(to_numpy(op.matmat(from_numpy(E, like=op))))
+    A = np.concatenate(cols, axis=1)
+    if not np.all(np.isfinite(A)):
+        raise NonFiniteError("the operator's product returned NaN or Inf while forming it")
+    return A

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from .backend import eps, from_numpy, to_numpy
-from .operators import Operator, as_operator, require_symmetric
-from .probes import as_rng, draw
-from .results import LanczosResult
+from ..backend import eps, from_numpy, to_numpy
+from ..operators import Operator, as_operator, require_symmetric
+from ..probes import as_rng, draw
+from ..results import LanczosResult, NonFiniteError
+from ..validation import check_choice, check_int
 
 __all__ = ["lanczos", "check_steps"]
 
@@ -38,12 +39,16 @@ _REORTH = ("full", "none")
 
 
 def check_steps(num_steps: Any, n: int, name: str = "num_steps") -> int:
-    """Validate a Lanczos step count against the dimension ``n``."""
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer in [1, {n}], got {num_steps!r}")
-    if not 1 <= num_steps <= n:
-        raise ValueError(f"{name} must be in [1, {n}] (the dimension), got {num_steps}")
-    return int(num_steps)
+    """Validate a Lanczos step count against the dimension ``n``: an integer in ``[1, n]``.
+
+    Raises
+    ------
+    TypeError
+        For a non-integer.
+    ValueError
+        Outside ``[1, n]``.
+    """
+    return check_int(num_steps, name, low=1, high=n, hint=f" (n = {n}, the dimension)")
 
 
 def _start_block(op: Operator, v0: Any, rng: Any):
@@ -74,6 +79,41 @@ def _own_block(W: np.ndarray, Q: np.ndarray, Q_prev: np.ndarray, dtype: Any) -> 
             or np.may_share_memory(W, Q) or np.may_share_memory(W, Q_prev)):
         W = np.array(W, dtype=dtype, order="C")
     return W
+
+
+def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
+    """Orthogonalise ``W = A Q``: the three-term recurrence, then reorthogonalisation.
+
+    With the stored basis ``Bj`` two passes of classical Gram-Schmidt follow, batched over
+    the probes. Returns the new block ``W`` and the host array ``[alpha; ||W||]`` of
+    shape ``(2, p)`` (one transfer). numpy blocks take the fused Numba passes, in place.
+    """
+    xp = op.xp
+    fused = op.backend == "numpy"
+    if fused:
+        from .._numba.krylov import column_dots, three_term_update
+
+        W = _own_block(W, Q, Q_prev, op.dtype)
+        a = column_dots(Q, W)
+        ss = three_term_update(W, Q, Q_prev, a, b_prev)
+    else:
+        a = xp.sum(Q * W, axis=0)
+        W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
+    if Bj is not None:
+        for _ in range(2):  # classical Gram-Schmidt, twice, batched over the probes
+            if fused:
+                C = np.einsum("pjn,np->pj", Bj, W)
+                W -= np.einsum("pjn,pj->np", Bj, C)
+                a = a + C[:, -1]
+            else:
+                C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
+                W = W - (xp.matrix_transpose(Bj) @ C)[:, :, 0].T
+                a = a + C[:, -1, 0]
+        if fused:
+            ss = column_dots(W, W)
+    if fused:
+        return W, np.stack([to_numpy(a), np.sqrt(ss)])
+    return W, to_numpy(xp.stack([a, xp.linalg.vector_norm(W, axis=0)]))
 
 
 def lanczos(
@@ -128,8 +168,7 @@ def lanczos(
     require_symmetric(op, "lanczos")
     n = op.shape[0]
     k = check_steps(num_steps, n)
-    if reorth not in _REORTH:
-        raise ValueError(f"reorth must be one of {_REORTH}, got {reorth!r}")
+    check_choice(reorth, "reorth", _REORTH)
     xp = op.xp
     Q, start_norms = _start_block(op, v0, rng)
     p = Q.shape[1]
@@ -146,7 +185,7 @@ def lanczos(
     basis = xp.zeros((p, k, n), dtype=op.dtype, device=op.device) if full else None
     fused = op.backend == "numpy"  # Numba kernels: one pass, no temporaries
     if fused:
-        from ._kernels import column_dots, scale_columns, three_term_update
+        from .._numba.krylov import scale_columns
 
         Q = np.ascontiguousarray(Q)
     Q_prev = xp.zeros_like(Q)
@@ -157,33 +196,10 @@ def lanczos(
             basis[:, j, :] = Q.T
         W = op.matmat(Q)
         used += int(active.sum())
-        if fused:
-            W = _own_block(W, Q, Q_prev, op.dtype)
-            a = column_dots(Q, W)
-            ss = three_term_update(W, Q, Q_prev, a, b_prev)
-        else:
-            a = xp.sum(Q * W, axis=0)
-            W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
-        if full:
-            Bj = basis[:, : j + 1, :]
-            for _ in range(2):  # classical Gram-Schmidt, twice, batched over the probes
-                if fused:
-                    C = np.einsum("pjn,np->pj", Bj, W)
-                    W -= np.einsum("pjn,pj->np", Bj, C)
-                    a = a + C[:, j]
-                else:
-                    C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
-                    W = W - (xp.matrix_transpose(Bj) @ C)[:, :, 0].T
-                    a = a + C[:, j, 0]
-            if fused:
-                ss = column_dots(W, W)
-        if fused:
-            ab = np.stack([to_numpy(a), np.sqrt(ss)])
-        else:
-            ab = to_numpy(xp.stack([a, xp.linalg.vector_norm(W, axis=0)]))  # one transfer
+        W, ab = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
-            raise ValueError(
+            raise NonFiniteError(
                 f"the operator's product returned NaN or Inf at Lanczos step {j + 1} "
                 f"(product {op.num_matvecs}); check the operator"
             )

@@ -57,14 +57,10 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from .backend import from_numpy, is_torch, to_numpy
-from .operators import (
-    Operator,
-    _ArrayOperator,
-    _LinearOperatorWrapper,
-    as_operator,
-    require_square,
-)
+from ..backend import from_numpy, is_torch, to_numpy
+from ..operators import Operator, as_operator, require_square, wrapped_matrix
+from ..results import NonFiniteError
+from ..validation import check_choice
 
 KINDS = ("controllability", "observability")
 #: Arnoldi steps on ``A`` and on ``A^{-1}`` for the stability screen and the shifts.
@@ -98,7 +94,7 @@ class _Eq:
         """``M X`` on host float64 arrays, with a finiteness check."""
         out = to_numpy(self.op.matmat(from_numpy(np.ascontiguousarray(X), like=self.op)))
         if not np.all(np.isfinite(out)):
-            raise ValueError("the product with A returned NaN or Inf")
+            raise NonFiniteError("the product with A returned NaN or Inf")
         return out
 
 
@@ -151,13 +147,12 @@ def _input_block(X: Any, n: int, name: str, transpose: bool) -> np.ndarray:
 
 
 def _equation(A: Any, X: Any, kind: str, discrete: bool, solve: Any, rng: Any) -> _Eq:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_choice(kind, "kind", KINDS)
     if solve is not None and not callable(solve):
         raise TypeError(f"solve must be callable (p, X, transpose) -> array, got {solve!r}")
     op = as_operator(A)
     require_square(op, "gramian")
-    raw = A.A if isinstance(A, (_ArrayOperator, _LinearOperatorWrapper)) else A
+    raw = wrapped_matrix(A)
     explicit = raw.tocsc() if _is_sparse(raw) else (raw if isinstance(raw, np.ndarray) else None)
     symmetric = bool(op.check_symmetric(rng)) if op.symmetric is None else bool(op.symmetric)
     if explicit is not None and explicit.dtype != np.float64:  # explicit: work in float64

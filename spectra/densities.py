@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from .backend import to_numpy
-from .lanczos import lanczos
+from .krylov import lanczos
 from .operators import as_operator, require_symmetric
 from .probes import as_rng, draw
-from .quadrature import _check_count, dense_eigenvalues, slq_measure
-from .results import SpectralDensity
+from .quadrature import dense_eigenvalues, slq_measure
+from .results import NonFiniteError, SpectralDensity
+from .validation import check_choice, check_int
 
 __all__ = ["auto_smoothing", "density", "jackson_weights", "smooth"]
 
@@ -84,7 +85,7 @@ def smooth(nodes: Any, weights: Any, grid: Any, sigma: Any) -> np.ndarray:
 
     ``sigma`` is one width for all nodes or one per node.
     """
-    from ._kernels import gaussian_mixture
+    from ._numba.densities import gaussian_mixture
 
     nodes = np.ascontiguousarray(nodes, dtype=np.float64)
     sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), nodes.shape)
@@ -110,9 +111,7 @@ def jackson_weights(num_moments: int) -> np.ndarray:
 
 def _grid(grid: Any, lo: float, hi: float, pad: float) -> tuple[np.ndarray, bool]:
     if grid is None or isinstance(grid, (int, np.integer)):
-        g = _DEFAULT_GRID if grid is None else int(grid)
-        if g < 2:
-            raise ValueError(f"a grid needs at least 2 points, got {g}")
+        g = _DEFAULT_GRID if grid is None else check_int(grid, "grid (a point count)", low=2)
         return np.linspace(lo - pad, hi + pad, g), True
     x = np.asarray(grid, dtype=float)
     if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
@@ -187,14 +186,14 @@ def density(
     --------
     >>> import numpy as np
     >>> from spectra import density
-    >>> from spectra.testing import matrix_from_eigenvalues, wasserstein1
+    >>> from spectra.distances import wasserstein1
+    >>> from spectra.testing import matrix_from_eigenvalues
     >>> lam = np.linspace(-1, 1, 400)
     >>> den = density(matrix_from_eigenvalues(lam, rng=0), num_probes=4, num_steps=30, rng=0)
     >>> bool(abs(den.weights.sum() - 1) < 1e-12 and wasserstein1(den, lam) < 0.05)
     True
     """
-    if method not in ("slq", "kpm"):
-        raise ValueError(f"method must be 'slq' or 'kpm', got {method!r}")
+    check_choice(method, "method", ("slq", "kpm"))
     if not (smoothing == "auto" or (isinstance(smoothing, (int, float)) and smoothing > 0
                                     and np.isfinite(smoothing))):
         raise ValueError(f"smoothing must be 'auto' or a positive number, got {smoothing!r}")
@@ -229,25 +228,32 @@ def density(
                            "exact" if m.exact else "slq", sigma, stderr)
 
 
-def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
-    require_symmetric(op, "kpm density")
+def _kpm_interval(op: Any, g: Any) -> tuple[float, float, int]:
+    """Spectral interval from a short Lanczos run, widened by the Ritz residuals.
+
+    Returns ``(lo, hi, products)``; exact (``n`` products) when ``n <= 30``.
+    """
     n = op.shape[0]
-    p = _check_count(num_probes, "num_probes")
-    half = _check_count(num_steps, "num_steps")
-    g = as_rng(rng)
-    # Spectral interval from a short Lanczos run, widened by the Ritz residuals.
     kb = min(n, 30)
     if kb >= n:
         lam = dense_eigenvalues(op)
-        lo, hi, used = float(lam[0]), float(lam[-1]), n
-    else:
-        res = lanczos(op, kb, reorth="full", rng=g)
-        from scipy.linalg import eigh_tridiagonal
+        return float(lam[0]), float(lam[-1]), n
+    res = lanczos(op, kb, reorth="full", rng=g)
+    from scipy.linalg import eigh_tridiagonal
 
-        s = int(res.steps[0])
-        th, S = eigh_tridiagonal(res.alpha[0, :s], res.beta[0, : s - 1])
-        r = abs(res.beta[0, s - 1] * S[-1, :])
-        lo, hi, used = float(th[0] - r[0]), float(th[-1] + r[-1]), res.num_matvecs
+    s = int(res.steps[0])
+    th, S = eigh_tridiagonal(res.alpha[0, :s], res.beta[0, : s - 1])
+    r = abs(res.beta[0, s - 1] * S[-1, :])
+    return float(th[0] - r[0]), float(th[-1] + r[-1]), res.num_matvecs
+
+
+def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
+    require_symmetric(op, "kpm density")
+    n = op.shape[0]
+    p = check_int(num_probes, "num_probes", low=1)
+    half = check_int(num_steps, "num_steps", low=1)
+    g = as_rng(rng)
+    lo, hi, used = _kpm_interval(op, g)
     width = max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1.0))
     lo, hi = lo - 0.01 * width, hi + 0.01 * width
     c, d = 0.5 * (hi + lo), 0.5 * (hi - lo)
@@ -260,7 +266,7 @@ def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
     mu = np.zeros((p, 2 * half))
     ab = to_numpy(xp.stack([xp.sum(V0 * V0, axis=0), xp.sum(V1 * V0, axis=0)]))
     if not np.all(np.isfinite(ab)):
-        raise ValueError("the operator's product returned NaN or Inf at KPM step 1")
+        raise NonFiniteError("the operator's product returned NaN or Inf at KPM step 1")
     mu0, mu1 = ab[0], ab[1]
     mu[:, 0], mu[:, 1] = mu0, mu1
     for k in range(1, half):
@@ -269,7 +275,8 @@ def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
         # one host transfer per step: <v_k, v_k> and <v_{k+1}, v_k>
         sc = to_numpy(xp.stack([xp.sum(V1 * V1, axis=0), xp.sum(V2 * V1, axis=0)]))
         if not np.all(np.isfinite(sc)):
-            raise ValueError(f"the operator's product returned NaN or Inf at KPM step {k + 1}")
+            raise NonFiniteError(f"the operator's product returned NaN or Inf at KPM step "
+                                 f"{k + 1}")
         mu[:, 2 * k] = 2 * sc[0] - mu0
         mu[:, 2 * k + 1] = 2 * sc[1] - mu1
         V0, V1 = V1, V2
@@ -277,7 +284,7 @@ def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
     coef = jackson_weights(2 * half)[None, :] * mu
     coef[:, 1:] *= 2.0
 
-    from ._kernels import chebyshev_series
+    from ._numba.densities import chebyshev_series
 
     x, own = _grid(grid, lo, hi, 0.0)
     inside = (x > lo) & (x < hi)

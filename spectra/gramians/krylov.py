@@ -35,9 +35,9 @@ from the Arnoldi relation without any product with :math:`M`
 
 A projected :math:`H_m` may be unstable although :math:`M` is stable (non-normal
 :math:`M`); the iteration then goes on, and refuses only when an unstable Ritz pair
-is confirmed as an eigenpair (:func:`spectra._lyapunov_equation._check_ritz`).  :func:`_ritz`
+is confirmed as an eigenpair (:func:`spectra.gramians.equation._check_ritz`).  :func:`_ritz`
 runs a short single-vector Arnoldi from a random start for the stability screen and
-for the ADI shifts of :mod:`spectra._lyapunov_adi`.
+for the ADI shifts of :mod:`spectra.gramians.adi`.
 
 References
 ----------
@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ._lyapunov_equation import (
+from .equation import (
     _RITZ_STEPS,
     _check_ritz,
     _Eq,

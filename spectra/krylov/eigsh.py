@@ -26,7 +26,7 @@ mathematically the implicitly restarted Lanczos of ARPACK with exact shifts, wit
 its bulge chasing.
 
 With ``block_size = b > 1`` the same method runs on blocks (block Krylov--Schur, see
-:mod:`spectra._block`; Golub & Underwood 1977, Zhou & Saad 2008): each step applies
+:mod:`spectra.krylov._block`; Golub & Underwood 1977, Zhou & Saad 2008): each step applies
 ``op.matmat`` to ``b`` orthonormal vectors, :math:`H_m` grows by ``b`` rows and
 columns (band width ``b``), the residual term is :math:`X_+ R E_b^T` with
 :math:`\|A x_i - \theta_i x_i\| = \|R\, y_{i,\mathrm{last}}\|` over the last ``b``
@@ -64,13 +64,15 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import eps, from_numpy, to_numpy, tolerance
+from ..operators import Operator, as_operator, dense_matrix, require_symmetric
+from ..probes import as_rng, draw
+from ..results import EigResult, warn_not_converged
+from ..validation import check_float, check_int
+from ._basis import Basis
 from ._block import BlockBasis, num_keep
-from .backend import eps, from_numpy, to_numpy
-from .operators import Operator, as_operator, require_symmetric
-from .probes import as_rng, draw
-from .results import EigResult, warn_not_converged
 
-__all__ = ["eigsh"]
+__all__ = ["WHICH", "eigsh"]
 
 WHICH = ("LA", "SA", "LM", "BE")
 
@@ -85,43 +87,31 @@ _KEEP_FRACTION = 0.5
 #: a block basis of m vectors has Krylov degree only m / b, and on the Laplacian
 #: benchmark ncv = 42 -> 90 cut the products of b = 3 from 3879 to 1584.
 _NCV_BLOCK = 20
-#: DGKS threshold: a second Gram-Schmidt pass when the first leaves less than this
-#: fraction of the norm.
-_DGKS = 0.7071
 
 
 # ---------------------------------------------------------------------------- input
-def _check_int(value: Any, name: str, lo: int, hi: int, hint: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}{hint}")
-    return int(value)
-
-
-def _check_args(n: int, k: Any, which: Any, tol: Any, ncv: Any, max_matvecs: Any, b: int):
-    if n < 2:
-        raise ValueError(f"eigsh needs n >= 2 (got n = {n}); use numpy.linalg.eigh")
-    k = _check_int(k, "k", 1, n - 1,
-                   f" (n = {n}); for k >= n compute all eigenvalues with numpy.linalg.eigh")
+def _check_args(n: int, k: Any, which: Any, tol: Any) -> tuple[int, float]:
+    """``k`` in ``[1, n]``, ``which`` one of :data:`WHICH`, ``tol`` positive and finite."""
+    k = check_int(k, "k", low=1, high=n, hint=f" (n = {n}: at most all n eigenpairs)")
     if which not in WHICH:
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating, np.integer)):
-        raise TypeError(f"tol must be a positive float, got {tol!r}")
-    if not (np.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be positive and finite, got {tol}")
+    return k, check_float(tol, "tol", low=0.0, low_open=True)
+
+
+def _check_budget(n: int, k: int, ncv: Any, max_matvecs: Any, b: int) -> tuple[int, int, int]:
+    """Basis size, product budget and block size of the iterative method (``k < n``)."""
     if b > 1:
         ncv, b = _block_ncv(n, k, ncv, b)
     elif ncv is None:
         ncv = min(n, max(2 * k + 1, _NCV_MIN))
     else:
-        ncv = min(_check_int(ncv, "ncv", k + 1, max(n, k + 1)), n)
+        ncv = min(check_int(ncv, "ncv", low=k + 1, high=max(n, k + 1)), n)
     if max_matvecs is None:
         max_matvecs = max(ncv, min(20 * n, 1000 * ncv))
     else:
-        max_matvecs = _check_int(max_matvecs, "max_matvecs", ncv, 2**62,
-                                 f" (at least ncv = {ncv}, one full basis)")
-    return k, float(tol), ncv, max_matvecs, b
+        max_matvecs = check_int(max_matvecs, "max_matvecs", low=ncv,
+                                hint=f" (at least ncv = {ncv}, one full basis)")
+    return ncv, max_matvecs, b
 
 
 def _block_ncv(n: int, k: int, ncv: Any, b: int) -> tuple[int, int]:
@@ -133,16 +123,10 @@ def _block_ncv(n: int, k: int, ncv: Any, b: int) -> tuple[int, int]:
     if ncv is None:
         ncv = max(2 * k + b, _NCV_BLOCK * (b + 1))
     else:
-        ncv = _check_int(ncv, "ncv", k + b, max(n, k + b),
-                         f" (at least k + block_size = {k + b})")
+        ncv = check_int(ncv, "ncv", low=k + b, high=max(n, k + b),
+                        hint=f" (at least k + block_size = {k + b})")
     ncv = min(-(-ncv // b) * b, (n - b) // b * b)
     return (ncv, b) if ncv >= k + b else (n, 1)
-
-
-def _check_block_size(block_size: Any, n: int) -> int:
-    if isinstance(block_size, str) or block_size is None:
-        raise TypeError(f"block_size must be a positive integer, got {block_size!r}")
-    return _check_int(block_size, "block_size", 1, max(n // 2, 1))
 
 
 def _start_vector(op: Operator, v0: Any, g: Any):
@@ -200,150 +184,6 @@ def _output_order(theta: np.ndarray, which: str) -> np.ndarray:
     return np.argsort(theta, kind="stable")
 
 
-# ---------------------------------------------------------------------------- the basis
-class _Basis:
-    """Orthonormal basis rows in the operator's namespace, projected matrix on the host."""
-
-    def __init__(self, op: Operator, ncv: int, g: Any):
-        self.op, self.xp, self.g = op, op.xp, g
-        self.n, self.m = op.shape[0], ncv
-        self.V = self.xp.zeros((ncv + 1, self.n), dtype=op.dtype, device=op.device)
-        self.H = np.zeros((ncv, ncv))
-        self.size = 0  # vectors in use (the continuation vector not counted)
-        self.beta = 0.0  # norm of the residual after the last step
-        self.anorm = 0.0  # running estimate of ||A||
-        self.used = 0
-        self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
-        self.numpy = op.backend == "numpy"
-        self.tmp = np.empty(self.n, dtype=op.dtype) if self.numpy else None
-
-    def _project(self, w, j: int):
-        """Orthogonalise ``w`` against rows ``0..j``; return it with the coefficients."""
-        if self.numpy:
-            return self._project_numpy(w, j)
-        xp, Vj = self.xp, self.V[: j + 1]
-        w_norm = xp.linalg.vector_norm(w)
-        h = Vj @ w
-        w = w - Vj.T @ h
-        hh = to_numpy(xp.concat([h, xp.reshape(w_norm, (1,))]))
-        h_host, w2 = hh[:-1], hh[-1] ** 2
-        if not np.all(np.isfinite(hh)):
-            return w, h_host, np.nan
-        if w2 - h_host @ h_host < _DGKS**2 * w2:  # cancellation: refine (DGKS)
-            h2 = Vj @ w
-            w = w - Vj.T @ h2
-            h_host = h_host + to_numpy(h2)
-        b = float(to_numpy(xp.linalg.vector_norm(w)))
-        return w, h_host, b
-
-    def _project_numpy(self, w, j: int):
-        """The same in place on numpy arrays, local recurrence first.
-
-        The known couplings ``H[:j, j]`` (``beta_{j-1}``, or the arrow after a restart)
-        and ``alpha_j`` are removed first; one classical Gram-Schmidt pass against the
-        whole basis then only meets rounding-level components, so the DGKS second pass
-        is rarely needed ("twice is enough", counting the local step). No n-vector
-        temporaries are allocated: in this environment every fresh large array costs
-        page faults comparable to the arithmetic.
-        """
-        V, tmp = self.V, self.tmp
-        if w.dtype != V.dtype or not w.flags.writeable or np.may_share_memory(w, V):
-            w = np.array(w, dtype=V.dtype)
-        col = self.H[:j, j]
-        nz = np.flatnonzero(col)
-        if nz.size == 1:
-            np.multiply(V[nz[0]], col[nz[0]], out=tmp)
-            w -= tmp
-        elif nz.size > 1:
-            np.matmul(col.astype(V.dtype), V[:j], out=tmp)
-            w -= tmp
-        alpha = float(np.dot(V[j], w))
-        np.multiply(V[j], alpha, out=tmp)
-        w -= tmp
-        Vj = V[: j + 1]
-        w2 = float(np.dot(w, w))
-        h = Vj @ w
-        np.matmul(h, Vj, out=tmp)
-        w -= tmp
-        h_host = h.astype(np.float64)
-        h_host[j] += alpha
-        if not (np.isfinite(w2) and np.isfinite(alpha) and np.all(np.isfinite(h_host))):
-            return w, h_host, np.nan
-        if w2 - h @ h < _DGKS**2 * w2:  # cancellation: refine (DGKS)
-            h2 = Vj @ w
-            np.matmul(h2, Vj, out=tmp)
-            w -= tmp
-            h_host = h_host + h2
-        return w, h_host, float(np.sqrt(np.dot(w, w)))
-
-    def set_start(self, v) -> None:
-        self.V[0] = v / from_numpy(to_numpy(self.xp.linalg.vector_norm(v)), like=self.op)
-
-    def step(self) -> bool:
-        """One Lanczos step at row ``size``; return whether a breakdown occurred."""
-        j = self.size
-        w = self.op.matvec(self.V[j])
-        self.used += 1
-        w, h, b = self._project(w, j)
-        if not (np.all(np.isfinite(h)) and np.isfinite(b)):
-            raise ValueError(
-                f"the operator's product returned NaN or Inf at eigsh product {self.used} "
-                f"(Lanczos step {j + 1}); check the operator"
-            )
-        self.H[j, j] = h[j]
-        self.anorm = max(self.anorm, float(np.hypot(np.hypot(h[j], b), self.beta)))
-        self.size = j + 1
-        if self.size >= self.n:  # the whole space: the Ritz pairs are exact
-            self.beta = 0.0
-            return False
-        breakdown = b <= self.tiny * max(self.anorm, 1e-300)
-        if breakdown:
-            b = 0.0
-            w = self._random_direction()
-            self.V[self.size] = w
-        elif self.numpy:
-            np.multiply(w, 1.0 / b, out=self.V[self.size])
-        else:
-            self.V[self.size] = w / b
-        self.beta = b
-        if self.size < self.m:
-            self.H[j, j + 1] = self.H[j + 1, j] = b
-        return breakdown
-
-    def _random_direction(self):
-        """A random unit vector orthogonal to the basis (after an invariant subspace)."""
-        j = self.size - 1
-        for _ in range(5):
-            z = draw("gaussian", self.n, 1, like=self.op, rng=self.g)[:, 0]
-            z_norm = float(to_numpy(self.xp.linalg.vector_norm(z)))
-            for _ in range(2):
-                z = z - self.V[: j + 1].T @ (self.V[: j + 1] @ z)
-            nz = float(to_numpy(self.xp.linalg.vector_norm(z)))
-            if nz > 1e-3 * z_norm:
-                return z / nz
-        raise RuntimeError("could not draw a direction orthogonal to the basis")  # pragma: no cover
-
-    def ritz(self):
-        s = self.size
-        theta, Y = np.linalg.eigh(self.H[:s, :s])
-        self.anorm = max(self.anorm, float(np.max(np.abs(theta))))
-        return theta, Y, np.abs(self.beta * Y[s - 1, :])
-
-    def restart(self, theta, Y, keep: np.ndarray) -> None:
-        """Thick restart: keep the Ritz vectors ``Y[:, keep]``, continue from the residual."""
-        s, ell = self.size, len(keep)
-        Yk = from_numpy(np.ascontiguousarray(Y[:, keep].T), like=self.op)
-        self.V[:ell] = Yk @ self.V[:s]
-        self.V[ell] = self.V[s]
-        self.H[:] = 0.0
-        self.H[np.arange(ell), np.arange(ell)] = theta[keep]
-        self.H[ell, :ell] = self.H[:ell, ell] = self.beta * Y[s - 1, keep]
-        self.size = ell
-
-    def vectors(self, Y):
-        return self.V[: self.size].T @ from_numpy(np.ascontiguousarray(Y), like=self.op)
-
-
 # ---------------------------------------------------------------------------- driver
 def _converged_mask(res, theta, tol, anorm, dtype, n_exhausted):
     if n_exhausted:
@@ -381,8 +221,8 @@ def eigsh(
         Symmetric operator (see :func:`~spectra.as_operator`); numpy or torch, CPU or
         CUDA.  Undeclared symmetry is tested once at random.
     k : int
-        Number of eigenpairs, in ``[1, n - 1]``.  For all of them use
-        :func:`numpy.linalg.eigh`.
+        Number of eigenpairs, in ``[1, n]``.  With ``k = n`` (every ``n = 1`` operator
+        included) the eigenpairs come from a dense solve instead (see Notes).
     which : {"LA", "SA", "LM", "BE"}
         Largest algebraic, smallest algebraic, largest magnitude, or both ends
         (``k // 2`` from the bottom and the rest from the top, as ARPACK does).
@@ -438,7 +278,7 @@ def eigsh(
     Raises
     ------
     ValueError
-        ``k`` outside ``[1, n - 1]``, unknown ``which``, ``tol`` not positive and
+        ``k`` outside ``[1, n]``, unknown ``which``, ``tol`` not positive and
         finite, ``ncv``/``max_matvecs`` out of range, a non-symmetric operator, a
         zero or misshaped ``v0``, or a product returning NaN/Inf (the product is
         named).
@@ -456,6 +296,17 @@ def eigsh(
     missed: on a square-grid Laplacian (exact double eigenvalues) ``k=3`` returns
     :math:`\lambda_1, \lambda_2, \lambda_4`.  Use ``block_size >= multiplicity``.
 
+    With ``k = n`` a Krylov basis would need ``n + 1`` vectors; the matrix is then formed
+    from ``n`` products with identity blocks (in the operator's dtype and device), checked
+    for symmetry to the dtype's tolerance, and solved by :func:`numpy.linalg.eigh` in
+    float64 (on its symmetric part).  ``which`` keeps its meaning: the same selection
+    and order as the iterative path (for ``"BE"`` the alternating ends, returned
+    ascending), so only the order differs between values of ``which``.  The result has
+    ``converged=True``, ``num_matvecs = n``, no restarts, and the residual norms
+    :math:`\|A x_i - \lambda_i x_i\|` of the float64 pairs against the formed matrix;
+    ``tol``, ``ncv``, ``max_matvecs``, ``block_size``, ``v0`` and ``rng`` are not
+    used.
+
     Examples
     --------
     >>> import numpy as np
@@ -468,11 +319,14 @@ def eigsh(
     op = as_operator(op)
     require_symmetric(op, "eigsh")
     n = op.shape[0]
-    b = _check_block_size(block_size, n)
-    k, tol, ncv, max_matvecs, b = _check_args(n, k, which, tol, ncv, max_matvecs, b)
+    b = check_int(block_size, "block_size", low=1, high=max(n // 2, 1))
+    k, tol = _check_args(n, k, which, tol)
+    if k == n:  # no room for a Krylov basis of k + 1 vectors
+        return _dense(op, which, return_eigenvectors)
+    ncv, max_matvecs, b = _check_budget(n, k, ncv, max_matvecs, b)
     g = as_rng(rng)
     if b == 1:
-        B = _Basis(op, ncv, g)
+        B = Basis(op, ncv, g)
         B.set_start(_start_vector(op, v0, g))
         keep = _num_keep(k, ncv)
     else:
@@ -520,4 +374,29 @@ def _finish(B, theta, Y, res, order, k, which, converged, restarts, vectors, tol
         converged=bool(converged),
         message=msg,
         num_restarts=restarts,
+    )
+
+
+def _dense(op: Operator, which: str, vectors: bool) -> EigResult:
+    """All ``n`` eigenpairs from the formed matrix, in the order of ``which`` (``k = n``)."""
+    n = op.shape[0]
+    A = dense_matrix(op)
+    asym = float(np.max(np.abs(A - A.T)))
+    if asym > tolerance(op.dtype)["sym"] * max(float(np.max(np.abs(A))), 1e-300):
+        raise ValueError(f"eigsh needs a symmetric operator, but its matrix (formed from {n} "
+                         f"products) differs from its transpose by {asym:.3g}")
+    theta, Y = np.linalg.eigh(0.5 * (A + A.T))
+    sel = _preference(theta, which)
+    sel = sel[_output_order(theta[sel], which)]
+    lam, U = theta[sel], np.ascontiguousarray(Y[:, sel])
+    res = np.linalg.norm(A @ U - U * lam, axis=0)
+    return EigResult(
+        eigenvalues=lam,
+        eigenvectors=from_numpy(U, like=op) if vectors else None,
+        residual_norms=res,
+        num_matvecs=n,
+        converged=True,
+        message=f"exact: dense eigendecomposition of the matrix formed from {n} products "
+                f"(k = n = {n})",
+        num_restarts=0,
     )

@@ -4,7 +4,7 @@ The sketch :class:`_Sketch` (``A Omega = QR`` and ``AQ``), the leave-one-out dir
 :math:`s_i`, the ``k`` leave-one-out estimates of each method and their delete-one
 jackknife standard errors (from leave-two-out estimates), and the adaptive drivers
 :func:`_xtrace`, :func:`_xdiag` and :func:`_xnystrace` used by :func:`spectra.trace` and
-:func:`spectra.diagonal`. The formulas are in the notes of :mod:`spectra.trace`.
+:func:`spectra.diagonal`. The formulas are in the notes of :mod:`spectra.stochtrace.estimators`.
 
 References
 ----------
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ._trace_core import _START, _cat, _Ctx, _drive, _extend_basis
-from .backend import eps
+from ..backend import eps
+from .core import _START, _cat, _Ctx, _drive, _extend_basis
 
 
 def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:

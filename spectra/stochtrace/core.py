@@ -1,11 +1,11 @@
-"""Shared core of the trace and diagonal estimators of :mod:`spectra.trace`.
+"""Shared core of the trace and diagonal estimators of :mod:`spectra.stochtrace`.
 
 Holds the estimation context :class:`_Ctx` (operator, probe source, blocked and checked
 products, product counter), argument checking (:func:`_setup`), the adaptive driver
 :func:`_drive` that grows the number of test vectors until ``rtol`` is met, the exact
 diagonal from unit vectors, the Girard-Hutchinson estimator of trace and diagonal, and
-the basis helpers shared by the sketching methods (:mod:`spectra._hutchpp`,
-:mod:`spectra._exchangeable`).
+the basis helpers shared by the sketching methods (:mod:`spectra.stochtrace.hutchpp`,
+:mod:`spectra.stochtrace.exchangeable`).
 
 References
 ----------
@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from .backend import dtype_name, from_numpy, to_numpy
-from .operators import Operator, as_operator, require_square, require_symmetric
-from .probes import PROBES, as_rng, draw
+from ..backend import dtype_name, from_numpy, to_numpy
+from ..operators import Operator, as_operator, require_square, require_symmetric
+from ..probes import PROBES, as_rng, draw
+from ..results import NonFiniteError
+from ..validation import check_float, check_int
 
 _MIN_BUDGET = {"hutchinson": 1, "hutchpp": 3, "xtrace": 2, "xnystrace": 2, "xdiag": 2}
 _BLOCK_BYTES = 256 * 2**20  # default cap on an n x block array
@@ -64,7 +66,7 @@ class _Ctx:
             b = out.shape[1]
             self.blocks += 1
             if not bool(self.xp.all(self.xp.isfinite(out))):
-                raise ValueError(
+                raise NonFiniteError(
                     f"the operator's product returned NaN or Inf in block {self.blocks} "
                     f"(products {self.used + 1} to {self.used + b} of this estimate); "
                     "check the operator"
@@ -77,20 +79,6 @@ class _Ctx:
         return to_numpy(X)
 
 
-def _check_budget(num_matvecs: Any, method: str) -> int:
-    lo = _MIN_BUDGET[method]
-    if isinstance(num_matvecs, bool) or not isinstance(num_matvecs, (int, np.integer)):
-        raise TypeError(
-            f"num_matvecs must be an integer >= {lo} for method {method!r}, got {num_matvecs!r}"
-        )
-    if num_matvecs < lo:
-        raise ValueError(
-            f"num_matvecs must be an integer >= {lo} for method {method!r} "
-            f"(a budget of n or more gives the exact answer), got {num_matvecs}"
-        )
-    return int(num_matvecs)
-
-
 def _setup(
     op: Any, num_matvecs: Any, method: str, methods: tuple, probe: str | None, rtol: Any,
     block_size: Any, rng: Any, name: str,
@@ -101,10 +89,10 @@ def _setup(
         probe = DEFAULT_PROBES[method]
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; allowed: {', '.join(PROBES)}")
-    m = _check_budget(num_matvecs, method)
-    if rtol is not None and not (isinstance(rtol, (int, float, np.floating)) and
-                                 np.isfinite(rtol) and rtol > 0):
-        raise ValueError(f"rtol must be a positive finite number or None, got {rtol!r}")
+    m = check_int(num_matvecs, f"num_matvecs of method {method!r}", low=_MIN_BUDGET[method],
+                  hint=" (a budget of n or more gives the exact answer)")
+    if rtol is not None:
+        check_float(rtol, "rtol", low=0.0, low_open=True, hint=" (or None)")
     op = as_operator(op)
     if method == "hutchinson":
         require_square(op, f"{name}(method='hutchinson')")
@@ -117,13 +105,8 @@ def _setup(
         )
     itemsize = 4 if dtype_name(op.dtype) == "float32" else 8
     cap = max(1, _BLOCK_BYTES // (op.shape[0] * itemsize))
-    if block_size is None:
-        block = cap
-    elif isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
-            or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
-    else:
-        block = int(block_size)
+    block = cap if block_size is None else check_int(block_size, "block_size", low=1,
+                                                      hint=" (or None)")
     return _Ctx(op, probe, as_rng(rng), block), m
 
 

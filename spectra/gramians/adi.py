@@ -33,7 +33,7 @@ Cayley transform (:func:`_cayley`) :math:`M = (A + I)^{-1}(A - I)`,
 is :math:`\tfrac12 (A + I) W W^T (A + I)^T`.
 
 Shifts (:func:`_auto_shifts`) come from Ritz values of :math:`M` and :math:`M^{-1}`
-(:func:`spectra._lyapunov_krylov._ritz`): for a real spectrum in
+(:func:`spectra.gramians.krylov._ritz`): for a real spectrum in
 :math:`[-b, -a]`, Wachspress's elliptic-function shifts (:func:`_wachspress`)
 :math:`p_j = -b\, \operatorname{dn}((2j - 1) K / (2J), k)`, :math:`k^2 = 1 - (a/b)^2`,
 with :math:`J` from the bound :math:`\max |r| \le 4 \exp(-\pi^2 J / \ln(4b/a))` set to
@@ -63,8 +63,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ._lyapunov_equation import _RITZ_INV_STEPS, _RITZ_STEPS, _check_ritz, _Eq
-from ._lyapunov_krylov import _ritz
+from .equation import _RITZ_INV_STEPS, _RITZ_STEPS, _check_ritz, _Eq
+from .krylov import _ritz
 
 
 # ---------------------------------------------------------------------------- ADI

@@ -28,7 +28,7 @@ at most ``max_points = 1000`` points, drawn with ``rng`` (default ``0``, so the 
 kernel is translation invariant; centring limits the cancellation). ``K`` is
 symmetric, so only the upper triangle is evaluated, each off-diagonal entry once,
 contributing both :math:`K_{ij} v_j` to row ``i`` and :math:`K_{ij} v_i` to row ``j``.
-One Numba pass per thread (``spectra._kernels.kernel_matmat_part``, run on a small
+One Numba pass per thread (``spectra._numba.kernels.kernel_matmat_part``, run on a small
 thread pool; the cores release the GIL) takes tasks of 64 rows, dealt cyclically to
 balance the triangle, and walks their columns in chunks of ``block_size`` points: the
 inner products of 4 rows with a chunk come from 4 x 4 register blocks of dot
@@ -67,22 +67,23 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .backend import dtype_name, is_torch
-from .operators import Operator
-from .probes import as_rng
+from ..backend import dtype_name, is_torch
+from ..probes import as_rng
+from ..results import NonFiniteError
+from ..validation import check_float, check_int
+from ._kernel_products import _CODES, _host, _KernelProducts, _torch
+from .base import Operator
 
 __all__ = ["KERNELS", "KernelOperator", "kernel_operator", "median_bandwidth"]
 
 #: Kernel names accepted by :func:`kernel_operator` (besides a callable).
 KERNELS = ("rbf", "laplace", "matern32", "matern52", "polynomial", "linear", "cosine")
 _ALIASES = {"gaussian": "rbf", "laplacian": "laplace"}
-_CODES = {"rbf": 0, "laplace": 1, "matern32": 2, "matern52": 3, "polynomial": 4}
 _SCALE = {"rbf": lambda h: 1.0 / (2.0 * h * h), "laplace": lambda h: 1.0 / h,
           "matern32": lambda h: math.sqrt(3.0) / h, "matern52": lambda h: math.sqrt(5.0) / h}
 _PARAMS = {"polynomial": ("degree", "gamma", "coef0"), "callable": ("psd",)}
@@ -120,24 +121,14 @@ def _as_points(X: Any) -> Any:
 
 
 def _positive_int(value: Any, what: str) -> int:
-    """``value`` as an int >= 1, or a ``ValueError`` naming ``what``."""
+    """:func:`~spectra.validation.check_int` with ``low=1``, refusing with ``ValueError`` only.
+
+    Bad kernel settings have always raised ``ValueError``, whatever their type.
+    """
     try:
-        ok = not isinstance(value, bool) and int(value) == value and value >= 1
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _torch():
-    import torch
-
-    return torch
-
-
-def _host(X: Any) -> np.ndarray:
-    return X.detach().cpu().numpy() if is_torch(X) else np.asarray(X)
+        return check_int(value, what, low=1)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def median_bandwidth(X: Any, *, max_points: int = 1000, rng: Any = 0) -> float:
@@ -168,9 +159,7 @@ def median_bandwidth(X: Any, *, max_points: int = 1000, rng: Any = 0) -> float:
     N = Xh.shape[0]
     if N < 2:
         raise ValueError("the median heuristic needs at least 2 points; pass bandwidth=")
-    if int(max_points) < 2:
-        raise ValueError(f"max_points must be >= 2, got {max_points}")
-    m = min(N, int(max_points))
+    m = min(N, check_int(max_points, "max_points", low=2))
     idx = np.sort(as_rng(rng).choice(N, size=m, replace=False)) if m < N else np.arange(N)
     S = Xh[idx].astype(np.float64)
     S -= S.mean(axis=0)
@@ -241,7 +230,7 @@ def kernel_operator(X: Any, kernel: str | Callable = "rbf", *, bandwidth: float 
                           rng=rng, **params)
 
 
-class KernelOperator(Operator):
+class KernelOperator(_KernelProducts, Operator):
     """An implicit kernel matrix; build it with :func:`kernel_operator`.
 
     Attributes
@@ -272,9 +261,7 @@ class KernelOperator(Operator):
         self.X, self.kernel = X, (kernel if name is None else name)
         self.bandwidth = self._resolve_bandwidth(name, bandwidth, rng)
         self.params = self._resolve_params(name, d, params)
-        self.shift = float(shift)
-        if not math.isfinite(self.shift):
-            raise ValueError(f"shift must be finite, got {shift}")
+        self.shift = check_float(shift, "shift")
         self.block_size = self._resolve_block(block_size, X)
         base_psd = (self.params.get("psd", False) if name is None else
                     name != "polynomial" or self.params["coef0"] >= 0)
@@ -307,10 +294,8 @@ class KernelOperator(Operator):
             return None
         if bandwidth is None:
             return median_bandwidth(self.X, rng=rng)
-        h = float(bandwidth)
-        if not (math.isfinite(h) and h > 0):
-            raise ValueError(f"bandwidth must be a positive finite number, got {bandwidth}")
-        return h
+        return check_float(bandwidth, "bandwidth", low=0.0, low_open=True,
+                           hint=" (a length scale: positive and finite)")
 
     @staticmethod
     def _resolve_params(name: str | None, d: int, params: dict) -> dict:
@@ -319,12 +304,8 @@ class KernelOperator(Operator):
         if name != "polynomial":
             return {}
         degree = _positive_int(params.get("degree", 3), "degree")
-        gamma = float(params.get("gamma", 1.0 / d))
-        coef0 = float(params.get("coef0", 1.0))
-        if not (math.isfinite(gamma) and gamma > 0):
-            raise ValueError(f"gamma must be a positive finite number, got {gamma}")
-        if not math.isfinite(coef0):
-            raise ValueError(f"coef0 must be finite, got {coef0}")
+        gamma = check_float(params.get("gamma", 1.0 / d), "gamma", low=0.0, low_open=True)
+        coef0 = check_float(params.get("coef0", 1.0), "coef0")
         return {"degree": degree, "gamma": gamma, "coef0": coef0}
 
     @staticmethod
@@ -387,7 +368,7 @@ class KernelOperator(Operator):
             out = np.asarray(out, dtype=self.dtype)
             ok = bool(np.isfinite(out).all())
         if not ok:
-            raise ValueError("the kernel callable returned NaN or Inf values")
+            raise NonFiniteError("the kernel callable returned NaN or Inf values")
         return out
 
     # ------------------------------------------------------------------ public API
@@ -400,9 +381,7 @@ class KernelOperator(Operator):
 
     def shifted(self, s: float) -> KernelOperator:
         """Return the operator of ``K + (shift + s) I`` (the points are shared)."""
-        s = float(s)
-        if not math.isfinite(s):
-            raise ValueError(f"the shift must be finite, got {s}")
+        s = check_float(s, "the shift")
         out = copy.copy(self)
         out.shift = self.shift + s
         out.psd = self._base_psd and out.shift >= 0
@@ -482,28 +461,6 @@ class KernelOperator(Operator):
     def _diag_of(self, B: Any) -> Any:
         return B.diagonal().clone() if self.backend == "torch" else np.diagonal(B).copy()
 
-    def _tile_values(self, r: Any, c: Any, same: tuple) -> Any:
-        """Kernel values of rows ``r`` against rows ``c`` (index arrays), as a new array."""
-        P, sq = self._P, self._sq
-        Pr, Pc = P[r], P[c]
-        G = Pr @ Pc.T
-        code = _CODES[self.kernel]
-        if code != 4 and same[0].size:  # the same point: distance exactly 0
-            i, j = self._index(same[0]), self._index(same[1])
-            G[i, j] = sq[r][i]
-        if self.backend == "torch":
-            _torch_kernel_(G, sq[r], sq[c], Pr, Pc, self.kernel, self._prm, self.params)
-            return G
-        from ._kernels import kernel_rows_eval
-
-        sr, sc = np.ascontiguousarray(sq[r]), np.ascontiguousarray(sq[c])
-        b, degree = G.shape[0], self.params.get("degree", 1)
-        nt = _threads(b // 64)
-        bounds = [b * t // nt for t in range(nt + 1)]
-        _run_threads(lambda t: kernel_rows_eval(G, sr, sc, Pr, Pc, code, self._prm, degree,
-                                                bounds[t], bounds[t + 1]), nt)
-        return G
-
     # ------------------------------------------------------------------ products
     def _matvec(self, v: Any) -> Any:
         return self._matmat(v[:, None])[:, 0]
@@ -530,108 +487,3 @@ class KernelOperator(Operator):
         else:
             out = self._tiles_torch(V)
         return out + self.shift * V if self.shift != 0 else out
-
-    def _tiles(self):
-        """Tile offsets ``(r0, r1, c0, c1)`` of the upper tile triangle."""
-        N, b = self.shape[0], self.block_size
-        for r0 in range(0, N, b):
-            for c0 in range(r0, N, b):
-                yield r0, min(N, r0 + b), c0, min(N, c0 + b)
-
-    def _tiles_numpy(self, V: np.ndarray, P: np.ndarray, sq: np.ndarray) -> np.ndarray:
-        """The fused Numba pass, one share per thread (:func:`_kernels.kernel_matmat_part`)."""
-        from ._kernels import kernel_matmat_part
-
-        N = self.shape[0]
-        rows, chunk = min(self.block_size, 64), self.block_size
-        nt = _threads(-(-N // rows))
-        Vt = np.ascontiguousarray(V.T)
-        acc = np.empty((nt, *Vt.shape), dtype=P.dtype)
-        code, degree = _CODES[self.kernel], self.params.get("degree", 1)
-        _run_threads(lambda t: kernel_matmat_part(P, sq, Vt, acc[t], t, nt, code,
-                                                  self._prm, degree, rows, chunk), nt)
-        return np.ascontiguousarray(acc.sum(axis=0).T)
-
-    def _tiles_torch(self, V: Any) -> Any:
-        torch = _torch()
-        P, sq = self._P, self._sq
-        out = torch.zeros_like(V)
-        b = min(self.block_size, self.shape[0])
-        buf = torch.empty(b * b, dtype=self.dtype, device=self.device)
-        for r0, r1, c0, c1 in self._tiles():
-            G = buf[: (r1 - r0) * (c1 - c0)].view(r1 - r0, c1 - c0)
-            torch.mm(P[r0:r1], P[c0:c1].T, out=G)
-            if r0 == c0 and self.kernel != "polynomial":
-                G.diagonal().copy_(sq[r0:r1])
-            _torch_kernel_(G, sq[r0:r1], sq[c0:c1], P[r0:r1], P[c0:c1], self.kernel, self._prm,
-                           self.params)
-            out[r0:r1].addmm_(G, V[c0:c1])
-            if c0 != r0:
-                out[c0:c1].addmm_(G.T, V[r0:r1])
-        return out
-
-    def _tiles_callable(self, V: Any) -> Any:
-        out = V * 0
-        X = self.X
-        for r0, r1, c0, c1 in self._tiles():
-            B = self._call(X[r0:r1], X[c0:c1])
-            out[r0:r1] += B @ V[c0:c1]
-            if c0 != r0:
-                out[c0:c1] += B.T @ V[r0:r1]
-        return out
-
-
-def _torch_kernel_(G: Any, sq_r: Any, sq_c: Any, Pr: Any, Pc: Any, name: str, prm: np.ndarray,
-                   params: dict) -> None:
-    """Turn inner products ``G = P_r P_c^T`` into kernel values in place (torch ops)."""
-    a, b, thr = float(prm[0]), float(prm[1]), float(prm[5])
-    if name == "polynomial":
-        G.mul_(a).add_(b).pow_(params["degree"])
-        return
-    if name == "rbf":
-        G.mul_(2).sub_(sq_r[:, None]).sub_(sq_c[None, :]).clamp_(max=0).mul_(a).exp_()
-        return
-    G.mul_(-2).add_(sq_r[:, None]).add_(sq_c[None, :]).clamp_(min=0)
-    near = (G < thr * (sq_r[:, None] + sq_c[None, :])).nonzero()
-    if near.shape[0]:  # cancellation in the expansion: recompute near-duplicate pairs
-        i, j = near[:, 0], near[:, 1]
-        G[i, j] = ((Pr[i] - Pc[j]) ** 2).sum(1)
-    G.sqrt_().mul_(a)
-    if name == "laplace":
-        G.neg_().exp_()
-    elif name == "matern32":
-        G.copy_((1 + G) * (-G).exp())
-    else:
-        G.copy_((1 + G + G * G / 3) * (-G).exp())
-
-
-_POOL: dict[str, Any] = {}
-_POOL_LOCK = threading.Lock()
-
-
-def _threads(tasks: int) -> int:
-    """Threads for ``tasks`` independent tasks: Numba's thread count, at most ``tasks``."""
-    import numba
-
-    return max(1, min(numba.get_num_threads(), tasks))
-
-
-def _run_threads(fn: Callable[[int], None], nt: int) -> None:
-    """Run ``fn(t)`` for ``t < nt``: ``t = 0`` here, the others on a shared thread pool.
-
-    The Numba cores release the GIL (``nogil=True``), so the threads run in parallel;
-    a plain pool compiles far faster than Numba's ``parallel=True`` lowering.
-    """
-    if nt > 1:
-        with _POOL_LOCK:
-            pool = _POOL.get("pool")
-            if pool is None or pool._max_workers < nt - 1:
-                from concurrent.futures import ThreadPoolExecutor
-
-                pool = _POOL["pool"] = ThreadPoolExecutor(max_workers=nt - 1,
-                                                          thread_name_prefix="kernel_operator")
-        futures = [pool.submit(fn, t) for t in range(1, nt)]
-    fn(0)
-    if nt > 1:
-        for f in futures:
-            f.result()

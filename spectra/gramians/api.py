@@ -48,10 +48,10 @@ truncation to order ``r`` satisfies :math:`\|G - G_r\|_{H_\infty} \le 2
 discrete time).
 
 The solvers live in private modules, each with the derivations it implements:
-``spectra._lyapunov_equation`` (the equation in controllability form, input checks,
+:mod:`spectra.gramians.equation` (the equation in controllability form, input checks,
 stability screens, factor compression, the matrix-free residual, the dense solver),
-``spectra._lyapunov_krylov`` (block Arnoldi and the Galerkin projection) and
-``spectra._lyapunov_adi`` (low-rank ADI, the Cayley transform, the shifts).
+:mod:`spectra.gramians.krylov` (block Arnoldi and the Galerkin projection) and
+:mod:`spectra.gramians.adi` (low-rank ADI, the Cayley transform, the shifts).
 
 References
 ----------
@@ -82,15 +82,16 @@ from typing import Any
 
 import numpy as np
 
-from ._lyapunov_adi import _adi
-from ._lyapunov_equation import KINDS as KINDS  # re-exported
-from ._lyapunov_equation import _compress, _dense, _Eq, _equation, _residual
-from ._lyapunov_krylov import _krylov
-from .operators import Operator
-from .probes import as_rng
-from .results import warn_not_converged
+from ..operators import Operator
+from ..probes import as_rng
+from ..results import warn_not_converged
+from ..validation import check_bool, check_choice, check_float, check_int
+from .adi import _adi
+from .equation import KINDS as KINDS  # re-exported
+from .equation import _compress, _dense, _Eq, _equation, _residual
+from .krylov import _krylov
 
-__all__ = ["GramianResult", "HankelResult", "gramian", "hankel_singular_values"]
+__all__ = ["KINDS", "GramianResult", "HankelResult", "gramian", "hankel_singular_values"]
 
 METHODS = ("auto", "krylov", "adi", "dense")
 SHIFTS = ("auto", "wachspress", "penzl")
@@ -223,30 +224,20 @@ class HankelResult:
 
     def error_bound(self, r: int) -> float:
         r"""Balanced-truncation bound :math:`2 \sum_{i > r} \sigma_i` for order ``r``."""
-        if isinstance(r, bool) or not isinstance(r, (int, np.integer)):
-            raise TypeError(f"r must be an integer, got {r!r}")
+        r = check_int(r, "r")
         if not 0 <= r <= len(self.values):
             raise ValueError(f"r must be in [0, {len(self.values)}], got {r}")
         return float(self.truncation_bounds[r])
 
 
 def _check_options(method, tol, rank, shifts, max_matvecs, max_solves, discrete) -> Any:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(discrete, (bool, np.bool_)):
-        raise TypeError(f"discrete must be True or False, got {discrete!r}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating, np.integer)):
-        raise TypeError(f"tol must be a float in (0, 1), got {tol!r}")
-    if not 0 < tol < 1:
-        raise ValueError(f"tol must be in (0, 1), got {tol}")
+    check_choice(method, "method", METHODS)
+    check_bool(discrete, "discrete")
+    check_float(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
     for name, value in (("rank", rank), ("max_matvecs", max_matvecs),
                         ("max_solves", max_solves)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{name} must be a positive integer or None, got {value!r}")
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+        if value is not None:
+            check_int(value, name, low=1, hint=" (or None)")
     if shifts is None or isinstance(shifts, str):
         shifts = "auto" if shifts is None else shifts
         if shifts not in SHIFTS:

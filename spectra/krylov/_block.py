@@ -43,21 +43,19 @@ from typing import Any
 
 import numpy as np
 
-from .backend import eps, from_numpy, to_numpy
-from .probes import draw
+from ..backend import eps, from_numpy, to_numpy
+from ..results import NonFiniteError
+from ._basis import DGKS, random_direction
 
 #: A column whose norm after projection falls below this fraction of its norm before
 #: the QR pivot sends the block through the column-wise (refined) Gram--Schmidt.
 _REFINE = 0.01
-#: DGKS threshold (as in :mod:`spectra.eigs`): a second block Gram--Schmidt pass when
-#: the first leaves less than this fraction of some column's norm.
-_DGKS = 0.7071
 
 
 class BlockBasis:
     """Orthonormal basis rows in the operator's namespace, projected matrix on the host.
 
-    Same interface as the single-vector basis of :mod:`spectra.eigs` (``step``,
+    Same interface as the single-vector basis of :mod:`spectra.krylov._basis` (``step``,
     ``ritz``, ``restart``, ``vectors``, ``size``, ``used``, ``anorm``), with ``size``
     advancing by ``b`` per step.
     """
@@ -103,7 +101,7 @@ class BlockBasis:
                 ch = to_numpy(c)
                 C[j - b :] += ch[j - b :]
                 after = before - np.sum(ch**2, axis=0)
-                if np.all(after >= _DGKS**2 * before):
+                if np.all(after >= DGKS**2 * before):
                     break
                 before = np.maximum(after, 0.0)
         scale = max(self.anorm, float(np.max(w_in)), 1e-300)
@@ -148,21 +146,9 @@ class BlockBasis:
                 Q[i] = w / nrm
                 R[i, i] = nrm
             else:
-                Q[i] = self._random_direction(Vj, Q[:i])
+                Q[i] = random_direction(self.op, self.g, Vj, Q[:i])
                 deficient = True
         return Q, C, R, None, deficient
-
-    def _random_direction(self, Vj, Qi):
-        """A random unit vector orthogonal to the rows of ``Vj`` and ``Qi``."""
-        for _ in range(5):
-            z = draw("gaussian", self.n, 1, like=self.op, rng=self.g)[:, 0]
-            z_norm = float(to_numpy(self.xp.linalg.vector_norm(z)))
-            for _ in range(2):
-                z = z - Vj.T @ (Vj @ z) - Qi.T @ (Qi @ z)
-            nz = float(to_numpy(self.xp.linalg.vector_norm(z)))
-            if nz > 1e-3 * z_norm:
-                return z / nz
-        raise RuntimeError("could not draw a direction orthogonal to the basis")  # pragma: no cover
 
     # ------------------------------------------------------------------ steps
     def set_start(self, X) -> None:
@@ -179,7 +165,7 @@ class BlockBasis:
         self.used += b
         Q, C, R, bad, deficient = self._orth(W.T, j + b)
         if bad is not None:
-            raise ValueError(
+            raise NonFiniteError(
                 f"the operator's product returned NaN or Inf at eigsh product "
                 f"{self.used - b + bad + 1} (column {bad + 1} of block Lanczos step "
                 f"{j // b + 1}); check the operator"

@@ -10,7 +10,7 @@ All estimators see the operator only through block products ``A @ V`` and return
   :math:`Q = \operatorname{orth}(AS)` (``2r`` products), :math:`\operatorname{tr}(Q^TAQ)`
   is exact and ``m - 2r`` probes run Hutchinson on :math:`(I - QQ^T)A(I - QQ^T)`. The
   sketch grows in blocks of ``max(1, m // 25)`` while the last block lowered the
-  predicted variance (see :func:`spectra._hutchpp._hutchpp_sketch`), at most to the
+  predicted variance (see :func:`spectra.stochtrace.hutchpp._hutchpp_sketch`), at most to the
   thirds of [3]_: one block on a flat spectrum, a third of the budget on a decaying one.
 * **XTrace** [4]_: the exchangeable, leave-one-out version of Hutch++. With test
   vectors :math:`\omega_1..\omega_k`, :math:`P_i` the projector onto
@@ -77,13 +77,13 @@ from typing import Any
 
 import numpy as np
 
-from ._exchangeable import _xdiag, _xnystrace, _xtrace
-from ._hutchpp import _hutchpp
-from ._trace_core import DEFAULT_PROBES as DEFAULT_PROBES
-from ._trace_core import _exact_diagonal, _hutchinson, _setup
-from .results import Estimate, warn_not_converged
+from ..results import Estimate, warn_not_converged
+from .core import DEFAULT_PROBES as DEFAULT_PROBES
+from .core import _exact_diagonal, _hutchinson, _setup
+from .exchangeable import _xdiag, _xnystrace, _xtrace
+from .hutchpp import _hutchpp
 
-__all__ = ["diagonal", "trace"]
+__all__ = ["DEFAULT_PROBES", "DIAGONAL_METHODS", "TRACE_METHODS", "diagonal", "trace"]
 
 TRACE_METHODS = ("hutchinson", "hutchpp", "xtrace", "xnystrace")
 DIAGONAL_METHODS = ("hutchinson", "xdiag")

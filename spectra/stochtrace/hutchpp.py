@@ -3,7 +3,7 @@ r"""Adaptive Hutch++: a deflating sketch grown while it pays, then residual prob
 :func:`_hutchpp_sketch` chooses the sketch size from the spectrum (one block of
 ``max(1, m // 25)`` vectors on a flat one, at most a third of the budget on a decaying
 one) and :func:`_hutchpp` runs Hutchinson on the deflated operator; see the notes of
-:mod:`spectra.trace`.
+:mod:`spectra.stochtrace.estimators`.
 
 References
 ----------
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._trace_core import _HUTCH_FIRST, _cat, _Ctx, _drive, _extend_basis, _sem
+from .core import _HUTCH_FIRST, _cat, _Ctx, _drive, _extend_basis, _sem
 
 
 def _hutchpp_block(m: int) -> int:

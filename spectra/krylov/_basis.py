@@ -1,0 +1,177 @@
+r"""The single-vector basis of :func:`spectra.eigsh` (thick-restart Lanczos, ``block_size=1``).
+
+:class:`Basis` holds the orthonormal Lanczos vectors (rows, in the operator's namespace
+and device) and the projected matrix :math:`H_m = V_m^T A V_m` (host, float64); a step
+multiplies once and reorthogonalises against the whole basis (classical Gram--Schmidt,
+refined by the Daniel--Gragg--Kaufman--Stewart test), and a thick restart keeps chosen
+Ritz vectors (see :mod:`spectra.krylov.eigsh`). :func:`random_direction` is shared with
+the block basis of :mod:`spectra.krylov._block`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import eps, from_numpy, to_numpy
+from ..operators import Operator
+from ..probes import draw
+from ..results import NonFiniteError
+
+#: DGKS threshold: a second Gram-Schmidt pass when the first leaves less than this
+#: fraction of the norm.
+DGKS = 0.7071
+
+
+def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
+    """A random unit vector orthogonal to the rows of every array in ``bases``.
+
+    Gaussian draws from ``g``, projected out twice; up to five draws.
+    """
+    xp, n = op.xp, op.shape[0]
+    for _ in range(5):
+        z = draw("gaussian", n, 1, like=op, rng=g)[:, 0]
+        z_norm = float(to_numpy(xp.linalg.vector_norm(z)))
+        for _ in range(2):
+            parts = [B.T @ (B @ z) for B in bases]
+            for part in parts:
+                z = z - part
+        nz = float(to_numpy(xp.linalg.vector_norm(z)))
+        if nz > 1e-3 * z_norm:
+            return z / nz
+    raise RuntimeError("could not draw a direction orthogonal to the basis")  # pragma: no cover
+
+
+class Basis:
+    """Orthonormal basis rows in the operator's namespace, projected matrix on the host."""
+
+    def __init__(self, op: Operator, ncv: int, g: Any):
+        self.op, self.xp, self.g = op, op.xp, g
+        self.n, self.m = op.shape[0], ncv
+        self.V = self.xp.zeros((ncv + 1, self.n), dtype=op.dtype, device=op.device)
+        self.H = np.zeros((ncv, ncv))
+        self.size = 0  # vectors in use (the continuation vector not counted)
+        self.beta = 0.0  # norm of the residual after the last step
+        self.anorm = 0.0  # running estimate of ||A||
+        self.used = 0
+        self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
+        self.numpy = op.backend == "numpy"
+        self.tmp = np.empty(self.n, dtype=op.dtype) if self.numpy else None
+
+    def _project(self, w, j: int):
+        """Orthogonalise ``w`` against rows ``0..j``; return it with the coefficients."""
+        if self.numpy:
+            return self._project_numpy(w, j)
+        xp, Vj = self.xp, self.V[: j + 1]
+        w_norm = xp.linalg.vector_norm(w)
+        h = Vj @ w
+        w = w - Vj.T @ h
+        hh = to_numpy(xp.concat([h, xp.reshape(w_norm, (1,))]))
+        h_host, w2 = hh[:-1], hh[-1] ** 2
+        if not np.all(np.isfinite(hh)):
+            return w, h_host, np.nan
+        if w2 - h_host @ h_host < DGKS**2 * w2:  # cancellation: refine (DGKS)
+            h2 = Vj @ w
+            w = w - Vj.T @ h2
+            h_host = h_host + to_numpy(h2)
+        b = float(to_numpy(xp.linalg.vector_norm(w)))
+        return w, h_host, b
+
+    def _project_numpy(self, w, j: int):
+        """The same in place on numpy arrays, local recurrence first.
+
+        The known couplings ``H[:j, j]`` (``beta_{j-1}``, or the arrow after a restart)
+        and ``alpha_j`` are removed first; one classical Gram-Schmidt pass against the
+        whole basis then only meets rounding-level components, so the DGKS second pass
+        is rarely needed ("twice is enough", counting the local step). No n-vector
+        temporaries are allocated: in this environment every fresh large array costs
+        page faults comparable to the arithmetic.
+        """
+        V, tmp = self.V, self.tmp
+        if w.dtype != V.dtype or not w.flags.writeable or np.may_share_memory(w, V):
+            w = np.array(w, dtype=V.dtype)
+        col = self.H[:j, j]
+        nz = np.flatnonzero(col)
+        if nz.size == 1:
+            np.multiply(V[nz[0]], col[nz[0]], out=tmp)
+            w -= tmp
+        elif nz.size > 1:
+            np.matmul(col.astype(V.dtype), V[:j], out=tmp)
+            w -= tmp
+        alpha = float(np.dot(V[j], w))
+        np.multiply(V[j], alpha, out=tmp)
+        w -= tmp
+        Vj = V[: j + 1]
+        w2 = float(np.dot(w, w))
+        h = Vj @ w
+        np.matmul(h, Vj, out=tmp)
+        w -= tmp
+        h_host = h.astype(np.float64)
+        h_host[j] += alpha
+        if not (np.isfinite(w2) and np.isfinite(alpha) and np.all(np.isfinite(h_host))):
+            return w, h_host, np.nan
+        if w2 - h @ h < DGKS**2 * w2:  # cancellation: refine (DGKS)
+            h2 = Vj @ w
+            np.matmul(h2, Vj, out=tmp)
+            w -= tmp
+            h_host = h_host + h2
+        return w, h_host, float(np.sqrt(np.dot(w, w)))
+
+    def set_start(self, v) -> None:
+        self.V[0] = v / from_numpy(to_numpy(self.xp.linalg.vector_norm(v)), like=self.op)
+
+    def step(self) -> bool:
+        """One Lanczos step at row ``size``; return whether a breakdown occurred."""
+        j = self.size
+        w = self.op.matvec(self.V[j])
+        self.used += 1
+        w, h, b = self._project(w, j)
+        if not (np.all(np.isfinite(h)) and np.isfinite(b)):
+            raise NonFiniteError(
+                f"the operator's product returned NaN or Inf at eigsh product {self.used} "
+                f"(Lanczos step {j + 1}); check the operator"
+            )
+        self.H[j, j] = h[j]
+        self.anorm = max(self.anorm, float(np.hypot(np.hypot(h[j], b), self.beta)))
+        self.size = j + 1
+        if self.size >= self.n:  # the whole space: the Ritz pairs are exact
+            self.beta = 0.0
+            return False
+        breakdown = b <= self.tiny * max(self.anorm, 1e-300)
+        if breakdown:
+            b = 0.0
+            w = self._random_direction()
+            self.V[self.size] = w
+        elif self.numpy:
+            np.multiply(w, 1.0 / b, out=self.V[self.size])
+        else:
+            self.V[self.size] = w / b
+        self.beta = b
+        if self.size < self.m:
+            self.H[j, j + 1] = self.H[j + 1, j] = b
+        return breakdown
+
+    def _random_direction(self):
+        """A random unit vector orthogonal to the basis (after an invariant subspace)."""
+        return random_direction(self.op, self.g, self.V[: self.size])
+
+    def ritz(self):
+        s = self.size
+        theta, Y = np.linalg.eigh(self.H[:s, :s])
+        self.anorm = max(self.anorm, float(np.max(np.abs(theta))))
+        return theta, Y, np.abs(self.beta * Y[s - 1, :])
+
+    def restart(self, theta, Y, keep: np.ndarray) -> None:
+        """Thick restart: keep the Ritz vectors ``Y[:, keep]``, continue from the residual."""
+        s, ell = self.size, len(keep)
+        Yk = from_numpy(np.ascontiguousarray(Y[:, keep].T), like=self.op)
+        self.V[:ell] = Yk @ self.V[:s]
+        self.V[ell] = self.V[s]
+        self.H[:] = 0.0
+        self.H[np.arange(ell), np.arange(ell)] = theta[keep]
+        self.H[ell, :ell] = self.H[:ell, ell] = self.beta * Y[s - 1, keep]
+        self.size = ell
+
+    def vectors(self, Y):
+        return self.V[: self.size].T @ from_numpy(np.ascontiguousarray(Y), like=self.op)
