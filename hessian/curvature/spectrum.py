@@ -29,9 +29,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
-import torch
-
 import spectra
 from spectra.results import EigResult, Estimate, SpectralDensity
 from spectra.validation import check_choice
@@ -178,26 +175,13 @@ def top_eigenvalues(model: Any, loss_fn: Any = None, data: Any = None, k: int = 
     ops = _operators(model, loss_fn, data, kind, per_layer, kwargs)
 
     def run(op: Any, name: str) -> EigResult:
-        n = op.shape[0]
-        if n <= k + 1:  # too small for a Krylov method: exact
-            return _dense_eig(op, k, which)
+        # A layer's block may hold fewer parameters than k: all its eigenvalues, then.
+        kk = min(k, op.shape[0]) if per_layer else k
         with _progress(op, max_matvecs, f"eigsh {name}".strip(), progress):
-            return spectra.eigsh(op, k=k, which=which, tol=tol, max_matvecs=max_matvecs,
+            return spectra.eigsh(op, k=kk, which=which, tol=tol, max_matvecs=max_matvecs,
                                  rng=rng)
 
     return _each(ops, run)
-
-
-def _dense_eig(op: Any, k: int, which: str) -> EigResult:
-    n = op.shape[0]
-    eye = torch.eye(n, dtype=op.dtype, device=op.device)
-    A = op.matmat(eye)
-    lam, U = torch.linalg.eigh(0.5 * (A + A.T))
-    order = {"LA": torch.argsort(lam, descending=True), "SA": torch.argsort(lam),
-             "LM": torch.argsort(lam.abs(), descending=True)}.get(which, torch.argsort(lam))
-    order = order[: min(k, n)]
-    return EigResult(lam[order].cpu().double().numpy(), U[:, order], np.zeros(len(order)),
-                     n, True, "exact: dense eigendecomposition of a block this small")
 
 
 def trace(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int = 100, *,

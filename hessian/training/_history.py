@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
-from spectra.density import smooth
+from spectra.densities import smooth
 from spectra.results import SpectralDensity
 
 FORMAT = "impalpable.spectrum-history"

@@ -12,7 +12,7 @@ to the next is the model, not the estimator's randomness. Each record holds
   default, :func:`spectra.trace`);
 * the raw stochastic Lanczos quadrature measure :math:`\sum_j w_j \delta_{\theta_j}`
   of the spectral density (:func:`spectra.quadrature.slq_measure`): Ritz values, weights
-  and, per node, the display width :math:`\sigma_j` of :func:`spectra.density.auto_smoothing`,
+  and, per node, the display width :math:`\sigma_j` of :func:`spectra.densities.auto_smoothing`,
   so the smoothed density :math:`\rho(x) = \sum_j w_j \phi_{\sigma_j}(x - \theta_j)`
   can be evaluated on any grid afterwards;
 * the loss on the probe batch, the products used and the seconds taken.
@@ -69,12 +69,12 @@ import numpy as np
 import torch
 
 import spectra
-from spectra.density import auto_smoothing
-from spectra.eigs import WHICH
+from spectra.densities import auto_smoothing
+from spectra.krylov import WHICH
 from spectra.probes import PROBES, as_rng
 from spectra.quadrature import slq_measure
 from spectra.results import NonFiniteError
-from spectra.trace import TRACE_METHODS
+from spectra.stochtrace import TRACE_METHODS
 from spectra.validation import check_choice, check_float, check_int
 
 from ..curvature.model import eval_mode
