@@ -104,7 +104,7 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
     >>> import numpy as np
     >>> from freedecomp import decompress, laws
     >>> A = laws.MarchenkoPastur(0.5).sample_matrix(400, rng=0)
-    >>> res = decompress(A, 400 * 4, rng=1)
+    >>> res = decompress(A[:100, :100], 400, rng=1)
     >>> bool(abs(res.density.weights.sum() - 1) < 1e-12)
     True
     """
