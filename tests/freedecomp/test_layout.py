@@ -85,3 +85,33 @@ def test_diagnostics_typed_and_by_key():
         d.model = "x"
     assert set(d.keys()) == set(d) and "model" in d.keys()
     assert r.flow[-1].diagnostics is d and np.isfinite(d["alpha"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"repeats": 0}, ValueError, "repeats must be an integer >= 1"),
+        ({"slack": -1.0}, ValueError, "slack must be a real number >= 0"),
+        ({"check": "yes"}, TypeError, "check must be True or False"),
+        ({"num_samples": 2.5}, TypeError, "num_samples must be an integer"),
+        ({"grid": 1}, ValueError, "grid must be an integer >= 2"),
+        ({"method": 3}, TypeError, "method must be one of"),
+        ({"method": "deformed", "columns": 0}, ValueError, "columns must be an integer >= 1"),
+    ],
+)
+def test_arguments_go_through_the_shared_checkers(kwargs, exc, match):
+    from freedecomp import decompress
+
+    with pytest.raises(exc, match=match):
+        decompress(np.linspace(0.1, 1, 50), 100, **kwargs)
+
+
+def test_sampler_arguments_go_through_the_shared_checkers():
+    from freedecomp import decompress, laws
+
+    with pytest.raises(ValueError, match=r"total must be an integer >= 33, got 20 \(it must"):
+        decompress(lambda idx: np.eye(len(idx)), 40, n=32, total=20)
+    with pytest.raises(TypeError, match="size must be an integer"):
+        decompress(np.linspace(0.1, 1, 50), 100.5)
+    with pytest.raises(ValueError, match="matrix size n must be an integer >= 1"):
+        laws.Wigner(1.0).sample_matrix(0)
