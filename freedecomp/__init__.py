@@ -1,13 +1,21 @@
 """freedecomp: free decompression of sampled principal submatrices.
 
 From the eigenvalues of an ``n x n`` principal submatrix (or several, or a block
-sampler) estimate the spectral law of the ``N x N`` matrix: ``decompress`` fits a model
-of the sample's law (rational R-transform, algebraic spectral curve, Chebyshev density,
-or the deformed Marchenko-Pastur law for Gram matrices), chosen by validation, and
-decompresses it exactly. ``freedecomp.laws`` holds closed-form laws with their exact
-decompression maps; ``freedecomp.plot`` draws results (matplotlib loaded lazily).
+sampler) estimate the spectral law of the ``N x N`` matrix: :func:`decompress` fits a
+model of the sample's law (rational R-transform, algebraic spectral curve, Chebyshev
+density, or the deformed Marchenko-Pastur law for Gram matrices), chosen by validation,
+and decompresses it exactly.
 
-Importing this package loads neither Numba, matplotlib nor torch.
+- :mod:`freedecomp.laws`: closed-form laws with their exact decompression maps;
+- :mod:`freedecomp.models`: the models fitted to a sample (and the population fit);
+- :mod:`freedecomp.samplers`: what a sample can be, and its sub-samples;
+- :mod:`freedecomp.driver`: :func:`decompress`;
+- :mod:`freedecomp.result`: :class:`Decompression`, its typed diagnostics and
+  :class:`FreeDecompressionWarning`;
+- :mod:`freedecomp.plot`: pictures of results (matplotlib loaded lazily).
+
+Importing this package loads neither Numba, matplotlib nor torch: every name is
+loaded on first use.
 """
 
 from __future__ import annotations
@@ -15,20 +23,24 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["Decompression", "decompress", "laws", "plot"]
+__all__ = ["Decompression", "FreeDecompressionWarning", "decompress", "laws", "models",
+           "plot", "samplers"]
 
-_LAZY = {"decompress": ("decompress", "decompress"), "Decompression": ("result", "Decompression")}
+_LAZY = {"decompress": ("driver", "decompress"), "Decompression": ("result", "Decompression"),
+         "FreeDecompressionWarning": ("result", "FreeDecompressionWarning")}
+_SUBMODULES = ("driver", "laws", "models", "plot", "result", "samplers")
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         mod, attr = _LAZY[name]
         value = getattr(importlib.import_module(f".{mod}", __name__), attr)
-        globals()[name] = value
-        return value
-    if name in ("laws", "plot", "models", "deformed"):
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'freedecomp' has no attribute {name!r}")
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'freedecomp' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

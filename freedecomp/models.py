@@ -4,7 +4,7 @@ Each model is fitted to standardised eigenvalues :math:`y = (x - \mu)/s` (free
 decompression commutes with affine maps: :math:`\kappa_1` is kept and
 :math:`\kappa_k \to \alpha^{k-1}\kappa_k`) and exposes ``solve(alpha, x)``, the
 Stieltjes transform of the decompressed law at ``x + i0``, through the one
-Newton-homotopy solver of :mod:`freedecomp._kernels`.
+Newton-homotopy solver (:func:`track_roots`).
 
 ``rational``
     Padé :math:`[L/M]` model of the R-transform from free cumulants; decompression is
@@ -19,12 +19,18 @@ Newton-homotopy solver of :mod:`freedecomp._kernels`.
     Stieltjes transform is a polynomial in the Joukowski variable ``J``; the second sheet
     is ``J -> 1/J``, so the characteristic map :math:`z = z_0 + (1-\alpha)/m_0(z_0)` is
     a polynomial equation in ``J``.
+``population``
+    For Gram matrices (the deformed Marchenko-Pastur law,
+    :class:`freedecomp.laws.DeformedMarchenkoPastur`): the population law fitted by
+    non-negative least squares on the Silverstein equation (:func:`fit_population`).
 
 References
 ----------
 .. [1] S. Ameli, C. van der Heide, L. Hodgkinson and M. W. Mahoney, "Free decompression
    with algebraic spectral curves", arXiv:2605.03634, 2026.
 .. [2] A. Nica and R. Speicher, *Lectures on the Combinatorics of Free Probability*, 2006.
+.. [3] N. El Karoui, "Spectrum estimation for large dimensional covariance matrices
+   using random matrix theory", Ann. Statist. 36(6), 2008.
 """
 
 from __future__ import annotations
@@ -33,12 +39,14 @@ from dataclasses import dataclass, field
 from math import comb
 
 import numpy as np
+from numpy.polynomial import polynomial as npp
 
 __all__ = [
     "CurveModel",
     "decompress_curve",
     "fit_algebraic",
     "fit_chebyshev",
+    "fit_population",
     "fit_rational",
     "free_cumulants",
     "track_roots",
@@ -51,18 +59,19 @@ PARALLEL_MIN = 4096
 def track_roots(C: np.ndarray, x: np.ndarray, u0: np.ndarray, eta_hi: float, eta_lo: float,
                 *, kind: int = 0, t: np.ndarray | None = None, w: np.ndarray | None = None,
                 c: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Run the Numba Newton homotopy (see :func:`freedecomp._kernels.homotopy_solve`).
+    """Run the compiled Newton homotopy (``freedecomp._homotopy.homotopy_solve``).
 
     Grids of fewer than ``PARALLEL_MIN`` points use the single-threaded twin: measured on
     the shared 2-core machine, waking the worker threads cost 2-16 ms per call, more than
-    a 256-point validation solve takes in one thread (about 3 ms).
+    a 256-point validation solve takes in one thread (about 3 ms). Numba is loaded here,
+    on the first solve, so that importing :mod:`freedecomp` stays light.
     """
-    from . import _kernels
+    from . import _homotopy  # Numba: loaded on first use (start-up time)
 
     e = np.zeros(1)
     x = np.ascontiguousarray(x, float)
-    solver = _kernels.homotopy_solve if x.size >= PARALLEL_MIN else \
-        _kernels.homotopy_solve_serial
+    solver = _homotopy.homotopy_solve if x.size >= PARALLEL_MIN else \
+        _homotopy.homotopy_solve_serial
     return solver(
         kind, np.ascontiguousarray(C, dtype=np.complex128),
         e if t is None else np.ascontiguousarray(t, float),
@@ -194,8 +203,6 @@ class CurveModel:
         The expanded decompressed polynomial loses digits near square-root edges for
         large ``alpha``; the composed form keeps them (only small corrections are applied).
         """
-        from numpy.polynomial import polynomial as npp
-
         s = 1.0 - 1.0 / alpha
         if "dC" not in self.info:
             self.info["dC"] = (npp.polyder(self.C, axis=0), npp.polyder(self.C, axis=1))
@@ -339,3 +346,36 @@ def fit_chebyshev(eigs: np.ndarray, K: int) -> CurveModel:
          + np.sin(np.pi * k / (K + 2)) / np.tan(np.pi / (K + 2))) / (K + 2)
     return CurveModel(f"chebyshev({K})", K, coef * g, mu, s, family="chebyshev",
                       center=center, half=half)
+
+
+def fit_population(eigs: np.ndarray, ratio: float, num_atoms: int = 150
+                   ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Population atoms and weights by NNLS on the Silverstein equation.
+
+    Returns
+    -------
+    t, w : ndarray
+        Atoms (positive) and weights (summing to one) of the estimated population.
+    residual : float
+        Relative least-squares residual.
+    """
+    from scipy.optimize import nnls  # scipy: loaded on first use (start-up time)
+
+    e = np.asarray(eigs, float)
+    lo, hi = max(float(e.min()), 1e-3 * float(e.max())), float(e.max())
+    width = hi - lo
+    x = np.linspace(lo - 0.1 * width, hi + 0.1 * width, 80)
+    z = np.concatenate([x + 1j * s * width for s in (0.03, 0.1, 0.3, 1.0)])
+    mz = np.mean(1.0 / (e[None, :] - z[:, None]), axis=1)
+    v = -(1 - ratio) / z + ratio * mz
+    t = np.linspace(0.7 * lo, 1.1 * hi, num_atoms)
+    lhs = z + 1.0 / v
+    A = ratio * t[None, :] / (1.0 + t[None, :] * v[:, None])
+    scale = 1.0 / (np.abs(lhs) + 1e-12)
+    Ar = np.concatenate([(A * scale[:, None]).real, (A * scale[:, None]).imag,
+                         1e3 * np.ones((1, t.size))])
+    br = np.concatenate([(lhs * scale).real, (lhs * scale).imag, [1e3]])
+    w, rnorm = nnls(Ar, br, maxiter=50 * t.size)
+    keep = w > 1e-6 * w.max()
+    t, w = t[keep], w[keep] / w[keep].sum()
+    return t, w, float(rnorm / np.linalg.norm(br))

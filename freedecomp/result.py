@@ -1,16 +1,38 @@
-"""The :class:`Decompression` result and the density-on-a-grid helpers behind it."""
+"""Results of free decompression and the one warning class.
+
+:class:`Decompression` with its typed :class:`Diagnostics` (and the candidates'
+:class:`Score`), the :class:`GridEvaluation` of a model, and
+:class:`FreeDecompressionWarning`. The helpers :func:`measure_from_grid` and
+:func:`support_intervals` turn a density on a grid into a quadrature measure and into
+support intervals.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from spectra.probes import as_rng
 from spectra.results import SpectralDensity
+from spectra.validation import check_int
 
-__all__ = ["Decompression", "measure_from_grid", "support_intervals", "wasserstein1"]
+__all__ = [
+    "Decompression",
+    "Diagnostics",
+    "FreeDecompressionWarning",
+    "GridEvaluation",
+    "Score",
+    "measure_from_grid",
+    "support_intervals",
+]
+
+
+class FreeDecompressionWarning(UserWarning):
+    """The one warning class of :mod:`freedecomp` (a :class:`UserWarning`)."""
 
 
 def measure_from_grid(x: np.ndarray, rho: np.ndarray, atoms: list[tuple[float, float]]
@@ -33,24 +55,6 @@ def measure_from_grid(x: np.ndarray, rho: np.ndarray, atoms: list[tuple[float, f
     if not total > 0:
         raise ValueError("the decompressed density has no mass on its grid")
     return nodes, weights / total
-
-
-def wasserstein1(x: np.ndarray, wx: np.ndarray, y: np.ndarray, wy: np.ndarray | None = None
-                 ) -> float:
-    r"""W1 :math:`= \int |F_x - F_y|\,dt` between two weighted point measures.
-
-    Plain NumPy (``scipy.stats`` costs about a second to import, which a fresh process
-    would pay on every call to ``decompress``). ``wy=None`` means equal weights.
-    """
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    wx = np.asarray(wx, float) / np.sum(wx)
-    wy = np.full(y.size, 1.0 / y.size) if wy is None else np.asarray(wy, float) / np.sum(wy)
-    ox, oy = np.argsort(x, kind="stable"), np.argsort(y, kind="stable")
-    xs, ys = x[ox], y[oy]
-    t = np.sort(np.concatenate([xs, ys]))
-    Fx = np.concatenate([[0.0], np.cumsum(wx[ox])])[np.searchsorted(xs, t[:-1], "right")]
-    Fy = np.concatenate([[0.0], np.cumsum(wy[oy])])[np.searchsorted(ys, t[:-1], "right")]
-    return float(np.sum(np.abs(Fx - Fy) * np.diff(t)))
 
 
 def support_intervals(x: np.ndarray, rho: np.ndarray, rel: float = 1e-9
@@ -83,6 +87,194 @@ def _edge(x: np.ndarray, rho: np.ndarray, i: int, direction: int, h: float) -> f
     return float(x[i] - direction * 0.5 * h)
 
 
+class _ByKey:
+    """Read access by key to a dataclass's fields: ``obj["name"]``, ``obj.get``, ``in``.
+
+    A key is present when its field is not ``None``; an unknown key raises ``KeyError``.
+    """
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in _field_names(type(self)):
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The field ``key``, or ``default`` when it is unknown or ``None``."""
+        value = getattr(self, key) if key in _field_names(type(self)) else None
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return key in _field_names(type(self)) and getattr(self, str(key)) is not None
+
+    def keys(self) -> list[str]:
+        """Names of the fields that are set (not ``None``)."""
+        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
+
+
+@dataclass(frozen=True, eq=False)
+class Score(_ByKey):
+    """Validation score of one candidate model (``n/2 -> n`` decompression).
+
+    Attributes
+    ----------
+    family : str
+        ``"rational"``, ``"algebraic"`` or ``"free"``.
+    order : tuple of int
+        The candidate's order within its family.
+    error : float
+        Mean W1 error over the validation sub-samples, in sample standard deviations
+        (``inf`` when the fit failed).
+    screened : bool
+        Scored on the first sub-sample only and left out of the selection.
+    complexity : int
+        Number of free parameters (the simplest model is preferred).
+    """
+
+    family: str
+    order: tuple
+    error: float
+    screened: bool
+    complexity: int
+
+
+@dataclass(frozen=True, eq=False)
+class Diagnostics(_ByKey):
+    """How a :class:`Decompression` was obtained and how far to trust it.
+
+    Every field can also be read by key (``diagnostics["model"]``,
+    ``diagnostics.get("stability")``); a field that does not apply to the path taken
+    is ``None`` and then counts as absent (``"stability" in diagnostics`` is False).
+
+    Attributes
+    ----------
+    method : str
+        The ``method`` requested (``"auto"``, a family, or ``"deformed"``).
+    model : str
+        Name of the model used (e.g. ``"rational[1/1]"``, ``"deformed-mp(5 population
+        atoms)"``).
+    reason : str
+        Why this model was chosen, in words.
+    sample_size : int
+        Sample size ``n``.
+    alpha : float
+        Decompression ratio ``N/n`` of this result.
+    family : str or None
+        Model family (free path).
+    validation_error, runner_up_error : float or None
+        Validation error of the chosen model and of the runner-up (in sample sds).
+    runner_up : str or None
+        Next-best model.
+    validation : mapping of str to Score
+        Every candidate's :class:`Score` (free path).
+    mass_before_normalisation : float
+        Mass of the decompressed law on its grid before it is scaled to one.
+    negative_mass, residual : float or None
+        Mass of the clipped negative density; largest relative root residual (free path).
+    nonfinite : int or None
+        Grid points where the solver found no finite root (free path).
+    stability : float or None
+        Disagreement (W1, in sds) of refits on other (sub)samples.
+    decompressible : bool
+        False when a check says ``alpha`` is past what the sample supports.
+    free_compression : bool or None
+        Whether the sample behaves like a free compression (real sub-blocks validate as
+        well as Haar-rotated ones); False on the deformed path.
+    validation_error_haar : float or None
+        Validation error on Haar-rotated sub-blocks.
+    columns : int or None
+        Column count ``m`` of the Gram matrix (deformed path).
+    ratio : float or None
+        ``N/m`` (deformed path).
+    population : tuple of ndarray or None
+        Atoms and weights of the fitted population (deformed path).
+    nnls_residual, self_consistency_error : float or None
+        Relative residual of the population fit; W1 (in sds) between the fitted law at
+        ``n`` and the sample (deformed path).
+    warnings : tuple of str
+        Human-readable warnings.
+    """
+
+    method: str | None = None
+    model: str | None = None
+    reason: str | None = None
+    sample_size: int | None = None
+    alpha: float | None = None
+    family: str | None = None
+    validation_error: float | None = None
+    runner_up: str | None = None
+    runner_up_error: float | None = None
+    validation: Mapping[str, Score] | None = None
+    mass_before_normalisation: float | None = None
+    negative_mass: float | None = None
+    residual: float | None = None
+    nonfinite: int | None = None
+    stability: float | None = None
+    decompressible: bool | None = None
+    free_compression: bool | None = None
+    validation_error_haar: float | None = None
+    columns: int | None = None
+    ratio: float | None = None
+    population: tuple | None = None
+    nnls_residual: float | None = None
+    self_consistency_error: float | None = None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class GridEvaluation:
+    """A decompressed law evaluated on a grid.
+
+    Attributes
+    ----------
+    x, rho : ndarray
+        Grid and density of the continuous part (non-negative, atoms cut out).
+    atoms : list of (float, float)
+        Point masses ``(location, mass)``.
+    mass : float
+        Continuous mass (trapezoid rule) plus the atoms' mass, before normalisation.
+    negative : float
+        Mass of the negative part clipped from the density.
+    residual : float
+        Largest relative residual of the root solver.
+    nonfinite : int
+        Grid points without a finite root (their density is set to zero).
+    """
+
+    x: np.ndarray
+    rho: np.ndarray
+    atoms: list
+    mass: float
+    negative: float = 0.0
+    residual: float = 0.0
+    nonfinite: int = 0
+
+    def normalised(self) -> GridEvaluation:
+        """The same law with the continuous part scaled so that it and the atoms sum to one.
+
+        Atoms of total mass one or more are scaled down first, keeping a sliver of
+        continuous mass rather than dividing by zero.
+        """
+        amass = sum(w for _, w in self.atoms)
+        cont = float(np.trapezoid(self.rho, self.x))
+        atoms = list(self.atoms)
+        if amass >= 1.0:
+            atoms = [(a, w / (amass + 1e-9)) for a, w in atoms]
+            amass = sum(w for _, w in atoms)
+        return replace(self, rho=self.rho * ((1.0 - amass) / cont), atoms=atoms)
+
+    def measure(self) -> tuple[np.ndarray, np.ndarray]:
+        """Quadrature ``(nodes, weights)`` of the grid density and atoms (weights sum to one)."""
+        return measure_from_grid(self.x, self.rho, self.atoms)
+
+
 @dataclass(frozen=True, eq=False)
 class Decompression:
     """Estimated spectral law of the ``size x size`` matrix from an ``n x n`` sample.
@@ -105,10 +297,11 @@ class Decompression:
     bands : ndarray or None
         Shape ``(2, len(x))``: pointwise lower and upper density over several
         submatrices (or sub-samples), when available.
-    diagnostics : dict
+    diagnostics : Diagnostics
         ``method`` and ``model`` chosen, ``reason``, validation errors, runner-up,
         residuals, mass before normalisation, and the flags ``decompressible`` and
-        ``free_compression`` with human-readable ``warnings``.
+        ``free_compression`` with human-readable ``warnings`` (also readable by key,
+        ``diagnostics["model"]``).
     flow : tuple of Decompression
         One result per requested size (this one last) when a sequence was requested.
     """
@@ -121,7 +314,7 @@ class Decompression:
     edges: list = field(default_factory=list)
     edge_errors: list = field(default_factory=list)
     bands: np.ndarray | None = field(default=None, repr=False)
-    diagnostics: dict = field(default_factory=dict, repr=False)
+    diagnostics: Diagnostics = field(default_factory=Diagnostics, repr=False)
     flow: tuple = field(default=(), repr=False)
 
     @property
@@ -167,9 +360,7 @@ class Decompression:
         ``rng=None`` gives the deterministic midpoint quantiles ``F^{-1}((i+1/2)/count)``;
         with a generator, one uniform draw per stratum (stratified sampling).
         """
-        count = self.size if count is None else int(count)
-        if count < 1:
-            raise ValueError(f"count must be positive, got {count}")
+        count = self.size if count is None else check_int(count, "count", low=1)
         u = 0.5 * np.ones(count) if rng is None else as_rng(rng).random(count)
         return self.quantile((np.arange(count) + u) / count)
 

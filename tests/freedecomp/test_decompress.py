@@ -133,7 +133,7 @@ def test_bands_cover_truth_in_most_seeds():
 
 
 def test_gram_matrix_flagged_and_deformed_path():
-    from freedecomp.deformed import DeformedMarchenkoPastur
+    from freedecomp.laws import DeformedMarchenkoPastur
 
     law = DeformedMarchenkoPastur([1.0, 6.0], [0.5, 0.5], 0.05)
     n, m = 240, 9600  # 2n rows at ratio 0.05
@@ -214,26 +214,15 @@ def test_import_is_light():
 
 
 def test_serial_and_parallel_kernels_agree():
-    from freedecomp import _kernels
+    from freedecomp import _homotopy
 
     C = decompress_curve(laws.MarchenkoPastur(0.1).curve(), 8.0).astype(complex)
     x = np.linspace(-0.5, 4.0, 257)
     args = (0, C, np.zeros(1), np.zeros(1), 0.0, x, -1 / (x + 30j), 30.0, 1e-11, 100, 4, 1e-15)
-    u_par, r_par = _kernels.homotopy_solve(*args)
-    u_ser, r_ser = _kernels.homotopy_solve_serial(*args)
+    u_par, r_par = _homotopy.homotopy_solve(*args)
+    u_ser, r_ser = _homotopy.homotopy_solve_serial(*args)
     assert np.array_equal(u_par, u_ser) and np.array_equal(r_par, r_ser)
     assert r_ser.max() < 1e-12
-
-
-def test_wasserstein1_matches_scipy():
-    from scipy.stats import wasserstein_distance
-
-    from freedecomp.result import wasserstein1 as w1
-
-    rng = np.random.default_rng(0)
-    x, w, y = rng.normal(size=300), rng.random(300), 1.3 * rng.normal(size=200) + 0.1
-    assert abs(w1(x, w, y) - wasserstein_distance(x, y, w)) < 1e-12
-    assert w1(x, w, x, w) == 0.0
 
 
 def test_validation_screens_then_selects_a_fully_validated_model():

@@ -1,6 +1,6 @@
-r"""Closed-form spectral laws and their exact free-decompression maps.
+r"""The quadratic laws: closed-form spectral laws and their exact free-decompression maps.
 
-Every law here (except the deformed Marchenko-Pastur law) has a Stieltjes transform
+Every law here has a Stieltjes transform
 :math:`m(z) = \int \rho(x)/(x - z)\,dx` that solves a quadratic
 
 .. math:: Q(z)\,m^2 + P(z)\,m + 1 = 0, \qquad P^2 - 4Q = \kappa (z - e_-)(z - e_+),
@@ -13,7 +13,7 @@ is analytic off :math:`[e_-, e_+]` and behaves like :math:`-1/z`; the second she
 :math:`m_1` has a pole.
 
 Free decompression by :math:`\alpha = N/n` multiplies the :math:`k`-th free cumulant
-by :math:`\alpha^{k-1}` (THEORY.md section 4); each law's :meth:`decompressed`
+by :math:`\alpha^{k-1}` (:doc:`/theory/free_decompression`); each law's :meth:`decompressed`
 returns the law with the transformed parameters.
 
 References
@@ -35,12 +35,13 @@ import numpy as np
 
 from spectra.probes import as_rng
 from spectra.results import SpectralDensity
+from spectra.validation import check_choice, check_float, check_int
 
 __all__ = [
-    "DeformedMarchenkoPastur",
     "FreeMeixner",
     "KestenMcKay",
     "MarchenkoPastur",
+    "QuadraticLaw",
     "Wachter",
     "Wigner",
     "haar_orthogonal",
@@ -125,8 +126,7 @@ class QuadraticLaw:
         -------
         ndarray of complex
         """
-        if sheet not in (1, 2):
-            raise ValueError(f"sheet must be 1 or 2, got {sheet}")
+        check_choice(sheet, "sheet", (1, 2))
         z = np.asarray(z, dtype=complex)
         Q, P, _, _ = self._coefficients()
         s = self._sqrt_disc(z)
@@ -218,7 +218,7 @@ class QuadraticLaw:
         Its principal submatrices are asymptotically free compressions of the law.
         Subclasses with a classical ensemble override this.
         """
-        _check_n(n)
+        n = check_int(n, "matrix size n", low=1)
         Q = haar_orthogonal(n, rng)
         A = (Q * self.quantiles(n)) @ Q.T
         return 0.5 * (A + A.T)
@@ -238,15 +238,7 @@ class QuadraticLaw:
 
 
 def _check_alpha(alpha: float) -> float:
-    alpha = float(alpha)
-    if not np.isfinite(alpha) or alpha < 1.0:
-        raise ValueError(f"decompression ratio alpha must be a finite number >= 1, got {alpha}")
-    return alpha
-
-
-def _check_n(n: int) -> None:
-    if int(n) != n or n < 1:
-        raise ValueError(f"matrix size must be a positive integer, got {n}")
+    return check_float(alpha, "decompression ratio alpha", low=1.0)
 
 
 def _scaled(Q: Any, P: Any, s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -271,11 +263,6 @@ class Wigner(QuadraticLaw):
         if not (np.isfinite(self.radius) and self.radius > 0):
             raise ValueError(f"radius must be positive, got {self.radius}")
 
-    @classmethod
-    def from_sigma(cls, sigma: float) -> Wigner:
-        """Semicircle with variance ``sigma**2``."""
-        return cls(2.0 * sigma)
-
     def _coefficients(self):
         r = self.radius
         return np.array([r * r / 4]), np.array([0.0, 1.0]), 1.0, (-r, r)
@@ -284,7 +271,7 @@ class Wigner(QuadraticLaw):
         return Wigner(self.radius * np.sqrt(_check_alpha(alpha)))
 
     def sample_matrix(self, n: int, rng: Any = None) -> np.ndarray:  # noqa: D102
-        _check_n(n)
+        n = check_int(n, "matrix size n", low=1)
         G = as_rng(rng).standard_normal((n, n))
         return (self.radius / 2.0) * (G + G.T) / np.sqrt(2.0 * n)
 
@@ -323,7 +310,7 @@ class MarchenkoPastur(QuadraticLaw):
         return MarchenkoPastur(self.ratio * _check_alpha(alpha), self.scale)
 
     def sample_matrix(self, n: int, rng: Any = None) -> np.ndarray:  # noqa: D102
-        _check_n(n)
+        n = check_int(n, "matrix size n", low=1)
         p = max(1, round(n / self.ratio))
         return self.scale * wishart(n, p, rng) / p
 
@@ -367,7 +354,7 @@ class KestenMcKay(QuadraticLaw):
         return KestenMcKay(self.d / alpha, self.scale * alpha)
 
     def sample_matrix(self, n: int, rng: Any = None) -> np.ndarray:  # noqa: D102
-        _check_n(n)
+        n = check_int(n, "matrix size n", low=1)
         if self.d != int(self.d):
             return super().sample_matrix(n, rng)
         g = as_rng(rng)
@@ -430,7 +417,7 @@ class Wachter(QuadraticLaw):
         leading ``n x n`` block of ``O P O^T`` for a Haar projection ``P`` (rows of a
         Haar matrix are ``(G G^T)^{-1/2} G``), so principal blocks are exact compressions.
         """
-        _check_n(n)
+        n = check_int(n, "matrix size n", low=1)
         g = as_rng(rng)
         A = wishart(n, max(1, round(self.a * n)), g)
         B = wishart(n, max(1, round(self.b * n)), g)
@@ -474,6 +461,3 @@ class FreeMeixner(QuadraticLaw):
             raise ValueError(f"free Meixner b={self.b} is not decompressible by {alpha}")
         r = np.sqrt(alpha)
         return FreeMeixner(self.a * r, self.b * alpha, self.scale * r)
-
-
-from .deformed import DeformedMarchenkoPastur  # noqa: E402  (re-export)

@@ -1,6 +1,9 @@
-"""Input handling for :func:`freedecomp.decompress`: eigenvalues, blocks or a block sampler.
+"""Samples for :func:`freedecomp.decompress`: eigenvalues, blocks or a block sampler.
 
-All validation of user input happens here, with errors that say what was wrong.
+:func:`prepare_sample` turns what the caller gives (eigenvalues, principal blocks, or a
+callable that returns the principal block on given indices) into a :class:`Sample`,
+validating it with errors that say what was wrong; :class:`Sample` draws the random
+sub-blocks and Haar compressions that validation uses.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from spectra.validation import check_int
 
 __all__ = ["Sample", "haar_compress", "prepare_sample"]
 
@@ -91,11 +96,9 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
     if callable(sample):
         if n is None or total is None:
             raise TypeError("a block sampler needs n= (block size) and total= (matrix size)")
-        n, total = int(n), int(total)
-        if not 0 < n < total:
-            raise ValueError(f"need 0 < n < total, got n={n}, total={total}")
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        n = check_int(n, "n", low=1)
+        total = check_int(total, "total", low=n + 1, hint=f" (it must exceed n = {n})")
+        num_samples = check_int(num_samples, "num_samples", low=1)
         mats = []
         for _ in range(num_samples):
             idx = np.sort(rng.choice(total, size=n, replace=False))
@@ -105,6 +108,8 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
             mats.append(_check_matrix(B))
         blocks = [_check_eigs(np.linalg.eigvalsh(M), minimum) for M in mats]
         return Sample(n, blocks, matrix=mats[0], sampler=sample, total=total)
+    if total is not None:
+        total = check_int(total, "total", low=1)
     if isinstance(sample, (list, tuple)) and sample and np.ndim(sample[0]) == 2:
         sample = np.stack([np.asarray(s, dtype=float) for s in sample])
     try:
