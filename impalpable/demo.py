@@ -312,7 +312,7 @@ def gaussian_mixture(N: int, d: int, clusters: int, rng: Any) -> np.ndarray:
 
 def _kernel_estimates(sz: DemoSizes, seed: int, timed: dict[str, float]) -> dict:
     """SLQ on the kernel operator, free decompression and Nystrom from blocks; the exact."""
-    from freedecomp.decompress import decompress
+    from freedecomp import decompress
 
     N, n = sz.kernel_points, sz.kernel_sample
     g = np.random.default_rng(seed)
@@ -374,8 +374,7 @@ def part_kernel(out: Path, sz: DemoSizes, seed: int) -> Part:
 # ============================================================================ (c) MP flow
 def part_flow(out: Path, sz: DemoSizes, seed: int) -> Part:
     """(c) Free decompression of a Wishart block against Marchenko-Pastur closed forms."""
-    from freedecomp import laws
-    from freedecomp.decompress import decompress
+    from freedecomp import decompress, laws
     from freedecomp.plot import decompression
 
     p, n = sz.mp_columns, sz.mp_sample

@@ -103,8 +103,7 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
 
 def _sources():
     for pkg in PACKAGES:
-        for path in sorted((ROOT / pkg).rglob("*.py")):
-            yield path
+        yield from sorted((ROOT / pkg).rglob("*.py"))
 
 
 def test_every_package_is_read():

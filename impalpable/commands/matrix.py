@@ -157,7 +157,7 @@ def _decompression_picture(res: Any, eigs: np.ndarray, title: str) -> Any:
 
 def cmd_decompress(args: argparse.Namespace) -> Report:
     """``impalpable decompress SAMPLE --size N``: free decompression of a sampled block."""
-    from freedecomp.decompress import decompress
+    from freedecomp import decompress
 
     sample, kind = load_sample(args.sample)
     t0 = time.perf_counter()

@@ -138,7 +138,7 @@ def test_trace_xnystrace_needs_psd_flag(files, tmp_path, capsys):
 
 @pytest.mark.parametrize("kind", ["eigenvalues", "submatrix"])
 def test_decompress_figures_equal_the_library(kind, tmp_path, capsys):
-    from freedecomp.decompress import decompress
+    from freedecomp import decompress
     from freedecomp.laws import MarchenkoPastur
 
     law = MarchenkoPastur(0.25)
