@@ -18,6 +18,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 GENERATED = ("_build", "auto_examples", "api/generated")
+#: The theory pages; docstrings cite them by these names (``:doc:`/theory/...```).
+THEORY_PAGES = tuple(f"theory/{name}" for name in (
+    "lanczos", "slq_kpm", "trace_estimators", "gramians", "free_decompression",
+    "optimizer", "pruning"))
 SNIPPET_PAGES = sorted(p for p in DOCS.rglob("*.rst")
                        if not any(part in p.relative_to(DOCS).as_posix() for part in GENERATED)
                        and ">>>" in p.read_text())
@@ -44,10 +48,9 @@ def test_docs_build(tmp_path):
                           "-b", "html", "-D", "plot_gallery=0", str(DOCS), str(out)],
                          capture_output=True, text=True, timeout=900, env=env)
     assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
-    for page in ("index", "install", "quickstart/spectra", "quickstart/freedecomp",
-                 "quickstart/hessian", "theory/slq_kpm", "theory/trace_estimators",
-                 "theory/free_decompression", "theory/optimizer", "benchmarks",
-                 "api/index", "auto_examples/index"):
+    for page in ("index", "start_here", "install", "quickstart/spectra",
+                 "quickstart/freedecomp", "quickstart/hessian", *THEORY_PAGES,
+                 "benchmarks", "api/index", "auto_examples/index"):
         assert (out / f"{page}.html").is_file(), page
     # Every example has a gallery page, and every package an API page.
     for example in (ROOT / "examples").glob("*.py"):
@@ -92,7 +95,23 @@ def test_snippets(page, monkeypatch):
 def test_snippet_pages_found():
     names = {p.relative_to(DOCS).as_posix() for p in SNIPPET_PAGES}
     assert {"quickstart/spectra.rst", "quickstart/freedecomp.rst",
-            "quickstart/hessian.rst"} <= names
+            "quickstart/hessian.rst", "start_here.rst", "theory/optimizer.rst",
+            "theory/pruning.rst", "theory/gramians.rst"} <= names
+
+
+def test_theory_pages_in_the_toctree_and_cited_docs_exist():
+    """Every theory page is in the index's toctree; every page a docstring cites exists."""
+    index = (DOCS / "index.rst").read_text()
+    for page in THEORY_PAGES:
+        assert (DOCS / f"{page}.rst").is_file(), page
+        assert f"   {page}\n" in index, page
+    assert index.index("   start_here\n") < index.index("   install\n")
+    cited = set()
+    for package in ("spectra", "freedecomp", "hessian", "impalpable"):
+        for path in (ROOT / package).rglob("*.py") if (ROOT / package).is_dir() else []:
+            cited |= set(re.findall(r":doc:`/?(theory/[a-z_]+)`", path.read_text()))
+            assert "THEORY.md" not in path.read_text(), path  # cite the project's pages
+    assert cited <= set(THEORY_PAGES), cited - set(THEORY_PAGES)
 
 
 def test_api_pages_cover_every_public_name():
