@@ -128,12 +128,38 @@ def test_api_pages_cover_every_public_name():
                 assert f"   {package}.{name}\n" in text, name
             else:
                 assert f"\n   {name}\n" in text, (package, name)
-    # A module sharing its name with a function gets no second module target.
-    assert ":no-index:" in pages["spectra.density"]
-    assert ":no-index:" not in pages["spectra.plot"]
-    # Names re-exported by the package are documented there, not again in the module.
-    assert "\n   eigsh\n" not in pages["spectra.eigs"]
-    assert "\n   wasserstein1\n" in pages["spectra.testing"]
+        # Every name a public submodule exports is documented on some page.
+        for full in (k for k in pages if k.startswith(f"{package}.")):
+            for name in getattr(importlib.import_module(full), "__all__", []):
+                where = [k for k, page in pages.items() if k.split(".")[0] == package
+                         and f"\n   {name}\n" in page]
+                assert len(where) >= 1, (full, name)
+
+
+def test_api_pages_document_each_object_once(tmp_path, monkeypatch):
+    """A package's own exports are not repeated in its modules; name clashes get no target."""
+    pkg = tmp_path / "fakepkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        '"""Fake."""\nfrom . import plot\nfrom .density import density\n'
+        '__all__ = ["density", "plot"]\n')
+    (pkg / "density.py").write_text(
+        '"""Densities."""\n__all__ = ["density", "helper"]\n'
+        'def density():\n    """D."""\ndef helper():\n    """H."""\n')
+    (pkg / "plot.py").write_text('"""Plots."""\n__all__ = ["draw"]\n'
+                                 'def draw():\n    """Draw."""\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ext = _load_extension()
+    pages = ext.api_pages(("fakepkg",))
+    assert set(pages) == {"fakepkg", "fakepkg.density", "fakepkg.plot"}
+    # The module shares its name with a function of the package: no second target.
+    assert ":no-index:" in pages["fakepkg.density"]
+    assert ":no-index:" not in pages["fakepkg.plot"]
+    # density is documented at the package level only, helper in its module.
+    assert "\n   density\n" in pages["fakepkg"]
+    assert "\n   density\n" not in pages["fakepkg.density"]
+    assert "\n   helper\n" in pages["fakepkg.density"]
+    assert "   fakepkg.plot\n" in pages["fakepkg"]
 
 
 def test_titled_source_adds_one_underline():
