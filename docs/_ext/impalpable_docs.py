@@ -1,13 +1,16 @@
 """Build helpers of the impalpable documentation (a local Sphinx extension).
 
-Three jobs, all done from the sources so that new modules and examples appear in the
-docs without editing any page:
+Four jobs, the first three done from the sources so that new modules and examples
+appear in the docs without editing any page:
 
 * **API pages from** ``__all__``. For each package, a page with the package docstring
   and one autosummary entry per public top-level name, and one page per public
   submodule (not ``_``-prefixed) listing the names of its ``__all__`` that are not
   already documented. The pages are written into ``docs/api/generated/`` (ignored by
-  git) when the configuration is read, before autosummary writes its stubs.
+  git) when the configuration is read, before autosummary writes its stubs, with the
+  toctree of the packages (``packages.inc``, included by ``docs/api/index.rst``). A
+  package that cannot be imported is left out (and said so) rather than failing the
+  build.
 * **Gallery sources.** sphinx-gallery wants a header file inside the examples folder
   and a reST title at the top of each docstring. The examples stay plain scripts: they
   are copied into ``docs/_build/examples_src/`` with a title underline added, and the
@@ -16,12 +19,19 @@ docs without editing any page:
   figures as PNG files into ``DIR``. :func:`example_argv` passes those flags when
   sphinx-gallery executes an example, and :func:`png_scraper` puts the PNG files the
   example wrote into the gallery page.
+* **MathJax from the site itself.** The pages render their math with MathJax 3, copied
+  from the ``django-static-mathjax`` distribution (the ``docs`` extra; it vendors the
+  MathJax files and nothing else) into ``_static/mathjax/``, so the built site shows
+  its math without a network. Without that distribution the build warns (an error
+  under ``-W``) and falls back to Sphinx's CDN address.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.metadata
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -40,7 +50,7 @@ API_OUT = DOCS / "api" / "generated"
 #: from the module pages, since ``spectra.density`` names both a module and a function.
 STUBS = "objects"
 
-PACKAGES = ("spectra", "freedecomp", "hessian")
+PACKAGES = ("spectra", "freedecomp", "hessian", "impalpable")
 #: Submodules left out of the API reference (entry points, not library API).
 SKIP_MODULES = {"__main__"}
 
@@ -97,7 +107,23 @@ def _public_modules(pkg: types.ModuleType) -> list[str]:
     return listed + [m for m in found if m not in listed]
 
 
-def api_pages(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+def importable(packages: tuple[str, ...] = PACKAGES) -> tuple[str, ...]:
+    """The packages of ``packages`` that can be found on the path, in order.
+
+    A package that is absent (``impalpable`` before the application layer exists) is
+    left out of the reference; one that is present but fails to import is not hidden:
+    :func:`api_pages` then raises its error.
+    """
+    return tuple(name for name in packages if importlib.util.find_spec(name) is not None)
+
+
+def packages_toctree(packages: tuple[str, ...]) -> str:
+    """The toctree of the package pages, included by ``docs/api/index.rst``."""
+    body = "".join(f"   generated/{name}\n" for name in packages)
+    return f".. toctree::\n   :maxdepth: 2\n\n{body}"
+
+
+def api_pages(packages: tuple[str, ...] | None = None) -> dict[str, str]:
     """The reST text of every generated API page, keyed by file stem.
 
     Each object is documented once: a name exported by the package is documented at
@@ -106,8 +132,9 @@ def api_pages(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
 
     Parameters
     ----------
-    packages : tuple of str
-        Importable package names.
+    packages : tuple of str, optional
+        Package names; default: those of :data:`PACKAGES` that exist
+        (:func:`importable`).
 
     Returns
     -------
@@ -115,7 +142,7 @@ def api_pages(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
         ``{"spectra": "...", "spectra.plot": "...", ...}``.
     """
     pages: dict[str, str] = {}
-    for name in packages:
+    for name in importable() if packages is None else packages:
         pkg = importlib.import_module(name)
         top = {n: getattr(pkg, n) for n in getattr(pkg, "__all__", [])}
         seen = {_key(obj, name, n) for n, obj in top.items() if _kind(obj) != "module"}
@@ -158,6 +185,17 @@ def api_pages(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return pages
 
 
+def _logger() -> Any:
+    from sphinx.util import logging
+
+    return logging.getLogger(__name__)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def write_api_pages(app: Any = None, config: Any = None) -> None:
     """Write :func:`api_pages` into ``docs/api/generated/`` and drop stale files.
 
@@ -167,7 +205,12 @@ def write_api_pages(app: Any = None, config: Any = None) -> None:
     no toctree.
     """
     API_OUT.mkdir(parents=True, exist_ok=True)
-    pages = api_pages()
+    present = importable()
+    missing = sorted(set(PACKAGES) - set(present))
+    if missing:
+        _logger().info(f"API reference: {', '.join(missing)} not found, left out")
+    pages = api_pages(present)
+    _write_if_changed(API_OUT / "packages.inc", packages_toctree(present))
     stubs = set()
     for stem, text in pages.items():
         module = None
@@ -178,9 +221,7 @@ def write_api_pages(app: Any = None, config: Any = None) -> None:
                 module = None
             elif module and line.startswith("   ") and not line.strip().startswith(":"):
                 stubs.add(f"{module}.{line.strip()}.rst")
-        path = API_OUT / f"{stem}.rst"
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
+        _write_if_changed(API_OUT / f"{stem}.rst", text)
     keep = {f"{stem}.rst" for stem in pages}
     for folder, names in ((API_OUT, keep), (API_OUT / STUBS, stubs)):
         for path in folder.glob("*.rst") if folder.exists() else []:
@@ -323,9 +364,64 @@ def module_references(app: Any, what: str, name: str, obj: Any, options: Any,
     lines += ["", ".. only:: latex", "", "   " + ", ".join(f"[M{lab}]_" for lab in labels), ""]
 
 
+# ============================================================================== MathJax
+#: The distribution that vendors MathJax 3 (the ``docs`` extra) and its ready-built files.
+MATHJAX_DIST = "django-static-mathjax"
+MATHJAX_BUILD = "mathjax/static/mathjax/es5"
+#: The page script, relative to the site's ``_static`` folder (Sphinx's ``mathjax_path``).
+MATHJAX_PATH = "mathjax/tex-mml-chtml.js"
+#: What the site keeps of the build: the TeX-and-MathML-to-HTML page script and what it
+#: loads on demand (TeX extensions through ``autoload``, the HTML output's fonts, the
+#: menu's accessibility and speech parts); not the other bundles (SVG output, ...).
+MATHJAX_PARTS = ("tex-mml-chtml.js", "input/tex/extensions", "input/mml/extensions",
+                 "output/chtml/fonts", "a11y", "sre", "ui", "adaptors")
+MATHJAX_STAGED = DOCS / "_build" / "mathjax_static"
+
+
+def mathjax_source() -> Path | None:
+    """The folder of MathJax's built files in the installed distribution, or ``None``."""
+    try:
+        dist = importlib.metadata.distribution(MATHJAX_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    root = Path(str(dist.locate_file(MATHJAX_BUILD)))
+    return root if (root / "tex-mml-chtml.js").is_file() else None
+
+
+def stage_mathjax(app: Any = None, config: Any = None) -> None:
+    """Copy MathJax into the staging folder and point the site at its own copy.
+
+    The staging folder (``docs/_build/mathjax_static``) joins ``html_static_path``, so
+    Sphinx copies it into ``_static/``; ``mathjax_path`` becomes :data:`MATHJAX_PATH`.
+    The copy is redone only when the installed version changes.
+    """
+    src = mathjax_source()
+    if src is None:
+        _logger().warning(f"MathJax is not installed ({MATHJAX_DIST}, in the docs extra): "
+                          "the pages load it from a CDN and show raw TeX offline")
+        return
+    target = MATHJAX_STAGED / "mathjax"
+    stamp = target / ".version"
+    version = importlib.metadata.version(MATHJAX_DIST)
+    if not stamp.exists() or stamp.read_text() != version:
+        shutil.rmtree(target, ignore_errors=True)
+        for part in MATHJAX_PARTS:
+            if (src / part).is_dir():
+                shutil.copytree(src / part, target / part)
+            else:
+                (target / part).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src / part, target / part)
+        shutil.copy2(src.parent / "LICENSE", target / "LICENSE")
+        stamp.write_text(version)
+    if config is not None:
+        config.html_static_path = [*config.html_static_path, str(MATHJAX_STAGED)]
+        config.mathjax_path = MATHJAX_PATH
+
+
 def setup(app: Any) -> dict:
     """Register the page generators (they run once the configuration is read)."""
     app.connect("config-inited", write_api_pages)
     app.connect("config-inited", stage_examples)
+    app.connect("config-inited", stage_mathjax)
     app.connect("autodoc-process-docstring", module_references, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
