@@ -23,7 +23,7 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -50,7 +50,6 @@ CANDIDATES: dict[str, list[tuple]] = {
 METHODS = ("auto", "rational", "algebraic", "free", "deformed")
 _FITTERS = {"rational": _m.fit_rational, "algebraic": _m.fit_algebraic, "free": _m.fit_chebyshev}
 _FIT_ERRORS = (ValueError, np.linalg.LinAlgError, ZeroDivisionError)
-Sampler = Callable[[np.ndarray], np.ndarray]
 
 
 # ================================================================================ driver

@@ -82,22 +82,38 @@ def test_result_methods():
     assert len(r.edges) == 1 and len(r.edge_errors) == 1
 
 
-def _numpy_homotopy(C, x, u0, eta_hi, eta_lo, levels=100, newton=4):
-    """Plain NumPy twin of the Numba kernel (polynomial residual)."""
-    from numpy.polynomial import polynomial as npp
-
-    Cd = npp.polyder(C, axis=1)
+def _numpy_homotopy(residual, x, u0, eta_hi, eta_lo, levels=100, newton=4):
+    """Plain NumPy twin of the Numba kernel; ``residual(z, u) -> (F, dF/du)``."""
     u = u0.astype(complex)
     etas = eta_hi * (eta_lo / eta_hi) ** (np.arange(levels) / (levels - 1))
     for k, eta in enumerate(etas):
         z = x + 1j * eta
         for _ in range(4 * newton if k == levels - 1 else newton):
-            f, df = npp.polyval2d(z, u, C), npp.polyval2d(z, u, Cd)
+            f, df = residual(z, u)
             step = f / df
             cap = 0.5 * (np.abs(u) + eta)
-            step = np.where(np.abs(step) > cap, step * cap / np.abs(step), step)
+            with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where converged
+                step = np.where(np.abs(step) > cap, step * cap / np.abs(step), step)
             u = u - step
     return u
+
+
+def _polynomial(C):
+    """Residual of the bivariate polynomial ``sum C_ij z^i u^j`` (kernel kind 0)."""
+    from numpy.polynomial import polynomial as npp
+
+    Cd = npp.polyder(C, axis=1)
+    return lambda z, u: (npp.polyval2d(z, u, C), npp.polyval2d(z, u, Cd))
+
+
+def _silverstein(t, w, c):
+    """Residual of ``z + 1/v - c sum w t/(1 + t v)`` (kernel kind 1)."""
+    def residual(z, v):
+        den = 1.0 + t[:, None] * v
+        f = z + 1.0 / v - c * np.sum((w * t)[:, None] / den, axis=0)
+        df = -1.0 / v**2 + c * np.sum((w * t**2)[:, None] / den**2, axis=0)
+        return f, df
+    return residual
 
 
 def test_numba_solver_matches_numpy_twin():
@@ -106,10 +122,21 @@ def test_numba_solver_matches_numpy_twin():
     x = np.linspace(-0.2, 1.2, 301)
     z0 = x + 30j
     u_nb, res = track_roots(C, x, -1 / z0, 30.0, 1e-9)
-    u_np = _numpy_homotopy(C.astype(complex), x, -1 / z0, 30.0, 1e-9)
+    u_np = _numpy_homotopy(_polynomial(C.astype(complex)), x, -1 / z0, 30.0, 1e-9)
     assert np.max(np.abs(u_nb - u_np)) < 1e-9 * np.max(np.abs(u_np))
     assert res.max() < 1e-12
     assert np.all(u_nb.imag > -1e-12)
+
+
+def test_numba_silverstein_solver_matches_numpy_twin():
+    t, w, c = np.array([1.0, 6.0]), np.array([0.3, 0.7]), 0.4
+    x = np.linspace(-1.0, 20.0, 301)
+    z0 = x + 100j
+    v_nb, res = track_roots(np.zeros((1, 1)), x, -1 / z0, 100.0, 1e-9, kind=1, t=t, w=w, c=c)
+    v_np = _numpy_homotopy(_silverstein(t, w, c), x, -1 / z0, 100.0, 1e-9)
+    assert np.max(np.abs(v_nb - v_np)) < 1e-9 * np.max(np.abs(v_np))
+    assert res.max() < 1e-12
+    assert np.all(v_nb.imag > -1e-12)
 
 
 def test_bands_cover_truth_in_most_seeds():

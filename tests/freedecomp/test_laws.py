@@ -130,3 +130,30 @@ def test_sampler_matches_law(law):
     # (free cumulant k2 scales by tau = 1/2 under compression)
     var = law.to_density().moment(2) - law.mean() ** 2
     assert np.isclose(blk.var(), 0.5 * var, rtol=0.2)
+
+
+@pytest.mark.parametrize("ratio", [0.3, 2.5])
+def test_deformed_law_with_one_population_atom_is_marchenko_pastur(ratio):
+    deformed = laws.DeformedMarchenkoPastur([2.0], [1.0], ratio)
+    mp = laws.MarchenkoPastur(ratio, 2.0)
+    lo, hi = mp.support
+    x = np.linspace(lo, hi, 41)[1:-1]
+    np.testing.assert_allclose(deformed.density(x), mp.density(x), rtol=1e-7, atol=1e-9)
+    z = x + 0.5j
+    np.testing.assert_allclose(deformed.stieltjes(z), mp.stieltjes(z), rtol=1e-10)
+    assert np.allclose(np.reshape(deformed.atoms, (-1, 2)), np.reshape(mp.atoms, (-1, 2)))
+    assert wasserstein1(deformed.to_density(), mp.to_density()) < 1e-3 * (hi - lo)
+    assert deformed.decompressed(2).ratio == pytest.approx(2 * ratio)
+
+
+def test_population_fit_recovers_the_population():
+    from freedecomp.models import fit_population
+
+    law = laws.DeformedMarchenkoPastur([1.0, 6.0], [0.5, 0.5], 0.05)
+    e = np.linalg.eigvalsh(law.sample_matrix(600, np.random.default_rng(3)))
+    t, w, resid = fit_population(e, law.ratio)
+    assert np.all(t > 0) and abs(w.sum() - 1) < 1e-12 and resid < 0.05
+    # the sample's spread around each atom is O(sqrt(c)); the fit must undo it
+    assert wasserstein1(t, law.population, w, law.weights) < 0.2 * wasserstein1(
+        e, law.population, None, law.weights)
+    assert abs(np.sum(w * t) - 3.5) < 0.1
