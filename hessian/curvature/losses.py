@@ -61,11 +61,13 @@ class LanguageModelLoss(nn.Module):
         self.shift = check_bool(shift, "shift")
         self.ignore_index = check_int(ignore_index, "ignore_index")
         if not isinstance(labels, str):
-            raise TypeError(f"labels must be the name of a batch field, got {type(labels).__name__}")
+            raise TypeError("labels must be the name of a batch field, got "
+                            f"{type(labels).__name__}")
         self.labels = labels
         self.reduction = check_choice(reduction, "reduction", ("mean", "sum"))
 
     def extra_repr(self) -> str:
+        """The options, for ``repr``."""
         return (f"shift={self.shift}, ignore_index={self.ignore_index}, "
                 f"labels={self.labels!r}, reduction={self.reduction!r}")
 
