@@ -126,6 +126,7 @@ class CurvatureOperator(Operator):
         self.progress = None  # callable(num_vectors) after each batch, set by helpers
         self._cache: dict[int, _Ctx] = {}
         self._reverse_over_reverse = False
+        self._warned_dtype = None
         if _no_autocast(self.view.device) is not None:
             warnings.warn("autocast is enabled: curvature products run with autocast "
                           f"disabled, in the parameters' dtype ({self.view.dtype})",
@@ -281,13 +282,24 @@ class CurvatureOperator(Operator):
         return ctx
 
     def _check_precision(self, t: torch.Tensor, batch: Batch) -> None:
-        if t.is_floating_point() and t.dtype != self.view.dtype:
+        """Refuse half-precision outputs (autocast); warn once for a lower precision."""
+        if not t.is_floating_point() or t.dtype == self.view.dtype:
+            return
+        if torch.finfo(t.dtype).bits < 32:
             raise ValueError(
                 f"the model returned {t.dtype} at batch {batch.index} while its parameters "
                 f"are {self.view.dtype}: autocast or half-precision layers inside its "
                 "forward? Curvature is computed in the parameters' dtype; remove the "
                 "autocast from the forward (or pass dtype=...)"
             )
+        if t.dtype != self._warned_dtype:
+            self._warned_dtype = t.dtype
+            warnings.warn(
+                f"the model returns its {'loss' if t.ndim == 0 else 'outputs'} in {t.dtype} "
+                f"while the parameters are {self.view.dtype}: the curvature has {t.dtype} "
+                "accuracy (transformers models compute output.loss in float32; "
+                "loss_fn=hessian.LanguageModelLoss() with output='logits' keeps the "
+                "parameters' dtype)", UserWarning, stacklevel=6)
 
     def _pass(self, V: torch.Tensor, out: torch.Tensor, fresh: bool = False) -> None:
         """One pass over the data: add the weighted batch products of ``V`` into ``out``.

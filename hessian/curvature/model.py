@@ -23,7 +23,7 @@ from torch import nn
 from ._data import call_args
 from ._params import select_names
 
-__all__ = ["ModelView", "check_eval_mode", "eval_mode", "select_output"]
+__all__ = ["FunctionalModel", "ModelView", "check_eval_mode", "eval_mode", "select_output"]
 
 
 @contextmanager
@@ -153,6 +153,62 @@ def _compiled(model: nn.Module) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------------- functional models
+class FunctionalModel(nn.Module):
+    """A function ``fn(params, inputs)`` of a parameter dict, held as a module.
+
+    The tensors of ``params`` become the module's parameters under their names (dotted
+    names nest, so ``"0.weight"`` belongs to a submodule ``"0"``), sharing storage with
+    the given tensors, which are not modified; ``forward(inputs)`` calls ``fn`` with the
+    module's current parameters, so every module tool (``functional_call``, name and
+    prefix selection, per-layer blocks) applies.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(params, inputs) -> outputs``.
+    params : dict
+        Name -> floating tensor.
+    """
+
+    def __init__(self, fn: Callable, params: Any) -> None:
+        if not callable(fn):
+            raise TypeError("model must be a torch.nn.Module or a function "
+                            f"model(params, inputs), got {type(fn).__name__}")
+        if not isinstance(params, Mapping) or not params:
+            raise TypeError(
+                "model must be a torch.nn.Module, or a function model(params, inputs) with "
+                f"params= the dict of its parameter tensors; got a {type(fn).__name__} and "
+                f"params of type {type(params).__name__}"
+            )
+        super().__init__()
+        self.fn = fn
+        self.param_keys = list(params)
+        for name, t in params.items():
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+                raise TypeError(f"params of a functional model must be floating tensors; "
+                                f"{name!r} is {type(t).__name__}")
+            owner: nn.Module = self
+            *path, leaf = str(name).split(".")
+            try:
+                for part in path:
+                    if part not in owner._modules:
+                        owner.add_module(part, nn.Module())
+                    owner = owner._modules[part]
+                owner.register_parameter(leaf, nn.Parameter(t.detach(), requires_grad=True))
+            except (KeyError, TypeError) as err:
+                raise TypeError(f"params name {name!r} cannot be used ({err})") from err
+
+    def forward(self, inputs: Any) -> Any:
+        """``fn(params, inputs)`` with the current parameters."""
+        return self.fn({n: self._tensor(n) for n in self.param_keys}, inputs)
+
+    def _tensor(self, name: str) -> torch.Tensor:
+        # not get_parameter: under functional_call the entries are plain tensors
+        path, _, leaf = str(name).rpartition(".")
+        return getattr(self.get_submodule(path) if path else self, leaf)
+
+
 # ---------------------------------------------------------------------- parameters
 class ModelView:
     """The model (or its float64 copy) with the chosen parameters as named leaves.
@@ -184,12 +240,13 @@ class ModelView:
 
     def __init__(self, model: Any, params: Any, dtype: Any, *,
                  allow_train_mode: bool = False) -> None:
-        self.functional = not isinstance(model, nn.Module)
         self.allow_train_mode = bool(allow_train_mode)
-        if self.functional:
-            self._init_functional(model, params, dtype)
-        else:
-            self._init_module(model, params, dtype)
+        self.fn = None
+        if not isinstance(model, (nn.Module, FunctionalModel)):
+            model, params = FunctionalModel(model, params), None
+        if isinstance(model, FunctionalModel):
+            self.fn = model.fn
+        self._init_module(model, params, dtype)
         self.shapes = [p.shape for p in self.params]
         self.numels = [p.numel() for p in self.params]
         self.num_params = int(sum(self.numels))
@@ -226,36 +283,11 @@ class ModelView:
             model = copy.deepcopy(model).to(self.dtype)
             named = dict(model.named_parameters())
         self.module = model
-        self.fn = None
         self.names = names
         self.params = [named[n] for n in names]
         chosen = set(names)
         self.frozen = {k: v.detach() for k, v in named.items() if k not in chosen}
         self.buffers = dict(model.named_buffers())
-
-    def _init_functional(self, fn: Callable, params: Any, dtype: Any) -> None:
-        if not callable(fn):
-            raise TypeError("model must be a torch.nn.Module or a function "
-                            f"model(params, inputs), got {type(fn).__name__}")
-        if not isinstance(params, Mapping) or not params:
-            raise TypeError(
-                "model must be a torch.nn.Module, or a function model(params, inputs) with "
-                f"params= the dict of its parameter tensors; got a {type(fn).__name__} and "
-                f"params of type {type(params).__name__}"
-            )
-        bad = [k for k, v in params.items()
-               if not isinstance(v, torch.Tensor) or not v.is_floating_point()]
-        if bad:
-            raise TypeError(f"params of a functional model must be floating tensors; {bad[0]!r} "
-                            "is not")
-        first = next(iter(params.values()))
-        self._set_dtype(first, dtype)
-        self.module = None
-        self.fn = fn
-        self.names = list(params)
-        self.params = [v.detach().to(device=self.device, dtype=self.dtype).requires_grad_(True)
-                       for v in params.values()]
-        self.frozen, self.buffers = {}, {}
 
     # ------------------------------------------------------------------ evaluation
     @contextmanager
@@ -269,7 +301,7 @@ class ModelView:
                 on = False
             if on:
                 stack.enter_context(torch.autocast(dev, enabled=False))
-            norms = [] if self.module is None or not self.allow_train_mode else [
+            norms = [] if not self.allow_train_mode else [
                 m for m in _train_norms(self.module) if m.track_running_stats]
             for m in norms:
                 m.track_running_stats = False  # batch statistics, no buffer update
@@ -282,18 +314,14 @@ class ModelView:
     def call(self, inputs: Any, kind: str = "pair") -> Any:
         """Run the model on a batch's ``inputs`` (``kind``: the batch's format)."""
         with self._forward():
-            if self.fn is not None:
-                return self.fn(dict(zip(self.names, self.params, strict=True)), inputs)
-            args, kwargs = call_args(inputs, kind)
+            args, kwargs = ((inputs,), {}) if self.fn is not None else call_args(inputs, kind)
             return self.module(*args, **kwargs)
 
     def call_functional(self, pdict: dict, inputs: Any, kind: str = "pair") -> Any:
         """Run the model with the chosen parameters replaced by ``pdict``."""
         with self._forward():
-            if self.fn is not None:
-                return self.fn(dict(pdict), inputs)
             state = {**self.frozen, **self.buffers, **pdict}
-            args, kwargs = call_args(inputs, kind)
+            args, kwargs = ((inputs,), {}) if self.fn is not None else call_args(inputs, kind)
             return torch.func.functional_call(self.module, state, args, kwargs)
 
     # flat <-> per-parameter

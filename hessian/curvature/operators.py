@@ -80,7 +80,7 @@ from ._base import CurvatureOperator, _Ctx
 from ._data import Batch
 from ._losses import LossSpec
 from ._params import group_by_owner, select_names
-from .model import select_output
+from .model import FunctionalModel, select_output
 
 __all__ = [
     "CurvatureOperator",
@@ -500,19 +500,12 @@ class NTKOperator(_OutputSpaceOperator):
 _KINDS = {"hessian": HessianOperator, "ggn": GGNOperator, "fisher": FisherOperator}
 
 
-def _groups(model: Any, params: Any) -> dict[str, Any]:
-    """Parameter groups of the per-layer blocks: module name -> ``params=`` of its block."""
-    if isinstance(model, nn.Module):
-        groups = group_by_owner(model, select_names(model, params))
-        if not groups:
-            raise ValueError("no module of the model owns a parameter that requires grad")
-        return groups
-    if not isinstance(params, dict) or not params:
-        raise TypeError("a functional model needs params= the dict of its parameter tensors")
-    out: dict[str, dict] = {}
-    for name, tensor in params.items():
-        out.setdefault(name.rpartition(".")[0] or "<root>", {})[name] = tensor
-    return out
+def _groups(model: nn.Module, params: Any) -> dict[str, Any]:
+    """Parameter groups of the per-layer blocks: module name -> names of its block."""
+    groups = group_by_owner(model, select_names(model, params))
+    if not groups:
+        raise ValueError("no module of the model owns a parameter that requires grad")
+    return groups
 
 
 def per_layer(model: Any, loss_fn: Any, data: Any, *, kind: str = "hessian",
@@ -542,6 +535,8 @@ def per_layer(model: Any, loss_fn: Any, data: Any, *, kind: str = "hessian",
         Module name -> operator, in module order.
     """
     check_choice(kind, "kind", tuple(_KINDS))
+    if not isinstance(model, nn.Module):  # one module for every block
+        model, params = FunctionalModel(model, params), None
     out: dict[str, CurvatureOperator] = {}
     for name, group in _groups(model, params).items():
         op = _KINDS[kind](model, loss_fn, data, params=group, **kwargs)
