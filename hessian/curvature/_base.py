@@ -256,7 +256,7 @@ class CurvatureOperator(Operator):
     def _matmat(self, V: torch.Tensor) -> torch.Tensor:
         V = self._prepare(V)
         p = V.shape[1]
-        out = V.new_zeros(p, self.shape[0])
+        out = V.new_empty(p, self.shape[0])
         step = self.max_probes or max(p, 1)
         with self._guard():
             for i in range(0, p, step):
@@ -304,7 +304,7 @@ class CurvatureOperator(Operator):
     def _pass(self, V: torch.Tensor, out: torch.Tensor, fresh: bool = False) -> None:
         """One pass over the data: add the weighted batch products of ``V`` into ``out``.
 
-        ``V`` is ``(P, p)``, ``out`` ``(p, P)`` and zero. Weights are relative to the
+        ``V`` is ``(P, p)``, ``out`` ``(p, P)``, uninitialised. Weights are relative to the
         first batch with examples (one batch: no scaling at all); batches without
         examples (every target ignored) contribute nothing.
         """
@@ -316,9 +316,10 @@ class CurvatureOperator(Operator):
             total += w
             if w == 0:
                 continue
-            w0 = w if w0 is None else w0
+            first = w0 is None
+            w0 = w if first else w0
             ctx = self._context(batch, fresh)
-            self._apply(ctx, V, batch, out, w / w0)
+            self._apply(ctx, V, batch, out, w / w0, first)
             sums.append(out.sum())  # cumulative: the first non-finite one names the batch
             losses.append(ctx.loss)
             del ctx
@@ -331,15 +332,18 @@ class CurvatureOperator(Operator):
             out.mul_(w0 / total)
 
     def _apply(self, ctx: _Ctx, V: torch.Tensor, batch: Batch, out: torch.Tensor,
-               alpha: float) -> None:
-        """Add ``alpha`` times the batch product of ``V`` ``(P, p)`` into ``out`` ``(p, P)``."""
+               alpha: float, first: bool) -> None:
+        """Add ``alpha`` times the batch product of ``V`` ``(P, p)`` into ``out`` ``(p, P)``.
+
+        ``first``: the first contribution; ``out`` is uninitialised and ``alpha`` is 1.
+        """
         p = V.shape[1]
         if p == 1 or not self._batched:
             for j in range(p):
-                self._add(out[j:j + 1], self._product(ctx, self._blocks(V[:, j:j + 1]), 1,
-                                                      batch), alpha)
+                parts = self._product(ctx, self._blocks(V[:, j:j + 1]), 1, batch)
+                self._add(out[j:j + 1], parts, alpha, first)
         else:
-            self._add(out, self._product(ctx, self._blocks(V), p, batch), alpha)
+            self._add(out, self._product(ctx, self._blocks(V), p, batch), alpha, first)
 
     def _blocks(self, V: torch.Tensor) -> list[torch.Tensor]:
         """Per-parameter ``(p, *shape)`` blocks of the rows of ``V`` ``(P, p)``."""
@@ -350,11 +354,22 @@ class CurvatureOperator(Operator):
             o += n
         return parts
 
-    def _add(self, out: torch.Tensor, parts: list, alpha: float) -> None:
+    def _add(self, out: torch.Tensor, parts: list, alpha: float, first: bool = False) -> None:
+        """``out += alpha * parts`` (``first``: ``out = parts``, ``out`` uninitialised).
+
+        Each part lands in its slice of ``out`` viewed in the parameter's shape, so no
+        part is copied on the way, whatever its strides.
+        """
         o, p = 0, out.shape[0]
-        for part, n in zip(parts, self.view.numels, strict=True):
-            if part is not None:
-                out[:, o:o + n].add_(part.reshape(p, n), alpha=alpha)
+        for part, n, shape in zip(parts, self.view.numels, self.view.shapes, strict=True):
+            dest = out[:, o:o + n].view(p, *shape)
+            if part is None:
+                if first:
+                    dest.zero_()
+            elif first:
+                dest.copy_(part)
+            else:
+                dest.add_(part, alpha=alpha)
             o += n
 
     @staticmethod
@@ -429,7 +444,7 @@ class CurvatureOperator(Operator):
         g = torch.Generator(device="cpu").manual_seed(20240601)
         z = torch.randint(0, 2, (self.shape[0], 1), generator=g).to(self.view.dtype) * 2 - 1
         z = z.to(self.view.device)
-        y1, y2 = z.new_zeros(1, self.shape[0]), z.new_zeros(1, self.shape[0])
+        y1, y2 = z.new_empty(1, self.shape[0]), z.new_empty(1, self.shape[0])
         with self._guard():
             self._pass(z, y1, fresh=True)
             self._pass(z, y2, fresh=True)
