@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import torch
-
-import hessian
 import hessian_common as C
+import torch
 from hessian_common import CE, anchors_available, interleaved, nparams, peak_bytes, seeded
 from hessian_models import resnet18
+
+import hessian
 
 #: The estimators' documented memory, in n-vectors kept (``None``: not documented yet);
 #: fill in from the estimators' docstrings so that the last column checks the target.
@@ -128,7 +128,6 @@ def product_overhead(model: Any, X: Any, y: Any, op: Any, rounds: int) -> str:
         [lambda: op.matvec(v),
          lambda: torch.autograd.grad(grads, params, parts, retain_graph=True)],
         rounds=rounds, inner=1)
-    del grads
     return (f"One product: the operator {t_ours:.3f} s, a bare double backward on the same "
             f"graph {t_bare:.3f} s (ratio {t_ours / t_bare:.3f}; median of {rounds} rounds "
             "in turns): the curvature side's own work per product.")
@@ -150,7 +149,6 @@ def pyhessian_trace(model: Any, X: Any, y: Any, op: Any, rounds: int) -> str:
     t_ours, t_ph = interleaved(
         [lambda: hessian.trace(op, num_matvecs=20, method="hutchinson", rng=0), theirs],
         rounds=rounds, inner=0)
-    del ph
     C.clear_grads(model)
     ok = "met" if t_ours <= t_ph else "**not met**"
     return (f"20-probe Hutchinson trace, both on a ready graph: ours {t_ours:.1f} s, PyHessian "
