@@ -487,7 +487,13 @@ def models_part(quick: bool) -> list[str]:
     import hessian_anchors as A
 
     out = ["## The models people train: GPT-2 and ResNet-18, side by side", "",
-           A.__doc__.split("\n\n")[1].replace("\n", " "), ""]
+           "Every tool computes the Hessian of the same loss. PyHessian and curvlinops take "
+           "only `(inputs, targets)` tensors and a module returning one tensor: they get the "
+           "GPT-2 through an adapter (`input_ids` -> shifted logits, flattened, and the "
+           "shifted labels), what their users write; hessian-eigenthings takes the dict "
+           "batch and `output.loss` (its `hf_lm_loss`); ours the dict batch with "
+           "`hessian.LanguageModelLoss()` and `output=\"logits\"`. Every label counts "
+           "here (no padding), so that the four compute the same matrix.", ""]
     case = A.gpt2_case(quick)
     if case is None:
         out += ["GPT-2: transformers is not installed; skipped.", ""]
@@ -500,7 +506,12 @@ def support_part(quick: bool) -> list[str]:
     import hessian_support as S
 
     return ["## What each tool supports (measured)", "",
-            S.__doc__.split("\n\n")[1].replace("\n", " "), ""] + S.table() + [
+            "Each cell builds the tool's operator for one feature on a small float64 problem "
+            "and compares one product with impalpable's float64 operator (which "
+            "`tests/hessian` checks against dense `torch.func` Hessians): *yes* (relative "
+            "error under 1e-6), *wrong* (with the error), *fails* (with the exception), "
+            "*no API*. The batches are unequal (10 and 3 samples; 3 and 2 sequences with "
+            "15 and 8 counted tokens).", ""] + S.table() + [
             "", "hessian-eigenthings' products over several batches equal the *unweighted* "
             "mean of the batch curvatures (checked to 1e-16 on the MLP's loader and GGN, "
             "3e-8 on the dict batches, whose loss transformers computes in float32); "

@@ -1,19 +1,8 @@
 """The models people train, side by side with PyHessian, curvlinops and hessian-eigenthings.
 
-Two models: a GPT-2 built from a config by transformers (2 layers, width 128, vocabulary
-1,000: 532,992 parameters; batch 8 x 32 tokens, every label counted) and the ResNet-18
-of :mod:`hessian_models`. Every tool computes the Hessian of the same loss: the anchors
-that take only ``(inputs, targets)`` tensors and a module returning one tensor
-(PyHessian, curvlinops) get the GPT-2 through an adapter (``input_ids`` -> shifted
-logits, flattened, with the shifted labels: what a user of those tools writes);
-hessian-eigenthings takes the dict batch and ``output.loss`` (its ``hf_lm_loss``); ours
-takes the dict batch with :class:`hessian.LanguageModelLoss` and ``output="logits"``.
-
-The support table is measured, not declared: each cell runs the tool on a small float64
-problem and compares one Hessian-vector product with impalpable's float64 operator (itself
-tested against dense ``torch.func`` Hessians in ``tests/hessian``): *yes* within 1e-6
-relative error, *wrong* with the error, *fails* with the exception; *no API* where the
-tool has no entry point for it.
+A GPT-2 built from a config by transformers (:func:`hessian_models.gpt2`) and the
+ResNet-18 of :mod:`hessian_models`; every tool computes the Hessian of the same loss
+(``bench_hessian.models_part`` states how each is fed).
 """
 
 from __future__ import annotations
@@ -137,7 +126,9 @@ def gpt2_case(quick: bool) -> dict | None:
 
     model, batch = model.to(C.DEVICE), {k: v.to(C.DEVICE) for k, v in batch.items()}
     tdata = (batch["input_ids"], shifted_targets(batch))
-    return dict(name="GPT-2 (transformers, 2 layers)", model=model, batch=batch,
+    B, T = batch["input_ids"].shape
+    return dict(name="GPT-2 (transformers, 2 layers)", size=f"batch {B} x {T} tokens",
+                model=model, batch=batch,
                 loss=hessian.LanguageModelLoss(), opts={"output": "logits"},
                 tmodel=Logits(model), tdata=tdata, he_loss=he.hf_lm_loss(),
                 grad=lambda: model(**batch).loss)
@@ -149,6 +140,7 @@ def resnet_case(quick: bool) -> dict:
     model, (X, y) = resnet18(batch=8 if quick else 32, width=32 if quick else 64)
     model, X, y = model.to(C.DEVICE), X.to(C.DEVICE), y.to(C.DEVICE)
     return dict(name="ResNet-18" + (" (width 32)" if quick else ""), model=model,
+                size=f"batch {len(X)} x 3 x 32 x 32",
                 batch=(X, y), loss=CE, opts={}, tmodel=model, tdata=(X, y),
                 he_loss=he.supervised_loss(CE), grad=lambda: CE(model(X), y))
 
@@ -182,15 +174,17 @@ def side_by_side(case: dict, quick: bool) -> list[str]:
         t0 = time.perf_counter()
         tr = t.trace20()
         t_tr = time.perf_counter() - t0
-        rows.append(f"| {t.name} | {lam:.5g} | {n} | {t_top:.1f} | {tr:.5g} | {t_tr:.1f} | "
+        capped = " (iteration cap: not converged)" if n >= 200 else ""
+        rows.append(f"| {t.name} | {lam:.5g}{capped} | {n} | {t_top:.1f} | {tr:.5g} | {t_tr:.1f} | "
                     f"{1e3 * th:.0f} | {th / times[0]:.2f} | "
                     f"{'n/a' if mem is None else f'{mem / 2**20:.0f}'} |")
         C.clear_grads(model)
-    head = [f"### {case['name']}: {P:,} parameters", "",
+    head = [f"### {case['name']}: {P:,} parameters, {case['size']}", "",
             f"Gradient (forward + backward): {1e3 * times[0]:.0f} ms. Top eigenvalue to "
-            "relative tolerance 1e-3 (ours: thick-restart Lanczos; PyHessian and "
-            "hessian-eigenthings: power iteration; curvlinops: scipy's eigsh); trace: 20 "
-            "Rademacher probes each (values differ by the probes' draws).", "",
+            "relative tolerance 1e-3: ours and curvlinops (scipy's eigsh) the largest, "
+            "PyHessian and hessian-eigenthings by power iteration (the largest in magnitude; "
+            "at most 200 products); trace: 20 Rademacher probes each (the values differ by "
+            "the probes' draws). HVP: one product, median over rounds taken in turns.", "",
             "| tool | top eigenvalue | products | seconds | trace, 20 probes | seconds | "
             "HVP ms | HVP / gradient | peak MB (top eigenvalue) |",
             "|---|---|---|---|---|---|---|---|---|"]

@@ -150,7 +150,7 @@ def functional(tool: str) -> tuple[Callable, Callable]:
 
 
 def dict_batches(tool: str) -> tuple[Callable, Callable]:
-    """A GPT-2 on two dict batches with padding (-100 labels), 21 and 10 counted tokens."""
+    """A GPT-2 on two dict batches with padding (-100 labels), 15 and 8 counted tokens."""
     built = gpt2(layers=1, width=16, heads=2, vocab=23, positions=16, batch=3, seq=8)
     if built is None:
         raise ModuleNotFoundError("transformers is not installed")
