@@ -48,6 +48,10 @@ class Batch:
     size: int
     count: float
     kind: str  # "pair", "kwargs", "args" or "tensor"
+    #: leading dimensions of the input tensors, when they disagree (the size is then
+    #: the first tensor's); ``guessed``: the weight was taken from that size
+    dims: tuple = ()
+    guessed: bool = False
 
 
 def _is_record(x: Any) -> bool:
@@ -182,14 +186,22 @@ class Batches:
         self.counts: list[float] | None = None
 
     def __iter__(self) -> Iterator[Batch]:
-        sizes, counts = [], []
+        sizes, counts, guessed = [], [], None
         for b, item in enumerate(self._source):
             batch = self._unpack(b, item)
             sizes.append(batch.size)
             counts.append(batch.count)
+            guessed = batch if guessed is None and batch.guessed else guessed
             yield batch
         if not sizes:
             raise ValueError("data is empty: the iterable yielded no batch")
+        if guessed is not None and len(sizes) > 1:
+            raise ValueError(
+                f"cannot tell the number of samples of batch {guessed.index}: its input "
+                f"tensors have leading dimensions {list(guessed.dims)}, and the batches are "
+                "weighted by it; pass num_examples=callable(target) -> the number of "
+                "examples the loss averages over"
+            )
         if self.sizes is None:
             self.sizes, self.counts = sizes, counts
         elif sizes != self.sizes:
@@ -291,7 +303,9 @@ class Batches:
         size = int(first.shape[0]) if first.ndim else 1
         if size == 0:
             raise ValueError(f"batch {b} is empty (0 samples)")
-        batch = Batch(b, inputs, target, size, float(size), kind)
+        dims = sorted({int(t.shape[0]) for t in tensors(inputs) if t.ndim})
+        batch = Batch(b, inputs, target, size, float(size), kind,
+                      tuple(dims) if len(dims) > 1 else ())
         if self.count is not None:
             batch.count = float(self.count(batch))
         return batch

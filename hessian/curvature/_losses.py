@@ -132,6 +132,7 @@ class LossSpec:
             if weight is not None:
                 return float(weight[y[valid].long()].sum())
             return float(valid.sum())
+        batch.guessed = bool(batch.dims)  # the inputs disagree on the size
         return float(batch.size)
 
     # ------------------------------------------------------------------ value

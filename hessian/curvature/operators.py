@@ -449,7 +449,8 @@ class NTKOperator(_OutputSpaceOperator):
             if self.output is not None:
                 check_int(self.output, "output", low=0, high=C - 1,
                           hint=f" (the model has {C} outputs)")
-            rows.append(batch.size * (C if self.output is None else 1))
+            n = out.shape[0] if out.ndim else 1  # the outputs' samples, not a guess
+            rows.append(n * (C if self.output is None else 1))
         self._rows = rows
         return int(sum(rows))
 

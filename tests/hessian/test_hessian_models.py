@@ -338,3 +338,42 @@ def test_causal_lm_loss_matches_the_model_loss(lm):
         out.logits.reshape(-1, 11), b["labels"].reshape(-1), ignore_index=-100))
     with pytest.raises(ValueError, match="no field 'labels'"):
         LM(out.logits, {"input_ids": b["input_ids"]})
+
+
+def test_doctests():
+    import doctest
+    import importlib
+
+    for name in ("hessian", "hessian.curvature.losses", "hessian.curvature.model",
+                 "hessian.curvature.operators", "hessian.curvature.spectrum"):
+        res = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+        assert res.failed == 0 and res.attempted > 0, name
+
+
+def test_batch_size_never_guessed_for_weights():
+    """Inputs disagreeing on their leading dimension: several batches need num_examples."""
+    model = mlp()
+    X, y = data("mlp", 12)
+
+    class WithScale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, scale, x, y=None):  # the first tensor is not per sample
+            return self.net(x) * scale
+
+    m = WithScale()
+    one = torch.ones(1, dtype=torch.float64)
+    batches = [{"scale": one, "x": X[:8], "y": y[:8]}, {"scale": one, "x": X[8:], "y": y[8:]}]
+
+    def loss(out, batch):  # a plain mean over the batch's samples
+        return F.cross_entropy(out, batch["y"])
+
+    with pytest.raises(ValueError, match=r"leading dimensions \[1, 8\].*num_examples"):
+        hessian.HessianOperator(m, loss, batches, reduction="mean")
+    H = hessian.HessianOperator(m, loss, batches, reduction="mean",
+                                num_examples=lambda b: len(b["y"]))
+    V = probes(51, 2)
+    close(H.matmat(V), Dense(model).hessian(CE, [(X, y)]) @ V)
+    hessian.HessianOperator(m, loss, batches[0])  # one batch: no weights to get wrong
