@@ -377,3 +377,14 @@ def test_batch_size_never_guessed_for_weights():
     V = probes(51, 2)
     close(H.matmat(V), Dense(model).hessian(CE, [(X, y)]) @ V)
     hessian.HessianOperator(m, loss, batches[0])  # one batch: no weights to get wrong
+
+
+def test_lm_mc_fisher_unbiased_for_the_ggn(lm):
+    model, batches, _, _, Gd = lm
+    F_mc = hessian.FisherOperator(model, LM, batches, output="logits", kind="mc",
+                                  mc_samples=3000, generator=torch.Generator().manual_seed(0))
+    V = probes(Gd.shape[0], 2)
+    assert float((F_mc.matmat(V) - Gd @ V).norm() / (Gd @ V).norm()) < 0.05
+    few = hessian.FisherOperator(model, LM, batches, output="logits", kind="mc",
+                                 mc_samples=1, generator=torch.Generator().manual_seed(0))
+    assert float((few.matmat(V) - Gd @ V).norm() / (Gd @ V).norm()) > 0.05  # can fail
