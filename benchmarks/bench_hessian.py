@@ -27,23 +27,32 @@ includes allocator caching; "n/a" off Linux.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import hessian_common as C  # noqa: E402
+from hessian_common import (  # noqa: E402
+    CE,
+    Counted,
+    anchors_available,
+    interleaved,
+    nparams,
+    peak_mb,
+    seeded,
+    torch_eig_shim,
+)
 
 import hessian  # noqa: E402
 import spectra  # noqa: E402
 from spectra.testing import wasserstein1  # noqa: E402
-
-CE = nn.CrossEntropyLoss()
 
 
 # ---------------------------------------------------------------------- data, models
@@ -97,116 +106,15 @@ def trained(model: nn.Module, X, y, steps: int = 20, lr: float = 1e-2) -> nn.Mod
         opt.zero_grad()
         CE(model(X), y).backward()
         opt.step()
-    _clear_grads(model)
+    C.clear_grads(model)
     return model
-
-
-def nparams(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-# ---------------------------------------------------------------------- measurement
-DEVICE = torch.device("cpu")
-
-
-def _sync() -> None:
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _status(field: str) -> int | None:
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def peak_mb(fn) -> str:
-    if DEVICE.type == "cuda":  # peak GPU memory above what was allocated before
-        _sync()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        _sync()
-        return f"{(torch.cuda.max_memory_allocated() - base) / 2**20:.0f}"
-    base = _status("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        base = None
-    fn()
-    hwm = _status("VmHWM")
-    if base is None or hwm is None:
-        return "n/a"
-    return f"{max(hwm - base, 0) / 1024:.0f}"
-
-
-class Counted:
-    """Counts calls of a product function."""
-
-    def __init__(self, fn, per_call=lambda *a, **k: 1):
-        self.fn, self.n, self.per_call = fn, 0, per_call
-
-    def __call__(self, *a, **k):
-        self.n += self.per_call(*a, **k)
-        return self.fn(*a, **k)
-
-
-@contextlib.contextmanager
-def seeded(seed: int):
-    """Seed the global RNGs for an anchor that only reads them; restore afterwards."""
-    state = np.random.get_state()  # noqa: NPY002
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        np.random.seed(seed)  # noqa: NPY002
-        try:
-            yield
-        finally:
-            np.random.set_state(state)  # noqa: NPY002
-
-
-@contextlib.contextmanager
-def torch_eig_shim():
-    """``torch.eig`` (removed from torch) for PyHessian's symmetric tridiagonal T."""
-    def eig(T, eigenvectors=False):
-        lam, U = torch.linalg.eigh(T)
-        return torch.stack([lam, torch.zeros_like(lam)], 1), U
-
-    had = hasattr(torch, "eig")
-    torch.eig = eig
-    try:
-        yield
-    finally:
-        if not had:
-            del torch.eig
-
-
-def _clear_grads(model: nn.Module) -> None:
-    for p in model.parameters():
-        p.grad = None
-
-
-# ---------------------------------------------------------------------- anchors
-def anchors_available() -> dict[str, Any]:
-    out = {}
-    for name, mod in (("PyHessian", "pyhessian"), ("curvlinops", "curvlinops"),
-                      ("hessian-eigenthings", "hessian_eigenthings")):
-        try:
-            out[name] = __import__(mod)
-        except Exception as err:  # noqa: BLE001
-            out[name] = err
-    return out
 
 
 def pyhessian_op(model, X, y):
     import pyhessian
 
-    _clear_grads(model)
-    return pyhessian.hessian(model, CE, data=(X, y), cuda=DEVICE.type == "cuda")
+    C.clear_grads(model)
+    return pyhessian.hessian(model, CE, data=(X, y), cuda=C.DEVICE.type == "cuda")
 
 
 def curvlinops_op(model, X, y, check=True):
@@ -223,34 +131,6 @@ def eigenthings_op(model, X, y):
 
 
 # ---------------------------------------------------------------------- A: products
-def interleaved(fns: list, rounds: int, inner: int) -> list[float]:
-    """Median wall time of each function: turns in a new order every round.
-
-    Timing one path after another lets a drift in the machine's speed (other jobs, clock
-    changes) land on whichever path ran at the time; taking turns, shuffled, spreads it
-    over all. A turn is one untimed call and then ``inner`` timed ones: the first call
-    after switching paths pays for what the previous path left behind (page faults of
-    freed buffers, cold caches; measured here up to 1.6x a short call), which a user
-    running one path in a loop (Lanczos, a training step) does not see. ``inner=0``:
-    one timed call per turn, for calls long enough to amortise the switch.
-    """
-    for fn in fns:
-        fn()  # warm-up
-    ts: list[list[float]] = [[] for _ in fns]
-    order = np.random.default_rng(0)
-    for _ in range(rounds):
-        for i in order.permutation(len(fns)):
-            if inner:
-                fns[i]()
-            for _ in range(max(inner, 1)):
-                _sync()
-                t0 = time.perf_counter()
-                fns[i]()
-                _sync()
-                ts[i].append(time.perf_counter() - t0)
-    return [float(np.median(t)) for t in ts]
-
-
 def product_table(model, X, y, quick: bool) -> list[str]:
     P = nparams(model)
     params = list(model.parameters())
@@ -272,7 +152,7 @@ def product_table(model, X, y, quick: bool) -> list[str]:
         for p in counts:
             if p == 1 and batching == "vmap" and mode == "autograd":
                 continue  # one probe: the same call as the loop
-            V = torch.randn(P, p, generator=g).to(DEVICE)
+            V = torch.randn(P, p, generator=g).to(C.DEVICE)
             cases.append((name if p > 1 else name.replace(", loop", "").replace(", vmap", ""),
                           p, lambda H=H, V=V: H.matmat(V)))
     av = anchors_available()
@@ -281,17 +161,17 @@ def product_table(model, X, y, quick: bool) -> list[str]:
 
         ph = pyhessian_op(model, X, y)
         keep.append(ph)
-        v = [torch.randn(p.shape, generator=g).to(DEVICE) for p in ph.params]
+        v = [torch.randn(p.shape, generator=g).to(C.DEVICE) for p in ph.params]
         cases.append(("PyHessian (graph reused)", 1,
                       lambda: hessian_vector_product(ph.gradsH, ph.params, v)))
     if not isinstance(av["hessian-eigenthings"], Exception):
         he = eigenthings_op(model, X, y)
-        v1 = torch.randn(P, generator=g).to(DEVICE)
+        v1 = torch.randn(P, generator=g).to(C.DEVICE)
         cases.append(("hessian-eigenthings autograd", 1, lambda: he.matvec(v1)))
     if not isinstance(av["curvlinops"], Exception):
         cl = curvlinops_op(model, X, y)
         for p in counts:
-            V = torch.randn(P, p, generator=g).to(DEVICE)
+            V = torch.randn(P, p, generator=g).to(C.DEVICE)
             cases.append(("curvlinops", p, lambda V=V: cl @ V))
     times: dict[int, float] = {}
     for big in (False, True):  # a batch of 100 is a loop of its own: one call per turn
@@ -303,7 +183,7 @@ def product_table(model, X, y, quick: bool) -> list[str]:
     rows = [f"| {name} | {p} | {times[i] / p * 1e3:.1f} | {times[i] / p / tg:.2f} | "
             f"{peak_mb(fn)} |" for i, (name, p, fn) in enumerate(cases)]
     del keep
-    _clear_grads(model)
+    C.clear_grads(model)
     head = [f"Median over {rounds} rounds in a shuffled order; a turn is one untimed call "
             f"then {inner} timed ones (calls of 100 probes: 3 rounds of one timed call). "
             "*x gradient*: per-probe time over the gradient's.", "",
@@ -324,10 +204,10 @@ def eig_table(model, X, y, quick: bool) -> tuple[list[str], float]:
     av = anchors_available()
 
     def add(name, target, fn):
-        _sync()
+        C.sync()
         t0 = time.perf_counter()
         lam, n = fn()
-        _sync()
+        C.sync()
         t = time.perf_counter() - t0
         err = abs(lam - lam1) / abs(lam1)
         ok = "yes" if err <= target else "**no**"
@@ -355,7 +235,7 @@ def eig_table(model, X, y, quick: bool) -> tuple[list[str], float]:
                         lam, _ = ph.eigenvalues(maxIter=1000, tol=target)
                 finally:
                     phm.hessian_vector_product = counted.fn
-                    _clear_grads(model)
+                    C.clear_grads(model)
                 return float(lam[0]), counted.n
             add("PyHessian power iteration", target, ph_run)
     if not isinstance(av["hessian-eigenthings"], Exception):
@@ -398,10 +278,10 @@ def eig_table(model, X, y, quick: bool) -> tuple[list[str], float]:
 
 # ---------------------------------------------------------------------- C, D: trace, density
 def small_case(X, y):
-    model = trained(mlp((64, 32, 16, 10), seed=1).to(DEVICE), X, y)
+    model = trained(mlp((64, 32, 16, 10), seed=1).to(C.DEVICE), X, y)
     H64 = hessian.HessianOperator(model, CE, (X, y), dtype=torch.float64)
     n = H64.shape[0]
-    eye = torch.eye(n, dtype=torch.float64, device=DEVICE)
+    eye = torch.eye(n, dtype=torch.float64, device=C.DEVICE)
     cols = [H64.matmat(eye[:, i:i + 400]) for i in range(0, n, 400)]
     Hd = torch.cat(cols, 1).cpu().numpy()
     Hd = 0.5 * (Hd + Hd.T)
@@ -436,10 +316,10 @@ def trace_table(model, X, y, Hd, quick: bool) -> list[str]:
     def add(name, fn):
         errs, times = [], []
         for s in seeds:
-            _sync()
+            C.sync()
             t0 = time.perf_counter()
             val = fn(s)
-            _sync()
+            C.sync()
             times.append(time.perf_counter() - t0)
             errs.append(abs(val - exact) / abs(exact))
         rows.append(f"| {name} | {100 * np.mean(errs):.2f}% | {100 * np.max(errs):.2f}% | "
@@ -454,7 +334,7 @@ def trace_table(model, X, y, Hd, quick: bool) -> list[str]:
             p = pyhessian_op(model, X, y)
             with seeded(s):
                 v = float(np.mean(p.trace(maxIter=100)))
-            _clear_grads(model)
+            C.clear_grads(model)
             return v
         add("PyHessian Hutchinson (its default stopping rule)", ph)
     if not isinstance(av["curvlinops"], Exception):
@@ -504,13 +384,13 @@ def density_table(model, X, y, Hd, quick: bool) -> list[str]:
         def call():
             box["v"] = fn()
         for r in range(reps):  # seeded: every run gives the same W1
-            _sync()
+            C.sync()
             t0 = time.perf_counter()
             if r == 0:
                 mem = peak_mb(call)
             else:
                 call()
-            _sync()
+            C.sync()
             ts.append(time.perf_counter() - t0)
         w1, note = box["v"]
         rows.append(f"| {name} | {np.median(ts):.2f} | {w1:.1e} | {note} | {mem} |")
@@ -528,7 +408,7 @@ def density_table(model, X, y, Hd, quick: bool) -> list[str]:
             p = pyhessian_op(model, X, y)
             with seeded(0), torch_eig_shim():
                 nodes, weights = p.density(iter=steps, n_v=probes)
-            _clear_grads(model)
+            C.clear_grads(model)
             nodes, weights = np.ravel(nodes), np.ravel(weights) / probes
             return wasserstein1(nodes, lam, weights=weights), "raw (torch.eig shimmed)"
         add("PyHessian density", ph)
@@ -562,49 +442,119 @@ def density_table(model, X, y, Hd, quick: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------------- report
-def run(quick: bool = False, threads: int | None = 1, device: str = "cpu") -> str:
-    """Run the benchmark and return a Markdown report.
+PARTS = ("digits", "models", "support", "scale")
 
-    ``threads`` sets ``torch.set_num_threads`` (default 1: on a shared 2-core machine one
-    thread gives far steadier timings; ``None`` leaves torch's default). ``device`` runs
-    models, data and probes there (``"cuda"`` on a GPU machine).
-    """
-    global DEVICE
-    DEVICE = torch.device(device)
-    if threads is not None:
-        torch.set_num_threads(threads)
-    X, y, src = digits()
-    X, y = X.to(DEVICE), y.to(DEVICE)
-    av = anchors_available()
-    versions = []
-    for name, mod in av.items():
+
+def _versions() -> str:
+    from importlib.metadata import version
+
+    out = []
+    for name, mod in anchors_available().items():
         if isinstance(mod, Exception):
-            versions.append(f"{name}: not importable ({type(mod).__name__}: {mod})")
+            out.append(f"{name}: not importable ({type(mod).__name__}: {mod})")
         else:
-            from importlib.metadata import version
-
             dist = {"PyHessian": "pyhessian", "curvlinops": "curvlinops-for-pytorch",
                     "hessian-eigenthings": "hessian-eigenthings"}[name]
-            versions.append(f"{name} {version(dist)}")
-    out = ["# Curvature of PyTorch models: impalpable `hessian` vs anchors", "",
-           f"torch {torch.__version__}, {torch.get_num_threads()} threads, data: {src} "
-           f"{tuple(X.shape)}, float32, full batch. Anchors: {'; '.join(versions)}.", ""]
-    if DEVICE.type == "cuda":
-        out[2] = out[2].replace(f"{torch.get_num_threads()} threads", torch.cuda.get_device_name())
-    big = trained(mlp().to(DEVICE), X, y)
+            out.append(f"{name} {version(dist)}")
+    try:
+        out.append(f"transformers {version('transformers')}")
+    except Exception:  # noqa: BLE001 - optional
+        out.append("transformers: not installed")
+    return "; ".join(out)
+
+
+def digits_part(quick: bool) -> list[str]:
+    """The MLP and CNN products, the top eigenvalue, trace and density on digits."""
+    X, y, src = digits()
+    X, y = X.to(C.DEVICE), y.to(C.DEVICE)
+    out = [f"Data of the next five sections: {src} {tuple(X.shape)}, float32, full batch.",
+           ""]
+    big = trained(mlp().to(C.DEVICE), X, y)
     out += [f"## Hessian-vector products: MLP 64-256-256-10 tanh ({nparams(big):,} parameters)",
             ""] + product_table(big, X, y, quick) + [""]
-    cnn = trained(_init(CNN(), 2).to(DEVICE), X, y)
+    cnn = trained(_init(CNN(), 2).to(C.DEVICE), X, y)
     out += [f"## Hessian-vector products: small CNN ({nparams(cnn):,} parameters)", ""]
     out += product_table(cnn, X, y, quick) + [""]
     out += ["## Top eigenvalue (MLP 85,002)", ""] + eig_table(big, X, y, quick)[0] + [""]
     small, Hd = small_case(X, y)
     out += ["## Trace, 100 products", ""] + trace_table(small, X, y, Hd, quick) + [""]
     out += ["## Spectral density (SLQ)", ""] + density_table(small, X, y, Hd, quick) + [""]
+    return out
+
+
+def models_part(quick: bool) -> list[str]:
+    """GPT-2 and ResNet-18 side by side with the anchors (issue 16)."""
+    import hessian_anchors as A
+
+    out = ["## The models people train: GPT-2 and ResNet-18, side by side", "",
+           "Every tool computes the Hessian of the same loss. PyHessian and curvlinops take "
+           "only `(inputs, targets)` tensors and a module returning one tensor: they get the "
+           "GPT-2 through an adapter (`input_ids` -> shifted logits, flattened, and the "
+           "shifted labels), what their users write; hessian-eigenthings takes the dict "
+           "batch and `output.loss` (its `hf_lm_loss`); ours the dict batch with "
+           "`hessian.LanguageModelLoss()` and `output=\"logits\"`. Every label counts "
+           "here (no padding), so that the four compute the same matrix.", ""]
+    case = A.gpt2_case(quick)
+    if case is None:
+        out += ["GPT-2: transformers is not installed; skipped.", ""]
+    else:
+        out += A.side_by_side(case, quick) + [""]
+    return out + A.side_by_side(A.resnet_case(quick), quick) + [""]
+
+
+def support_part(quick: bool) -> list[str]:
+    import hessian_support as S
+
+    return ["## What each tool supports (measured)", "",
+            "Each cell builds the tool's operator for one feature on a small float64 problem "
+            "and compares one product with impalpable's float64 operator (which "
+            "`tests/hessian` checks against dense `torch.func` Hessians): *yes* (relative "
+            "error under 1e-6), *wrong* (with the error), *fails* (with the exception), "
+            "*no API*. The batches are unequal (10 and 3 samples; 3 and 2 sequences with "
+            "15 and 8 counted tokens).", ""] + S.table() + [
+            "", "hessian-eigenthings' products over several batches equal the *unweighted* "
+            "mean of the batch curvatures (checked to 1e-16 on the MLP's loader and GGN, "
+            "3e-8 on the dict batches, whose loss transformers computes in float32). "
+            "curvlinops' dict-batch error is not that of weighting the batches by samples "
+            "alone (it is 0.5% from the sample-weighted mean, measured once); its cause was "
+            "not traced further.", ""]
+
+
+def run(quick: bool = False, threads: int | None = 1, device: str = "cpu",
+        parts: tuple = PARTS) -> str:
+    """Run the benchmark and return a Markdown report.
+
+    ``threads`` sets ``torch.set_num_threads`` (default 1: on a shared 2-core machine one
+    thread gives far steadier timings; ``None`` leaves torch's default). ``device`` runs
+    models, data and probes there (``"cuda"`` on a GPU machine). ``parts``: any of
+    ``"digits"`` (products, top eigenvalue, trace, density on small models), ``"models"``
+    (GPT-2 and ResNet-18 with the anchors), ``"support"`` (the measured support table),
+    ``"scale"`` (the estimators at ResNet-18 scale: time split and memory).
+    """
+    import hessian_scale
+
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
+    C.set_device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    where = torch.cuda.get_device_name() if C.DEVICE.type == "cuda" else (
+        f"{torch.get_num_threads()} threads")
+    out = ["# Curvature of PyTorch models: impalpable `hessian` vs anchors", "",
+           f"torch {torch.__version__}, {where}. {_versions()}. Parts: {', '.join(parts)}"
+           f"{' (--quick sizes)' if quick else ''}.", ""]
+    makers = {"digits": digits_part, "models": models_part, "support": support_part,
+              "scale": hessian_scale.run}
+    for part in PARTS:
+        if part in parts:
+            out += makers[part](quick)
     return "\n".join(out)
 
 
 if __name__ == "__main__":
     n = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
     dev = sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv else "cpu"
-    print(run(quick="--quick" in sys.argv, threads=n, device=dev))
+    only = (tuple(sys.argv[sys.argv.index("--only") + 1].split(",")) if "--only" in sys.argv
+            else PARTS)
+    print(run(quick="--quick" in sys.argv, threads=n, device=dev, parts=only))

@@ -4,9 +4,11 @@ Curvature operators of a model's loss over its data -- the Hessian, the generali
 Gauss-Newton matrix, the empirical and Monte-Carlo Fisher, the neural tangent kernel
 and the parameter-space Jacobian Gram -- as :class:`spectra.Operator` objects, so
 every :mod:`spectra` estimator (``eigsh``, ``trace``, ``diagonal``, ``density``,
-``lanczos``) runs on them unchanged. Products of many probes go through one batched
-backward pass; a fixed batch's first-order graph is built once and reused; data
-loaders are averaged with exact batch-size weights. One-call helpers
+``lanczos``) runs on them unchanged. Models are modules or functions of a parameter
+dict; batches are ``(inputs, targets)`` pairs, mappings or dataclasses of keyword inputs
+(transformers models included, with :class:`LanguageModelLoss` for their tokens), read
+by a documented rule; a fixed batch's first-order graph is built once and reused; data
+loaders are averaged with exact weights (samples, or counted examples). One-call helpers
 (:func:`top_eigenvalues`, :func:`trace`, :func:`diagonal`, :func:`density`) cover the
 common cases, per layer too, and :mod:`hessian.distributed` runs the same products
 data-parallel over ``torch.distributed``.
@@ -39,6 +41,7 @@ from .curvature import (
     GGNOperator,
     HessianOperator,
     JacobianGramOperator,
+    LanguageModelLoss,
     NTKOperator,
     curvature_operator,
     density,
@@ -65,6 +68,7 @@ __all__ = [
     "HessianOperator",
     "JacobianGramOperator",
     "KernelPruner",
+    "LanguageModelLoss",
     "NTKOperator",
     "SNRAdamW",
     "SpectralLR",

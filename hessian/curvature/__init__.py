@@ -2,7 +2,9 @@
 
 The Hessian, the generalised Gauss-Newton matrix, the empirical and Monte-Carlo Fisher,
 the parameter-space Jacobian Gram and the neural tangent kernel of a model's loss over
-its data, as :class:`spectra.Operator` objects (:mod:`~hessian.curvature.operators`);
+its data, as :class:`spectra.Operator` objects (:mod:`~hessian.curvature.operators`),
+for modules and functional models, batches as tuples, mappings or dataclasses, and the
+token loss of language models (:mod:`~hessian.curvature.losses`);
 the model side they share (:mod:`~hessian.curvature.model`); one-call top eigenvalues,
 trace, diagonal and density (:mod:`~hessian.curvature.spectrum`); and the same products
 summed over ``torch.distributed`` ranks (:mod:`~hessian.curvature.distributed`).
@@ -13,6 +15,7 @@ Nothing here imports :mod:`hessian.training`; the training-time tools build on t
 from __future__ import annotations
 
 from . import distributed as distributed
+from .losses import LanguageModelLoss
 from .model import ModelView, check_eval_mode, eval_mode
 from .operators import (
     CurvatureOperator,
@@ -31,6 +34,7 @@ __all__ = [
     "GGNOperator",
     "HessianOperator",
     "JacobianGramOperator",
+    "LanguageModelLoss",
     "ModelView",
     "NTKOperator",
     "check_eval_mode",

@@ -2,9 +2,9 @@ r"""Data-parallel curvature products over ``torch.distributed`` (gloo on CPU, nc
 
 Each rank holds a shard of the data and builds the ordinary curvature operator on it;
 :class:`DistributedOperator` applies it and sums the results with one ``all_reduce``,
-weighting each rank by its share of the samples:
+weighting each rank by its share of the examples (samples, or counted targets):
 
-.. math:: H v = \sum_r \frac{N_r}{N} H_r v, \qquad N = \sum_r N_r
+.. math:: H v = \sum_r \frac{n_r}{n} H_r v, \qquad n = \sum_r n_r
 
 (plain sums for ``reduction="sum"`` losses and the Jacobian Gram), which is exactly the
 operator of the whole data set, uneven shards included. Every rank receives the same
@@ -71,10 +71,10 @@ class DistributedOperator(Operator):
 
     Attributes
     ----------
-    num_samples : int
-        Samples over all ranks.
+    num_examples : float
+        Examples over all ranks (samples, or counted targets and tokens).
     weight : float
-        This rank's weight ``N_r / N`` (1 for sum-reduced operators).
+        This rank's weight ``n_r / n`` (1 for sum-reduced operators).
     """
 
     def __init__(self, local: CurvatureOperator, *, group: Any = None) -> None:
@@ -88,7 +88,13 @@ class DistributedOperator(Operator):
         self.local = local
         self.group = group
         dev = local.device
-        info = torch.tensor([float(local.num_samples), float(local.shape[0]), 1.0],
+        if local.reduction is None:
+            raise ValueError(
+                "the reduction of the loss is unknown (the probe on a batch and its parts "
+                "was inconclusive) and the ranks' shards are weighted by it: pass "
+                "reduction='mean' (with num_examples=...) or reduction='sum'"
+            )
+        info = torch.tensor([float(local.num_examples), float(local.shape[0]), 1.0],
                             dtype=torch.float64, device=dev)
         gathered = [torch.zeros_like(info) for _ in range(dist.get_world_size(group))]
         dist.all_gather(gathered, info, group=group)
@@ -96,8 +102,8 @@ class DistributedOperator(Operator):
         if len(dims) != 1:
             raise ValueError(f"ranks disagree on the operator dimension: {sorted(dims)}; "
                              "use the same model and params on every rank")
-        self.num_samples = int(sum(float(t[0]) for t in gathered))
-        self.weight = (local.num_samples / self.num_samples if local.reduction == "mean"
+        self.num_examples = float(sum(float(t[0]) for t in gathered))
+        self.weight = (local.num_examples / self.num_examples if local.reduction == "mean"
                        else 1.0)
         super().__init__(local.shape, local.dtype, device=dev, symmetric=local.symmetric,
                          psd=local.psd, backend="torch")
@@ -191,8 +197,9 @@ def _quiet(progress: Any, group: Any) -> Any:
     return progress if dist.get_rank(group) == 0 else False
 
 
-_OPERATOR_KEYS = ("kind", "params", "dtype", "mode", "reduction", "check_deterministic",
-                  "cache_graph", "max_probes", "move_data", "generator", "mc_samples")
+_OPERATOR_KEYS = ("kind", "params", "output", "dtype", "mode", "reduction", "num_examples",
+                  "batch_format", "allow_train_mode", "check_deterministic", "cache_graph",
+                  "max_probes", "batching", "move_data", "generator", "mc_samples")
 
 
 def _op_kwargs(kwargs: dict) -> dict:

@@ -31,7 +31,7 @@ from typing import Any
 
 import spectra
 from spectra.results import EigResult, Estimate, SpectralDensity
-from spectra.validation import check_choice
+from spectra.validation import check_choice, check_int
 
 from .operators import (
     CurvatureOperator,
@@ -91,12 +91,8 @@ def _operators(model: Any, loss_fn: Any, data: Any, kind: str, layers: bool,
 
 
 def _num_batches(op: Any) -> int | None:
-    data = getattr(op, "data", None)
-    src = getattr(data, "_source", None)
-    try:
-        return len(src) if src is not None else None
-    except TypeError:
-        return None
+    sizes = getattr(getattr(op, "data", None), "sizes", None)
+    return None if sizes is None else len(sizes)
 
 
 @contextmanager
@@ -140,7 +136,8 @@ def top_eigenvalues(model: Any, loss_fn: Any = None, data: Any = None, k: int = 
     data : tuple or iterable
         One ``(inputs, targets)`` batch or an iterable of batches.
     k : int
-        Number of eigenvalues.
+        Number of eigenvalues, in ``[1, P]`` (a per-layer block with fewer than ``k``
+        parameters gives all its eigenvalues).
     kind : {"hessian", "ggn", "fisher", "jtj"}
     which : {"LA", "SA", "LM", "BE"}
         Largest algebraic (default), smallest, largest magnitude, both ends.
@@ -173,10 +170,13 @@ def top_eigenvalues(model: Any, loss_fn: Any = None, data: Any = None, k: int = 
     True
     """
     ops = _operators(model, loss_fn, data, kind, per_layer, kwargs)
+    dims = [op.shape[0] for op in (ops.values() if isinstance(ops, dict) else [ops])]
+    check_int(k, "k", low=1, high=sum(dims),
+              hint=f" (the curvature has {sum(dims)} parameters: at most all its eigenvalues)")
 
     def run(op: Any, name: str) -> EigResult:
         # A layer's block may hold fewer parameters than k: all its eigenvalues, then.
-        kk = min(k, op.shape[0]) if per_layer else k
+        kk = min(k, op.shape[0])
         with _progress(op, max_matvecs, f"eigsh {name}".strip(), progress):
             return spectra.eigsh(op, k=kk, which=which, tol=tol, max_matvecs=max_matvecs,
                                  rng=rng)

@@ -450,16 +450,17 @@ def test_estimators_run_unchanged_on_operators():
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_batching_strategies_agree_and_auto_measures(mode):
+def test_batching_strategies_agree_and_auto_is_a_fixed_rule(mode):
     model = mlp()
     X, y = data("mlp", 12)
     V = probes(51, 9)
     ref = Dense(model).hessian(CE, [(X, y)]) @ V
-    for batching in ("loop", "vmap", "auto"):
+    for batching, batched in (("loop", False), ("vmap", True), ("auto", False)):
         H = hessian.HessianOperator(model, CE, (X, y), mode=mode, batching=batching)
         close(H.matmat(V), ref)
         G = hessian.GGNOperator(model, CE, (X, y), mode=mode, batching=batching)
         close(G.matmat(V), Dense(model).ggn(CE, X, y) @ V)
-    assert set(H.batching_times) == {"loop", "vmap"} and H._batched in (True, False)
+        # "auto" is the loop on a CPU whatever the timings (results never depend on them)
+        assert H.batched is batched and G.batched is batched
     with pytest.raises(ValueError, match="batching"):
         hessian.HessianOperator(model, CE, (X, y), batching="threads")
