@@ -27,6 +27,9 @@ docs: $(STAMP)
 bench: $(STAMP)
 	# The anchors pull torchvision; keep it on the pinned CPU torch, never a CUDA build.
 	$(PY) -m pip install -q -e .[bench] $$(grep '^torch==' requirements-dev.txt)
+	# PyPI's torchvision (pulled by an anchor) does not import beside the pinned CPU torch
+	# ('operator torchvision::nms does not exist'); the benchmarks carry their own models.
+	$(PY) -m pip uninstall -y -q torchvision || true
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_optim.py
 	$(PY) benchmarks/run_all.py
 
