@@ -18,6 +18,7 @@ from ..backend import eps, from_numpy, to_numpy
 from ..operators import Operator
 from ..probes import draw
 from ..results import NonFiniteError
+from ._scale import column_norms, product_scale
 
 #: DGKS threshold: a second Gram-Schmidt pass when the first leaves less than this
 #: fraction of the norm.
@@ -46,9 +47,12 @@ def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
 class Basis:
     """Orthonormal basis rows in the operator's namespace, projected matrix on the host."""
 
-    def __init__(self, op: Operator, ncv: int, g: Any):
-        self.op, self.xp, self.g = op, op.xp, g
+    def __init__(self, op: Operator, ncv: int, g: Any, lock: Any = None):
+        self.op, self.xp, self.g, self.b = op, op.xp, g, 1
         self.n, self.m = op.shape[0], ncv
+        #: locked vectors (rows): the run lives on their orthogonal complement
+        self.L = None if lock is None else self._rows(lock)
+        self.dim = self.n - (0 if lock is None else int(lock.shape[1]))
         self.V = self.xp.zeros((ncv + 1, self.n), dtype=op.dtype, device=op.device)
         self.H = np.zeros((ncv, ncv))
         self.size = 0  # vectors in use (the continuation vector not counted)
@@ -58,6 +62,49 @@ class Basis:
         self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
         self.numpy = op.backend == "numpy"
         self.tmp = np.empty(self.n, dtype=op.dtype) if self.numpy else None
+        #: power of two applied to every product (spectra.krylov._scale): the basis runs
+        #: on ``inv * A``; H, beta, anorm are in those units (divide by inv for A's)
+        self.inv: float | None = None
+
+    def _rows(self, X):
+        """The columns of ``X`` as C-contiguous rows (a copy)."""
+        if self.op.backend == "numpy":
+            return np.ascontiguousarray(X.T)
+        return X.T.contiguous()
+
+    def _deflate(self, w):
+        """Remove the components of ``w`` along the locked rows (twice: CGS2)."""
+        L = self.L
+        if L is None:
+            return w
+        for _ in range(2):
+            if self.numpy:
+                np.matmul(L @ w, L, out=self.tmp)
+                w -= self.tmp
+            else:
+                w = w - (L @ w) @ L
+        return w
+
+    def product(self, v):
+        """``inv * (A v)``: one counted product, scaled by the run's power of two."""
+        w = self.op.matvec(v)
+        self.used += 1
+        if self.inv is None:
+            self.inv = product_scale(w, self.xp, f"eigsh product {self.used} (Lanczos step 1)")
+        if self.numpy:
+            w = self._own(w)
+            if self.inv != 1.0:
+                w *= self.inv
+        elif self.inv != 1.0:
+            w = w * self.inv
+        return self._deflate(w)
+
+    def _own(self, w):
+        """``w`` as a writable array of the basis dtype that aliases no basis row."""
+        V = self.V
+        if w.dtype != V.dtype or not w.flags.writeable or np.may_share_memory(w, V):
+            w = np.array(w, dtype=V.dtype)
+        return w
 
     def _project(self, w, j: int):
         """Orthogonalise ``w`` against rows ``0..j``; return it with the coefficients."""
@@ -89,8 +136,7 @@ class Basis:
         page faults comparable to the arithmetic.
         """
         V, tmp = self.V, self.tmp
-        if w.dtype != V.dtype or not w.flags.writeable or np.may_share_memory(w, V):
-            w = np.array(w, dtype=V.dtype)
+        w = self._own(w)
         col = self.H[:j, j]
         nz = np.flatnonzero(col)
         if nz.size == 1:
@@ -119,13 +165,14 @@ class Basis:
         return w, h_host, float(np.sqrt(np.dot(w, w)))
 
     def set_start(self, v) -> None:
-        self.V[0] = v / from_numpy(to_numpy(self.xp.linalg.vector_norm(v)), like=self.op)
+        """Normalise ``v`` (scale-safe) into the first basis row."""
+        nrm = column_norms(v[:, None], self.xp)
+        self.V[0] = v / from_numpy(nrm, like=self.op)[0]
 
     def step(self) -> bool:
         """One Lanczos step at row ``size``; return whether a breakdown occurred."""
         j = self.size
-        w = self.op.matvec(self.V[j])
-        self.used += 1
+        w = self.product(self.V[j])
         w, h, b = self._project(w, j)
         if not (np.all(np.isfinite(h)) and np.isfinite(b)):
             raise NonFiniteError(
@@ -135,7 +182,7 @@ class Basis:
         self.H[j, j] = h[j]
         self.anorm = max(self.anorm, float(np.hypot(np.hypot(h[j], b), self.beta)))
         self.size = j + 1
-        if self.size >= self.n:  # the whole space: the Ritz pairs are exact
+        if self.size >= self.dim:  # the whole space: the Ritz pairs are exact
             self.beta = 0.0
             return False
         breakdown = b <= self.tiny * max(self.anorm, 1e-300)
@@ -154,7 +201,8 @@ class Basis:
 
     def _random_direction(self):
         """A random unit vector orthogonal to the basis (after an invariant subspace)."""
-        return random_direction(self.op, self.g, self.V[: self.size])
+        extra = () if self.L is None else (self.L,)
+        return random_direction(self.op, self.g, self.V[: self.size], *extra)
 
     def ritz(self):
         s = self.size

@@ -46,6 +46,7 @@ import numpy as np
 from ..backend import eps, from_numpy, to_numpy
 from ..results import NonFiniteError
 from ._basis import DGKS, random_direction
+from ._scale import product_scale
 
 #: A column whose norm after projection falls below this fraction of its norm before
 #: the QR pivot sends the block through the column-wise (refined) Gram--Schmidt.
@@ -69,6 +70,8 @@ class BlockBasis:
         self.size = 0
         self.anorm = 0.0
         self.used = 0
+        self.dim = self.n
+        self.inv: float | None = None  # power of two on every product (krylov._scale)
         self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
 
     # ------------------------------------------------------------------ orthogonalisation
@@ -163,6 +166,11 @@ class BlockBasis:
         j, b = self.size, self.b
         W = self.op.matmat(self.V[j : j + b].T)
         self.used += b
+        if self.inv is None:
+            self.inv = product_scale(W, self.xp, f"eigsh product {self.used - b + 1} "
+                                     f"(block Lanczos step 1)")
+        if self.inv != 1.0:
+            W = W * self.inv
         Q, C, R, bad, deficient = self._orth(W.T, j + b)
         if bad is not None:
             raise NonFiniteError(

@@ -68,9 +68,11 @@ from ..backend import eps, from_numpy, to_numpy, tolerance
 from ..operators import Operator, as_operator, dense_matrix, require_symmetric
 from ..probes import as_rng, draw
 from ..results import EigResult, warn_not_converged
-from ..validation import check_float, check_int
+from ..validation import check_bool, check_float, check_int
 from ._basis import Basis
 from ._block import BlockBasis, num_keep
+from ._run import Copies, Run, converged_mask
+from ._scale import product_scale, unit_columns
 
 __all__ = ["WHICH", "eigsh"]
 
@@ -130,21 +132,49 @@ def _block_ncv(n: int, k: int, ncv: Any, b: int) -> tuple[int, int]:
 
 
 def _start_vector(op: Operator, v0: Any, g: Any):
+    """The start vector: Gaussian from ``g``, or ``v0`` checked (real, finite, non-zero)."""
     n = op.shape[0]
     if v0 is None:
         return draw("gaussian", n, 1, like=op, rng=g)[:, 0]
-    if not hasattr(v0, "shape"):
-        v0 = np.asarray(v0, dtype=float)
-    if tuple(v0.shape) != (n,):
-        raise ValueError(f"v0 must have shape ({n},), got {tuple(v0.shape)}")
+    h = check_start_vector(v0, n)
+    if op.backend == "torch" and type(v0).__module__.startswith("torch"):
+        v = v0.to(device=op.device, dtype=op.dtype)
+    else:
+        v = from_numpy(h, like=op)
+    return unit_columns(v[:, None], op.xp)[0][:, 0]
+
+
+def check_start_vector(v0: Any, n: int) -> np.ndarray:
+    """``v0`` as a host float64 vector of shape ``(n,)``, or a clear error.
+
+    Raises
+    ------
+    TypeError
+        Not an array of real numbers (a string, complex or object entries).
+    ValueError
+        Wrong shape, NaN/Inf entries or all zeros.
+    """
+    kind = getattr(getattr(v0, "dtype", None), "kind", None)
+    if hasattr(v0, "is_complex") and v0.is_complex():
+        kind = "c"
+    if kind is None:
+        if isinstance(v0, (str, bytes)) or not hasattr(v0, "__len__"):
+            raise TypeError(f"v0 must be an array of {n} real numbers (or None for a random "
+                            f"start), got {v0!r}")
+        kind = np.asarray(v0).dtype.kind
+    if kind not in "fiub" or kind == "b":
+        what = "complex" if kind == "c" else f"dtype kind {kind!r}"
+        raise TypeError(f"v0 must be an array of real numbers (float or int), got {what}; "
+                        "eigsh works on real symmetric operators")
+    shape = tuple(v0.shape) if hasattr(v0, "shape") else np.shape(v0)
+    if shape != (n,):
+        raise ValueError(f"v0 must have shape ({n},), got {shape}")
     h = to_numpy(v0)
     if not np.all(np.isfinite(h)):
         raise ValueError("v0 contains NaN or Inf")
     if not np.any(h):
         raise ValueError("v0 is zero; a Lanczos start vector must be non-zero")
-    if op.backend == "torch" and type(v0).__module__.startswith("torch"):
-        return v0.to(device=op.device, dtype=op.dtype)
-    return from_numpy(h, like=op)
+    return h
 
 
 def _start_block(op: Operator, v0: Any, g: Any, b: int):
@@ -185,13 +215,6 @@ def _output_order(theta: np.ndarray, which: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- driver
-def _converged_mask(res, theta, tol, anorm, dtype, n_exhausted):
-    if n_exhausted:
-        return np.ones(len(theta), dtype=bool)
-    floor = 8.0 * eps(dtype) * anorm
-    return res <= np.maximum(tol * np.maximum(np.abs(theta), eps(dtype) ** (2 / 3) * anorm), floor)
-
-
 def _num_keep(k: int, m: int) -> int:
     extra = int(round(_KEEP_FRACTION * (m - k)))
     return int(min(max(k + extra, k + 1), m - 1))
@@ -209,6 +232,7 @@ def eigsh(
     rng: Any = None,
     return_eigenvectors: bool = True,
     block_size: int = 1,
+    check_copies: bool = True,
 ) -> EigResult:
     r"""Compute ``k`` extremal eigenpairs of a symmetric operator.
 
@@ -321,10 +345,12 @@ def eigsh(
     n = op.shape[0]
     b = check_int(block_size, "block_size", low=1, high=max(n // 2, 1))
     k, tol = _check_args(n, k, which, tol)
-    if k == n:  # no room for a Krylov basis of k + 1 vectors
-        return _dense(op, which, return_eigenvectors)
-    ncv, max_matvecs, b = _check_budget(n, k, ncv, max_matvecs, b)
+    vectors = check_bool(return_eigenvectors, "return_eigenvectors")
+    check = check_bool(check_copies, "check_copies")
     g = as_rng(rng)
+    if k == n:  # no room for a Krylov basis of k + 1 vectors
+        return _dense(op, which, vectors)
+    ncv, max_matvecs, b = _check_budget(n, k, ncv, max_matvecs, b)
     if b == 1:
         B = Basis(op, ncv, g)
         B.set_start(_start_vector(op, v0, g))
@@ -333,43 +359,50 @@ def eigsh(
         B = BlockBasis(op, ncv, b, g)
         B.set_start(_start_block(op, v0, g, b))
         keep = num_keep(k, ncv, b, _num_keep(k, ncv))
-    restarts, hold = 0, False
-    while True:
-        hold = B.step() or hold
-        full = B.size >= n
-        if B.size < ncv and not full and (hold or B.size < k):
-            continue
-        theta, Y, res = B.ritz()
-        order = _preference(theta, which)
-        ok = _converged_mask(res, theta, tol, B.anorm, op.dtype, full)
-        done = bool(np.all(ok[order[:k]])) and not (hold and B.size < ncv)
-        if done or full or B.used + b > max_matvecs:
-            break
-        if B.size >= ncv:
-            B.restart(theta, Y, order[:keep])
-            restarts, hold = restarts + 1, False
-    return _finish(B, theta, Y, res, order, k, which, done or full, restarts,
-                   return_eigenvectors, tol)
+    budget = max(max_matvecs - k, min(max_matvecs, ncv))  # k products for the check
+    run = Run(B, k, which, tol, budget, max_matvecs, keep, _preference)
+    sel, X, res, converged, verified = run.solve(_output_order)
+    theta, status, found = run.theta[sel], "", 0
+    if converged and check and b == 1 and not run.exhausted:
+        cap = max(2 * ncv, B.used // 2)
+        copies = Copies(B, which, tol, max_matvecs, ncv, cap, _preference, _output_order, g)
+        theta, X, res, status = copies.run(theta, X, res)
+        found = copies.found
+        o = _output_order(theta, which)
+        theta, res = theta[o], res[o]
+        X = X[:, o.tolist()]
+    return _finish(B, theta, X if vectors else None, res, k, which, converged, verified,
+                   run.restarts, tol, status, found, b)
 
 
-def _finish(B, theta, Y, res, order, k, which, converged, restarts, vectors, tol):
-    sel = order[:k]
-    sel = sel[_output_order(theta[sel], which)]
-    ok = _converged_mask(res, theta, tol, B.anorm, B.op.dtype, B.size >= B.n)
+def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, status, found,
+            b):
+    lam, r = theta / B.inv, res / B.inv
+    kind = "explicit" if verified else "estimated"
     if converged:
-        msg = (f"converged: {k} eigenpairs to relative residual tol={tol:g} in "
-               f"{B.used} products and {restarts} restarts")
+        msg = (f"converged: {k} eigenpairs to relative residual tol={tol:g} ({kind} "
+               f"residuals) in {B.used} products and {restarts} restarts")
     else:
-        msg = (f"not converged: {int(np.sum(ok[sel]))} of {k} eigenpairs met tol={tol:g} "
-               f"within max_matvecs={B.used} products ({restarts} restarts); largest "
-               f"residual {float(np.max(res[sel])):.3g}. Raise max_matvecs or ncv, or "
-               "loosen tol")
+        ok = converged_mask(res, theta, tol, B.anorm, B.op.dtype)
+        msg = (f"not converged: {int(np.sum(ok))} of {k} eigenpairs met tol={tol:g} "
+               f"({kind} residuals) within max_matvecs={B.used} products ({restarts} "
+               f"restarts); largest residual {float(np.max(r)):.3g}. Raise max_matvecs "
+               "or ncv, or loosen tol")
         warn_not_converged("eigsh " + msg, stacklevel=4)
-    X = B.vectors(Y[:, sel]) if vectors else None
+    if found:
+        msg += (f"; a deflated check from a fresh random vector found {found} further "
+                "copies of multiple eigenvalues, swapped in")
+    if status == "unsure":
+        note = (f"copies of a multiple (or tightly clustered) eigenvalue at the end of the "
+                f"wanted set may be missing: a deflated check from a fresh random vector "
+                f"could not exclude them; use block_size={max(2, 2 * b)} (at least the "
+                "multiplicity) to find them reliably")
+        msg += "; " + note
+        warn_not_converged("eigsh: " + note, stacklevel=4)
     return EigResult(
-        eigenvalues=theta[sel].copy(),
+        eigenvalues=lam,
         eigenvectors=X,
-        residual_norms=res[sel].copy(),
+        residual_norms=r,
         num_matvecs=B.used,
         converged=bool(converged),
         message=msg,
@@ -381,17 +414,19 @@ def _dense(op: Operator, which: str, vectors: bool) -> EigResult:
     """All ``n`` eigenpairs from the formed matrix, in the order of ``which`` (``k = n``)."""
     n = op.shape[0]
     A = dense_matrix(op)
+    inv = product_scale(A, np, f"one of the {n} products forming the matrix")
+    A = A * inv  # a power of two: exact, and no over/underflow below (krylov._scale)
     asym = float(np.max(np.abs(A - A.T)))
     if asym > tolerance(op.dtype)["sym"] * max(float(np.max(np.abs(A))), 1e-300):
         raise ValueError(f"eigsh needs a symmetric operator, but its matrix (formed from {n} "
-                         f"products) differs from its transpose by {asym:.3g}")
+                         f"products) differs from its transpose by {asym / inv:.3g}")
     theta, Y = np.linalg.eigh(0.5 * (A + A.T))
     sel = _preference(theta, which)
     sel = sel[_output_order(theta[sel], which)]
     lam, U = theta[sel], np.ascontiguousarray(Y[:, sel])
-    res = np.linalg.norm(A @ U - U * lam, axis=0)
+    res = np.linalg.norm(A @ U - U * lam, axis=0) / inv
     return EigResult(
-        eigenvalues=lam,
+        eigenvalues=lam / inv,
         eigenvectors=from_numpy(U, like=op) if vectors else None,
         residual_norms=res,
         num_matvecs=n,

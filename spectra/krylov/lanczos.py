@@ -32,6 +32,7 @@ from ..operators import Operator, as_operator, require_symmetric
 from ..probes import as_rng, draw
 from ..results import LanczosResult, NonFiniteError
 from ..validation import check_choice, check_int
+from ._scale import product_scale, unit_columns
 
 __all__ = ["lanczos", "check_steps"]
 
@@ -64,12 +65,12 @@ def _start_block(op: Operator, v0: Any, rng: Any):
         if V.ndim != 2 or V.shape[0] != n:
             raise ValueError(f"v0 must have shape ({n},) or ({n}, p), got {tuple(v0.shape)}")
         V = V.to(op.dtype) if op.backend == "torch" else np.asarray(V, dtype=op.dtype)
-    norms = to_numpy(op.xp.linalg.vector_norm(V, axis=0))
+    Q, norms = unit_columns(V, op.xp)
     if not np.all(np.isfinite(norms)):
         raise ValueError("v0 contains NaN or Inf")
     if np.any(norms == 0):
         raise ValueError("v0 has a zero column; a Lanczos start vector must be non-zero")
-    return V / from_numpy(norms, like=op), norms
+    return Q, norms
 
 
 def _own_block(W: np.ndarray, Q: np.ndarray, Q_prev: np.ndarray, dtype: Any) -> np.ndarray:
@@ -79,6 +80,17 @@ def _own_block(W: np.ndarray, Q: np.ndarray, Q_prev: np.ndarray, dtype: Any) -> 
             or np.may_share_memory(W, Q) or np.may_share_memory(W, Q_prev)):
         W = np.array(W, dtype=dtype, order="C")
     return W
+
+
+def _scaled(W: Any, inv: float, Q: Any, Q_prev: Any, op: Operator) -> Any:
+    """``W * inv`` (a power of two: exact), in place on a numpy block the run owns."""
+    if inv == 1.0:
+        return W
+    if op.backend == "numpy":
+        W = _own_block(W, Q, Q_prev, op.dtype)
+        W *= inv
+        return W
+    return W * inv
 
 
 def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
@@ -190,12 +202,15 @@ def lanczos(
         Q = np.ascontiguousarray(Q)
     Q_prev = xp.zeros_like(Q)
     b_prev = np.zeros(p)
-    used = 0
+    used, inv = 0, None
     for j in range(k):
         if full:
             basis[:, j, :] = Q.T
         W = op.matmat(Q)
         used += int(active.sum())
+        if inv is None:  # one exact power-of-two scale for the run (spectra.krylov._scale)
+            inv = product_scale(W, xp, f"Lanczos step 1 (product {op.num_matvecs})")
+        W = _scaled(W, inv, Q, Q_prev, op)
         W, ab = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
@@ -226,8 +241,8 @@ def lanczos(
     if full:
         basis = basis[:, : int(steps.max()), :]
     return LanczosResult(
-        alpha=alpha,
-        beta=beta,
+        alpha=alpha / inv,
+        beta=beta / inv,
         steps=steps,
         basis=basis,
         num_matvecs=used,
