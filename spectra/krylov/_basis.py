@@ -18,7 +18,7 @@ from ..backend import eps, from_numpy, to_numpy
 from ..operators import Operator
 from ..probes import draw
 from ..results import NonFiniteError
-from ._scale import column_norms, product_scale
+from ._scale import column_norms, product_scale, real_product
 
 #: DGKS threshold: a second Gram-Schmidt pass when the first leaves less than this
 #: fraction of the norm.
@@ -87,7 +87,7 @@ class Basis:
 
     def product(self, v):
         """``inv * (A v)``: one counted product, scaled by the run's power of two."""
-        w = self.op.matvec(v)
+        w = real_product(self.op.matvec(v), f"eigsh product {self.used + 1}")
         self.used += 1
         if self.inv is None:
             self.inv = product_scale(w, self.xp, f"eigsh product {self.used} (Lanczos step 1)")

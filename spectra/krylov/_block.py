@@ -46,7 +46,7 @@ import numpy as np
 from ..backend import eps, from_numpy, to_numpy
 from ..results import NonFiniteError
 from ._basis import DGKS, random_direction
-from ._scale import product_scale
+from ._scale import product_scale, real_product
 
 #: A column whose norm after projection falls below this fraction of its norm before
 #: the QR pivot sends the block through the column-wise (refined) Gram--Schmidt.
@@ -164,7 +164,8 @@ class BlockBasis:
     def step(self) -> bool:
         """One block Lanczos step at row ``size``; return whether a column was replaced."""
         j, b = self.size, self.b
-        W = self.op.matmat(self.V[j : j + b].T)
+        W = real_product(self.op.matmat(self.V[j : j + b].T),
+                         f"eigsh products {self.used + 1}-{self.used + b} (block step)")
         self.used += b
         if self.inv is None:
             self.inv = product_scale(W, self.xp, f"eigsh product {self.used - b + 1} "

@@ -1,5 +1,6 @@
-r"""The thick-restart loop of :func:`spectra.eigsh`, its explicit residual check and
-the search for missed copies of multiple eigenvalues (:doc:`/theory/lanczos`).
+r"""The thick-restart loop of :func:`spectra.eigsh`, its checks (:doc:`/theory/lanczos`).
+
+The explicit residual check, and the search for missed copies of multiple eigenvalues.
 
 :class:`Run` drives one basis (:mod:`spectra.krylov._basis` or
 :mod:`spectra.krylov._block`): Lanczos steps, Ritz values from the projected matrix,
@@ -10,7 +11,7 @@ counted): the estimates come from a relation that holds only to rounding, and
 "converged" is said only when the true residuals meet the tolerance.  When they do
 not, the loop continues with an internal tolerance tightened by the observed ratio.
 
-:func:`copies_check` then looks for eigenvalues the Krylov sequence cannot see: a
+:class:`Copies` then looks for eigenvalues the Krylov sequence cannot see: a
 single start vector has one direction in each eigenspace, so further copies of a
 multiple eigenvalue enter only through rounding.  A short Lanczos run from a fresh
 random vector on the complement of the converged set (the deflated operator
@@ -26,15 +27,18 @@ import numpy as np
 
 from ..backend import eps, from_numpy
 from ._basis import Basis, random_direction
-from ._scale import column_norms
+from ._scale import column_norms, real_product
 
 #: Verification rounds (explicit residual checks that fail) before giving up.
 _MAX_VERIFY = 4
 
 
 def converged_mask(res, theta, tol, anorm, dtype, exhausted=False):
-    r"""Pairs meeting :math:`r \le \max(\mathrm{tol}\max(|\theta|, \epsilon^{2/3}
-    \|A\|_{est}), 8\epsilon\|A\|_{est})`` (all of them on an exhausted space)."""
+    r"""Mask of the pairs meeting the tolerance (all of them on an exhausted space).
+
+    :math:`r \le \max(\mathrm{tol}\max(|\theta|, \epsilon^{2/3} \|A\|_{est}),
+    8\epsilon\|A\|_{est})`, the documented criterion of :func:`spectra.eigsh`.
+    """
     if exhausted:
         return np.ones(len(theta), dtype=bool)
     floor = 8.0 * eps(dtype) * anorm
@@ -110,30 +114,35 @@ class Run:
     def solve(self, output_order, rounds: int = _MAX_VERIFY):
         """Iterate and verify until the explicit residuals pass or the budget runs out.
 
-        Returns ``(sel, X, residuals, converged, verified)``: the wanted indices in
-        output order, their Ritz vectors, residual norms (explicit when ``verified``,
+        Returns ``(theta, X, residuals, converged, verified)``: the wanted Ritz values
+        in output order, their Ritz vectors, residual norms (explicit when ``verified``,
         else the estimates; scaled units) and whether they met ``tol``.
         """
         B, k = self.B, self.k
+        last = None
         for _ in range(rounds):
             est_ok = self.iterate()
             sel = self.selected(output_order)
             if self.exhausted:  # the whole space: the pairs are exact to rounding
-                return sel, B.vectors(self.Y[:, sel]), self.res[sel].copy(), True, False
+                return (self.theta[sel], B.vectors(self.Y[:, sel]), self.res[sel].copy(), True,
+                        False)
             if B.used + k > self.limit:
                 break
             X, true, ok = self.verify(sel)
+            last = self.theta[sel], X, true, False, True
             if est_ok and np.all(ok):
-                return sel, X, true, True, True
+                return self.theta[sel], X, true, True, True
             if not est_ok or B.used + B.b > self.budget:
-                return sel, X, true, False, True
+                break
+        if last is not None:
+            return last
         sel = self.selected(output_order)
-        return sel, B.vectors(self.Y[:, sel]), self.res[sel].copy(), False, False
+        return self.theta[sel], B.vectors(self.Y[:, sel]), self.res[sel].copy(), False, False
 
 
 def explicit_residuals(B, X, theta: np.ndarray) -> np.ndarray:
     """``||inv A x_i - theta_i x_i||`` for the columns of ``X`` (``X.shape[1]`` products)."""
-    AX = B.op.matmat(X)
+    AX = real_product(B.op.matmat(X), "the explicit residual check")
     B.used += X.shape[1]
     R = AX * B.inv - X * from_numpy(theta, like=X)[None, :]
     return column_norms(R, B.xp)
@@ -155,8 +164,11 @@ def _groups(theta: np.ndarray, which: str) -> list[tuple[str, np.ndarray]]:
 
 
 #: A deflated check is "clean" when the Kuczynski-Wozniakowski bound on the chance of
-#: its random start missing an eigenvalue above the wanted set falls below this.
+#: its random start missing an eigenvalue above the wanted set falls below this ...
 _MISS_PROBABILITY = 0.01
+#: ... or when its best Ritz value lies below the wanted set by more than this gap,
+#: relative to the spectrum's width (the wanted set does not end in a cluster).
+_CLUSTER_GAP = 1e-3
 
 
 def _ends(which: str, t: float) -> list[tuple[float, float]]:
@@ -169,11 +181,13 @@ def _ends(which: str, t: float) -> list[tuple[float, float]]:
 
 
 def _judge(theta, slack, which, th, steps, anorm, dim):
-    """Compare the check's Ritz values ``th`` (after ``steps`` steps) with the wanted set.
+    r"""Compare the check's Ritz values ``th`` (after ``steps`` steps) with the wanted set.
 
     Returns ``(group, index of the worst wanted)`` when a Ritz value beats the worst
-    wanted value by more than its slack (a missed eigenvalue), else the largest bound
-    on the probability that the random start missed one (Kuczynski and Wozniakowski:
+    wanted value by more than its slack (a missed eigenvalue), else 0 when every best
+    Ritz value lies below the wanted set by a relative gap above :data:`_CLUSTER_GAP`,
+    else the largest bound on the probability that the random start missed one
+    (Kuczynski and Wozniakowski:
     :math:`1.648\sqrt{d}\,e^{-\sqrt{\varepsilon}(2m - 1)}` for relative gap
     :math:`\varepsilon` of the shifted, positive semi-definite operator).
     """
@@ -187,7 +201,8 @@ def _judge(theta, slack, which, th, steps, anorm, dim):
             eps_rel = (t - slack[w] - best) / max(t + anorm, 1e-300)
             if eps_rel <= 0:
                 return 1.0
-            p = max(p, 1.648 * np.sqrt(dim) * np.exp(-np.sqrt(eps_rel) * (2 * steps - 1)))
+            if eps_rel <= _CLUSTER_GAP:
+                p = max(p, 1.648 * np.sqrt(dim) * np.exp(-np.sqrt(eps_rel) * (2 * steps - 1)))
     return min(p, 1.0)
 
 
@@ -220,12 +235,12 @@ class Copies:
             run = Run(C, 1, group, self.tol, self.limit - 1, self.limit,
                       max(1, C.m // 2), self.prefer)
             run.ritz()
-            sel, x, r, ok, verified = run.solve(self.output_order)
+            th, x, r, ok, verified = run.solve(self.output_order)
             self.B.used = C.used
             if not (ok and verified):
                 return theta, X, true, "unsure"
             theta, true = theta.copy(), true.copy()
-            theta[worst], true[worst] = run.theta[sel[0]], r[0]
+            theta[worst], true[worst] = th[0], r[0]
             X = _replace_column(X, worst, x[:, 0])
             self.found += 1
         return theta, X, true, "unsure"

@@ -22,7 +22,48 @@ import numpy as np
 from ..backend import from_numpy, to_numpy
 from ..results import NonFiniteError
 
-__all__ = ["column_norms", "product_scale", "unit_columns"]
+__all__ = ["column_norms", "product_scale", "real_array", "real_product", "unit_columns"]
+
+
+def _kind(x: Any) -> str:
+    if hasattr(x, "is_complex"):  # torch
+        return "c" if x.is_complex() else ("f" if x.is_floating_point() else "i")
+    return np.asarray(x).dtype.kind if not hasattr(x, "dtype") else np.dtype(x.dtype).kind
+
+
+def real_product(W: Any, where: str) -> Any:
+    """``W`` if it holds real floating-point numbers, else a :class:`TypeError`.
+
+    A complex product would lose its imaginary part silently in the real basis.
+    """
+    kind = _kind(W)
+    if kind != "f":
+        what = "complex numbers" if kind == "c" else f"dtype {W.dtype}"
+        raise TypeError(f"the operator's product returned {what} at {where}; the Krylov "
+                        "methods need a real symmetric operator returning real floats")
+    return W
+
+
+def real_array(v0: Any, name: str = "v0") -> np.ndarray:
+    """``v0`` as a host float64 array, refusing strings, complex, bool and object entries.
+
+    Raises
+    ------
+    TypeError
+        Not an array (or nested sequence) of real numbers.
+    """
+    if isinstance(v0, (str, bytes)) or not (hasattr(v0, "shape") or hasattr(v0, "__len__")):
+        raise TypeError(f"{name} must be an array of real numbers (or None for a random "
+                        f"start), got {v0!r}")
+    try:
+        kind = _kind(v0)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be an array of real numbers, got {v0!r}") from err
+    if kind not in "fiu":
+        what = {"c": "complex", "b": "bool", "O": "object", "U": "strings"}.get(kind, kind)
+        raise TypeError(f"{name} must be an array of real numbers (float or int), got "
+                        f"{what} entries; the Krylov methods work on real symmetric operators")
+    return to_numpy(v0)
 
 
 def product_scale(W: Any, xp: Any, where: str) -> float:

@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import eps, from_numpy, to_numpy, tolerance
+from ..backend import from_numpy, tolerance
 from ..operators import Operator, as_operator, dense_matrix, require_symmetric
 from ..probes import as_rng, draw
 from ..results import EigResult, warn_not_converged
@@ -72,7 +72,7 @@ from ..validation import check_bool, check_float, check_int
 from ._basis import Basis
 from ._block import BlockBasis, num_keep
 from ._run import Copies, Run, converged_mask
-from ._scale import product_scale, unit_columns
+from ._scale import product_scale, real_array, unit_columns
 
 __all__ = ["WHICH", "eigsh"]
 
@@ -154,22 +154,9 @@ def check_start_vector(v0: Any, n: int) -> np.ndarray:
     ValueError
         Wrong shape, NaN/Inf entries or all zeros.
     """
-    kind = getattr(getattr(v0, "dtype", None), "kind", None)
-    if hasattr(v0, "is_complex") and v0.is_complex():
-        kind = "c"
-    if kind is None:
-        if isinstance(v0, (str, bytes)) or not hasattr(v0, "__len__"):
-            raise TypeError(f"v0 must be an array of {n} real numbers (or None for a random "
-                            f"start), got {v0!r}")
-        kind = np.asarray(v0).dtype.kind
-    if kind not in "fiub" or kind == "b":
-        what = "complex" if kind == "c" else f"dtype kind {kind!r}"
-        raise TypeError(f"v0 must be an array of real numbers (float or int), got {what}; "
-                        "eigsh works on real symmetric operators")
-    shape = tuple(v0.shape) if hasattr(v0, "shape") else np.shape(v0)
-    if shape != (n,):
-        raise ValueError(f"v0 must have shape ({n},), got {shape}")
-    h = to_numpy(v0)
+    h = real_array(v0, "v0")
+    if h.shape != (n,):
+        raise ValueError(f"v0 must have shape ({n},), got {h.shape}")
     if not np.all(np.isfinite(h)):
         raise ValueError("v0 contains NaN or Inf")
     if not np.any(h):
@@ -361,8 +348,8 @@ def eigsh(
         keep = num_keep(k, ncv, b, _num_keep(k, ncv))
     budget = max(max_matvecs - k, min(max_matvecs, ncv))  # k products for the check
     run = Run(B, k, which, tol, budget, max_matvecs, keep, _preference)
-    sel, X, res, converged, verified = run.solve(_output_order)
-    theta, status, found = run.theta[sel], "", 0
+    theta, X, res, converged, verified = run.solve(_output_order)
+    status, found = "", 0
     if converged and check and b == 1 and not run.exhausted:
         cap = max(2 * ncv, B.used // 2)
         copies = Copies(B, which, tol, max_matvecs, ncv, cap, _preference, _output_order, g)

@@ -32,7 +32,7 @@ from ..operators import Operator, as_operator, require_symmetric
 from ..probes import as_rng, draw
 from ..results import LanczosResult, NonFiniteError
 from ..validation import check_choice, check_int
-from ._scale import product_scale, unit_columns
+from ._scale import product_scale, real_array, real_product, unit_columns
 
 __all__ = ["lanczos", "check_steps"]
 
@@ -57,6 +57,7 @@ def _start_block(op: Operator, v0: Any, rng: Any):
     if v0 is None:
         V = draw("rademacher", n, 1, like=op, rng=as_rng(rng))
     else:
+        real_array(v0, "v0")
         V = v0 if hasattr(v0, "shape") else np.asarray(v0, dtype=float)
         if isinstance(V, np.ndarray) and op.backend == "torch":
             V = from_numpy(V, like=op)
@@ -206,7 +207,7 @@ def lanczos(
     for j in range(k):
         if full:
             basis[:, j, :] = Q.T
-        W = op.matmat(Q)
+        W = real_product(op.matmat(Q), f"Lanczos step {j + 1}")
         used += int(active.sum())
         if inv is None:  # one exact power-of-two scale for the run (spectra.krylov._scale)
             inv = product_scale(W, xp, f"Lanczos step 1 (product {op.num_matvecs})")
