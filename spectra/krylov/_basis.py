@@ -122,6 +122,7 @@ class Basis:
             h2 = Vj @ w
             w = w - Vj.T @ h2
             h_host = h_host + to_numpy(h2)
+        w = self._deflate(w)  # locked directions grow through the recurrence otherwise
         b = float(to_numpy(xp.linalg.vector_norm(w)))
         return w, h_host, b
 
@@ -162,6 +163,7 @@ class Basis:
             np.matmul(h2, Vj, out=tmp)
             w -= tmp
             h_host = h_host + h2
+        w = self._deflate(w)  # locked directions grow through the recurrence otherwise
         return w, h_host, float(np.sqrt(np.dot(w, w)))
 
     def set_start(self, v) -> None:
