@@ -29,6 +29,10 @@ from ..backend import eps, from_numpy
 from ._basis import Basis, random_direction
 from ._scale import column_norms, real_product
 
+#: The Ritz values are computed every ``1 + size // _CHECK_EVERY`` steps (and at the end
+#: of each basis cycle): an eigendecomposition of the projected matrix per step would
+#: cost more than the products on small problems, for at most ``size / 16`` products.
+_CHECK_EVERY = 16
 #: Verification rounds (explicit residual checks that fail) before giving up.
 _MAX_VERIFY = 4
 
@@ -41,8 +45,19 @@ def converged_mask(res, theta, tol, anorm, dtype, exhausted=False):
     """
     if exhausted:
         return np.ones(len(theta), dtype=bool)
-    floor = 8.0 * eps(dtype) * anorm
-    return res <= np.maximum(tol * np.maximum(np.abs(theta), eps(dtype) ** (2 / 3) * anorm), floor)
+    e = _eps(dtype)
+    return res <= np.maximum(tol * np.maximum(np.abs(theta), e ** (2 / 3) * anorm), 8.0 * e * anorm)
+
+
+_EPS: dict = {}
+
+
+def _eps(dtype: Any) -> float:
+    """:func:`spectra.backend.eps`, memoised (it is asked once per convergence test)."""
+    try:
+        return _EPS[dtype]
+    except KeyError:
+        return _EPS.setdefault(dtype, eps(dtype))
 
 
 class Run:
@@ -72,10 +87,13 @@ class Run:
         B = self.B
         if self.theta is not None and B.size >= B.m and not self.exhausted:
             self._restart()
+        last = -1
         while True:
             self.hold = B.step() or self.hold
-            if B.size < B.m and not self.exhausted and (self.hold or B.size < self.k):
+            if B.size < B.m and not self.exhausted and (
+                    self.hold or B.size < self.k or B.size - last < 1 + B.size // _CHECK_EVERY):
                 continue
+            last = B.size
             self.ritz()
             ok = converged_mask(self.res, self.theta, self.tol * self.factor, B.anorm,
                                 B.op.dtype, self.exhausted)
@@ -164,10 +182,11 @@ def _groups(theta: np.ndarray, which: str) -> list[tuple[str, np.ndarray]]:
 
 
 #: A deflated check is "clean" when the Kuczynski-Wozniakowski bound on the chance of
-#: its random start missing an eigenvalue above the wanted set falls below this ...
+#: its random start missing an eigenvalue above the wanted set falls below this.
 _MISS_PROBABILITY = 0.01
-#: ... or when its best Ritz value lies below the wanted set by more than this gap,
-#: relative to the spectrum's width (the wanted set does not end in a cluster).
+#: A check that reaches its cap warns only when its best Ritz value lies within this
+#: relative gap of the wanted set (the set ends in or near a cluster); otherwise the
+#: message states the bound reached.
 _CLUSTER_GAP = 1e-3
 
 
@@ -180,30 +199,31 @@ def _ends(which: str, t: float) -> list[tuple[float, float]]:
     return [(1.0, abs(t)), (-1.0, abs(t))]  # LM
 
 
-def _judge(theta, slack, which, th, steps, anorm, dim):
+def _judge(theta, slack, which, th, r, steps, anorm, dim):
     r"""Compare the check's Ritz values ``th`` (after ``steps`` steps) with the wanted set.
 
-    Returns ``(group, index of the worst wanted)`` when a Ritz value beats the worst
-    wanted value by more than its slack (a missed eigenvalue), else 0 when every best
-    Ritz value lies below the wanted set by a relative gap above :data:`_CLUSTER_GAP`,
-    else the largest bound on the probability that the random start missed one
-    (Kuczynski and Wozniakowski:
-    :math:`1.648\sqrt{d}\,e^{-\sqrt{\varepsilon}(2m - 1)}` for relative gap
-    :math:`\varepsilon` of the shifted, positive semi-definite operator).
+    Returns ``("hit", group, index of the worst wanted)`` when a Ritz value beats the
+    worst wanted value by more than its slack (a missed eigenvalue), else ``("p", p,
+    gap)``: the largest bound on the probability that the random start missed one
+    (Kuczynski and Wozniakowski: :math:`1.648\sqrt{d}\,e^{-\sqrt{\varepsilon}(2m - 1)}`
+    for the relative gap :math:`\varepsilon` of the shifted, positive semi-definite
+    operator; 0 for an end whose best Ritz value is a converged copy of the worst wanted
+    value) and the smallest such gap.
     """
-    p = 0.0
+    p, gap = 0.0, np.inf
     for group, idx in _groups(theta, which):
         w = int(idx[np.argmin(_score(theta[idx], group))])
         for sign, t in _ends(group, theta[w]):
-            best = float(np.max(sign * th))
+            j = int(np.argmax(sign * th))
+            best = float(sign * th[j])
             if best > t + slack[w]:
-                return group, w
-            eps_rel = (t - slack[w] - best) / max(t + anorm, 1e-300)
-            if eps_rel <= 0:
-                return 1.0
-            if eps_rel <= _CLUSTER_GAP:
-                p = max(p, 1.648 * np.sqrt(dim) * np.exp(-np.sqrt(eps_rel) * (2 * steps - 1)))
-    return min(p, 1.0)
+                return "hit", group, w
+            if t - best <= slack[w] and r[j] <= slack[w]:
+                continue  # a converged copy of the worst wanted value: the values stand
+            eps_rel = max((t - slack[w] - best) / max(t + anorm, 1e-300), 0.0)
+            gap = min(gap, eps_rel)
+            p = max(p, 1.648 * np.sqrt(dim) * np.exp(-np.sqrt(eps_rel) * (2 * steps - 1)))
+    return "p", min(p, 1.0), gap
 
 
 class Copies:
@@ -224,13 +244,16 @@ class Copies:
         self.found, self.miss = 0, 1.0
 
     def run(self, theta, X, true):
-        """Return ``(theta, X, true, status)``, ``status`` ``"clean"`` or ``"unsure"``."""
+        """Return ``(theta, X, true, status)``: ``"clean"``, ``"bounded"`` or ``"unsure"``.
+
+        ``"bounded"``: the cap was reached with the miss probability bound above
+        :data:`_MISS_PROBABILITY` (kept in :attr:`miss`) but no Ritz value near the
+        wanted set; ``"unsure"``: a copy near the end of the wanted set is not excluded.
+        """
         for _ in range(len(theta)):
             hit, C = self._check(theta, X, true)
-            if hit is None:
-                return theta, X, true, "clean"
-            if hit == "unsure":
-                return theta, X, true, "unsure"
+            if isinstance(hit, str):
+                return theta, X, true, hit
             group, worst = hit
             run = Run(C, 1, group, self.tol, self.limit - 1, self.limit,
                       max(1, C.m // 2), self.prefer)
@@ -248,7 +271,9 @@ class Copies:
     def _check(self, theta, X, true):
         B, k = self.B, len(theta)
         m = min(self.ncv, B.dim - k)
-        if m < 1 or B.used + m + 1 > self.limit:
+        if m < 1:
+            return "clean", None
+        if B.used + m + 1 > self.limit:
             return "unsure", None
         C = Basis(B.op, m, self.g, lock=X)
         C.inv, C.anorm, C.used = B.inv, B.anorm, B.used
@@ -259,16 +284,16 @@ class Copies:
             while C.size < m and C.size < C.dim:
                 C.step()
                 steps += 1
-            th, Y, _ = C.ritz()
+            th, Y, r = C.ritz()
             B.used, B.anorm = C.used, max(B.anorm, C.anorm)
-            verdict = _judge(theta, slack, self.which, th, steps, B.anorm, C.dim)
-            if isinstance(verdict, tuple):
-                return verdict, C
-            self.miss = verdict
-            if C.size >= C.dim or verdict <= _MISS_PROBABILITY:
-                return None, C
+            kind, a, b = _judge(theta, slack, self.which, th, r, steps, B.anorm, C.dim)
+            if kind == "hit":
+                return (a, b), C
+            self.miss = 0.0 if C.size >= C.dim else a
+            if self.miss <= _MISS_PROBABILITY:
+                return "clean", C
             if C.used - start + m - keep > self.cap or C.used + m - keep + 1 > self.limit:
-                return "unsure", C
+                return ("unsure" if b < _CLUSTER_GAP else "bounded"), C
             C.restart(th, Y, self.prefer(th, self.which)[:keep])
 
 

@@ -89,6 +89,9 @@ _KEEP_FRACTION = 0.5
 #: a block basis of m vectors has Krylov degree only m / b, and on the Laplacian
 #: benchmark ncv = 42 -> 90 cut the products of b = 3 from 3879 to 1584.
 _NCV_BLOCK = 20
+#: Basis of the deflated check for missed copies: ``min(ncv, max(20, 2 k))`` vectors
+#: (tests/spectra/test_krylov_copies.py; each check costs at least this many products).
+_CHECK_STEPS = 20
 
 
 # ---------------------------------------------------------------------------- input
@@ -349,21 +352,23 @@ def eigsh(
     budget = max(max_matvecs - k, min(max_matvecs, ncv))  # k products for the check
     run = Run(B, k, which, tol, budget, max_matvecs, keep, _preference)
     theta, X, res, converged, verified = run.solve(_output_order)
-    status, found = "", 0
+    status, found, miss = "", 0, 1.0
     if converged and check and b == 1 and not run.exhausted:
-        cap = max(2 * ncv, B.used // 2)
-        copies = Copies(B, which, tol, max_matvecs, ncv, cap, _preference, _output_order, g)
+        m = min(ncv, max(_CHECK_STEPS, 2 * k))
+        cap = max(2 * m, B.used // 4)
+        copies = Copies(B, which, tol, max_matvecs, m, cap,
+                        _preference, _output_order, g)
         theta, X, res, status = copies.run(theta, X, res)
-        found = copies.found
+        found, miss = copies.found, copies.miss
         o = _output_order(theta, which)
         theta, res = theta[o], res[o]
         X = X[:, o.tolist()]
     return _finish(B, theta, X if vectors else None, res, k, which, converged, verified,
-                   run.restarts, tol, status, found, b)
+                   run.restarts, tol, (status, found, miss), b)
 
 
-def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, status, found,
-            b):
+def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, check, b):
+    status, found, miss = check
     lam, r = theta / B.inv, res / B.inv
     kind = "explicit" if verified else "estimated"
     if converged:
@@ -379,6 +384,9 @@ def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, stat
     if found:
         msg += (f"; a deflated check from a fresh random vector found {found} further "
                 "copies of multiple eigenvalues, swapped in")
+    if status == "bounded":
+        msg += (f"; a deflated check from a fresh random vector found no missed copies "
+                f"(random-start bound on a miss: {miss:.2g})")
     if status == "unsure":
         note = (f"copies of a multiple (or tightly clustered) eigenvalue at the end of the "
                 f"wanted set may be missing: a deflated check from a fresh random vector "
