@@ -44,6 +44,22 @@ def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
     raise RuntimeError("could not draw a direction orthogonal to the basis")  # pragma: no cover
 
 
+#: Columns per chunk of the in-place basis rotation at a thick restart.
+_CHUNK = 8192
+
+
+def rotate_rows(V: Any, Yk: Any, s: int) -> None:
+    """``V[:ell] = Yk @ V[:s]`` in place, by column chunks (no ``ell x n`` temporary).
+
+    ``Yk`` is ``(ell, s)`` with ``ell <= s``; each chunk's product is formed before it
+    overwrites its own columns, so the rotation needs ``ell x _CHUNK`` numbers of scratch.
+    """
+    ell, n = Yk.shape[0], V.shape[1]
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        V[:ell, lo:hi] = Yk @ V[:s, lo:hi]
+
+
 class Basis:
     """Orthonormal basis rows in the operator's namespace, projected matrix on the host."""
 
@@ -216,7 +232,7 @@ class Basis:
         """Thick restart: keep the Ritz vectors ``Y[:, keep]``, continue from the residual."""
         s, ell = self.size, len(keep)
         Yk = from_numpy(np.ascontiguousarray(Y[:, keep].T), like=self.op)
-        self.V[:ell] = Yk @ self.V[:s]
+        rotate_rows(self.V, Yk, s)
         self.V[ell] = self.V[s]
         self.H[:] = 0.0
         self.H[np.arange(ell), np.arange(ell)] = theta[keep]

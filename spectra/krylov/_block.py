@@ -45,7 +45,7 @@ import numpy as np
 
 from ..backend import eps, from_numpy, to_numpy
 from ..results import NonFiniteError
-from ._basis import DGKS, random_direction
+from ._basis import DGKS, random_direction, rotate_rows
 from ._scale import product_scale, real_product
 
 #: A column whose norm after projection falls below this fraction of its norm before
@@ -202,7 +202,7 @@ class BlockBasis:
         """Thick restart: keep the Ritz vectors ``Y[:, keep]``, continue from ``X_+``."""
         s, b, ell = self.size, self.b, len(keep)
         Yk = from_numpy(np.ascontiguousarray(Y[:, keep].T), like=self.op)
-        self.V[:ell] = Yk @ self.V[:s]
+        rotate_rows(self.V, Yk, s)
         self.V[ell : ell + b] = self.V[s : s + b]
         arrow = self.R @ Y[s - b : s, keep]
         self.H[:] = 0.0

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import eps, from_numpy
+from ..backend import eps
 from ._basis import Basis, random_direction
 from ._scale import column_norms, real_product
 
@@ -162,8 +162,11 @@ def explicit_residuals(B, X, theta: np.ndarray) -> np.ndarray:
     """``||inv A x_i - theta_i x_i||`` for the columns of ``X`` (``X.shape[1]`` products)."""
     AX = real_product(B.op.matmat(X), "the explicit residual check")
     B.used += X.shape[1]
-    R = AX * B.inv - X * from_numpy(theta, like=X)[None, :]
-    return column_norms(R, B.xp)
+    out = np.empty(X.shape[1])
+    for i in range(X.shape[1]):  # column by column: two n-vectors of scratch
+        r = AX[:, i] * B.inv - X[:, i] * float(theta[i])
+        out[i] = column_norms(r[:, None], B.xp)[0]
+    return out
 
 
 # ---------------------------------------------------------------------------- copies

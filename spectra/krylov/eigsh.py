@@ -250,7 +250,11 @@ def eigsh(
         estimate :math:`\|A\|_{est} = \max |\theta|`; the eigenvalue error is then at
         most the residual, and about residual²/gap.  Residuals below
         :math:`8 \epsilon \|A\|_{est}` (rounding level of the working dtype) always
-        count as converged.
+        count as converged.  The test runs first on the Lanczos estimates
+        :math:`|\beta_m e_m^T y_i|`; before ``converged=True`` is returned, the
+        residuals of the returned pairs are computed explicitly (``k`` more products,
+        counted in ``num_matvecs``) and must pass it too (otherwise the iteration
+        continues with a tighter internal tolerance, or the result says not converged).
     max_matvecs : int, optional
         Budget of products, at least ``ncv``.  Default
         ``max(ncv, min(20 n, 1000 ncv))``.
@@ -279,15 +283,30 @@ def eigsh(
         products and a quarter of the time (benchmarks/spectra_eigsh.py: thin-block
         orthogonalisation over a larger basis dominates there).  When ``n < k + 2 b`` the
         single-vector method with the full basis is used (exact in ``n`` products).
+    check_copies : bool
+        With ``block_size=1``, after convergence, look for copies of multiple
+        eigenvalues that a single Krylov sequence cannot see: Lanczos on the complement
+        of the converged vectors from a fresh random vector (basis
+        ``min(ncv, max(20, 2 k))``), until a Ritz value beats the worst wanted one (the
+        copy is then converged and swapped in, and the check repeats), or the
+        random-start bound of Kuczyński and Woźniakowski puts the chance of a miss
+        below 1%, or the check has used ``max(2 m, used / 4)`` products.  In the last
+        case, when the check's best Ritz value lies within a relative gap of 1e-3 of
+        the wanted set, the message says copies may be missing and a
+        :class:`~spectra.ConvergenceWarning` names the ``block_size`` to use.  Costs
+        at least ``min(ncv, max(20, 2 k))`` products; ``False`` skips it.
 
     Returns
     -------
     EigResult
         Eigenvalues ordered largest first (``"LA"``, ``"LM"`` by magnitude), smallest
         first (``"SA"``) or ascending (``"BE"``); eigenvectors ``(n, k)`` in the
-        operator's namespace and device; residual norms from the Lanczos relation;
-        products and restarts used.  When the budget runs out the best Ritz pairs are
-        returned with ``converged=False`` and a :class:`~spectra.ConvergenceWarning`.
+        operator's namespace and device; residual norms
+        :math:`\|A x_i - \theta_i x_i\|` computed explicitly (from the Lanczos relation
+        only when the basis spans the whole space, or when the budget left no room for
+        the ``k`` products); products (the checks included) and restarts used.  When
+        the budget runs out the best Ritz pairs are returned with ``converged=False``
+        and a :class:`~spectra.ConvergenceWarning`.
 
     Raises
     ------
@@ -297,18 +316,36 @@ def eigsh(
         zero or misshaped ``v0``, or a product returning NaN/Inf (the product is
         named).
     TypeError
-        Non-integer ``k``, ``ncv`` or ``max_matvecs``.
+        Non-integer ``k``, ``ncv`` or ``max_matvecs``; a ``v0`` that is not an array of
+        real numbers (complex, strings, bool); non-bool ``return_eigenvectors`` or
+        ``check_copies``; a product returning complex or integer values.
 
     Notes
     -----
+    *Scale.* Every product is multiplied by one power of two chosen from the first
+    product (exact), so the results for :math:`cA` are :math:`c` times those for
+    :math:`A` wherever :math:`cA`'s entries are normal numbers (bitwise for :math:`c`
+    a power of two); norms of start vectors are computed scaled.
+
+    *Memory.* With ``block_size=1`` the peak is about ``ncv + 2 k + 5`` n-vectors in the
+    operator's dtype: the basis (``ncv + 1``, allocated once, rotated in place at a
+    thick restart by column chunks), one scratch vector, the product, the ``k`` Ritz
+    vectors and the ``k`` products of the explicit check; the check for copies frees
+    the basis first and needs ``min(ncv, max(20, 2k)) + 2 k + 3``.  With ``block_size
+    = b`` the basis holds ``ncv + b`` vectors.  Host work per step is ``O(ncv)`` plus an
+    eigendecomposition of the ``size x size`` projected matrix every ``1 + size // 16``
+    steps (tests/spectra/test_krylov_memory.py).
+
     After a breakdown (an invariant subspace, :math:`\beta_j \approx 0`) the method
     continues with a random vector orthogonal to the basis, and does not test
     convergence before the end of that basis cycle, so that eigenvalues of
     multiplicity above one, invisible to a single Krylov sequence, are looked for.
     Without a breakdown, further copies of a multiple eigenvalue enter only through
-    rounding, as in every single-vector Krylov method (ARPACK included), and may be
-    missed: on a square-grid Laplacian (exact double eigenvalues) ``k=3`` returns
-    :math:`\lambda_1, \lambda_2, \lambda_4`.  Use ``block_size >= multiplicity``.
+    rounding, as in every single-vector Krylov method (ARPACK included); without
+    ``check_copies`` they may be missed (on a square-grid Laplacian, with exact double
+    eigenvalues, ``k=3`` returned :math:`\lambda_1, \lambda_2, \lambda_4`).  The
+    check finds them, or flags the risk; ``block_size >= multiplicity`` finds them
+    reliably.
 
     With ``k = n`` a Krylov basis would need ``n + 1`` vectors; the matrix is then formed
     from ``n`` products with identity blocks (in the operator's dtype and device), checked
@@ -353,6 +390,7 @@ def eigsh(
     run = Run(B, k, which, tol, budget, max_matvecs, keep, _preference)
     theta, X, res, converged, verified = run.solve(_output_order)
     status, found, miss = "", 0, 1.0
+    B.V = None  # the basis is no longer needed: the check's basis takes its memory
     if converged and check and b == 1 and not run.exhausted:
         m = min(ncv, max(_CHECK_STEPS, 2 * k))
         cap = max(2 * m, B.used // 4)

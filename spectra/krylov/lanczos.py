@@ -114,9 +114,12 @@ def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, B
         W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
     if Bj is not None:
         for _ in range(2):  # classical Gram-Schmidt, twice, batched over the probes
-            if fused:
-                C = np.einsum("pjn,np->pj", Bj, W)
-                W -= np.einsum("pjn,pj->np", Bj, C)
+            if fused:  # per probe: one n-vector of scratch, not a copy of the basis
+                C = np.empty(Bj.shape[:2])
+                for i in range(W.shape[1]):
+                    w = W[:, i]
+                    C[i] = Bj[i] @ w
+                    w -= C[i] @ Bj[i]
                 a = a + C[:, -1]
             else:
                 C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
@@ -167,6 +170,22 @@ def lanczos(
     ValueError
         Non-symmetric operator, ``num_steps`` outside ``[1, n]``, a zero or
         non-finite start vector, or a product returning NaN/Inf (the step is named).
+    TypeError
+        A ``v0`` that is not an array of real numbers, or a complex/integer product.
+
+    Notes
+    -----
+    *Scale.* The products are multiplied by one power of two chosen from the first one
+    (exact) and ``alpha``, ``beta`` divided by it at the end, and start vectors are
+    normalised with scaled norms: the results for :math:`cA` are :math:`c` times those
+    for :math:`A` wherever :math:`cA`'s entries are normal numbers, and the breakdown
+    test :math:`\beta_j \le 10\sqrt n\,\epsilon\,\|A\|_{est}` is relative.
+
+    *Memory.* With ``reorth="full"`` the peak is about ``p (num_steps + 4)`` n-vectors in
+    the operator's dtype: the basis ``(p, num_steps, n)`` allocated once and filled in
+    place, the current and previous blocks, the product block and one scratch vector
+    (reorthogonalisation runs probe by probe); ``reorth="none"`` keeps about ``4 p``
+    (tests/spectra/test_krylov_memory.py).
 
     Examples
     --------
