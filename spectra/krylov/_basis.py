@@ -44,6 +44,8 @@ def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
     raise RuntimeError("could not draw a direction orthogonal to the basis")  # pragma: no cover
 
 
+#: Dimension up to which a step's projection is one compiled call (no numpy dispatch).
+LEAN_N = 4096
 #: Columns per chunk of the in-place basis rotation at a thick restart.
 _CHUNK = 8192
 
@@ -155,6 +157,11 @@ class Basis:
         V, tmp = self.V, self.tmp
         w = self._own(w)
         col = self.H[:j, j]
+        if self.n <= LEAN_N and self.L is None:  # lean path: one compiled call
+            from .._numba.krylov import project_small
+
+            h, b = project_small(V, j, w, col, DGKS)
+            return w, h, float(b)
         nz = np.flatnonzero(col)
         if nz.size == 1:
             np.multiply(V[nz[0]], col[nz[0]], out=tmp)
