@@ -14,7 +14,7 @@ from ..backend import prefer_threadsafe_layer
 
 prefer_threadsafe_layer()
 
-__all__ = ["column_dots", "scale_columns", "three_term_update"]
+__all__ = ["column_dots", "project_small", "scale_columns", "three_term_update"]
 
 _CHUNKS = 32
 
@@ -71,3 +71,60 @@ def scale_columns(W, s):  # pragma: no cover - compiled
     for i in prange(n):
         for j in range(p):
             W[i, j] *= s[j]
+
+
+@njit(cache=True)
+def project_small(V, j, w, col, dgks):  # pragma: no cover - compiled
+    r"""Orthogonalise ``w`` in place against the rows ``0..j`` of ``V`` (small ``n``).
+
+    The lean path of :class:`spectra.krylov._basis.Basis`: the known couplings
+    ``col = H[:j, j]`` and :math:`\alpha_j = v_j^T w` are removed first, then one
+    classical Gram--Schmidt pass against rows ``0..j``, and a second one when the
+    first leaves less than ``dgks`` of the norm (DGKS).  Sums in float64.
+
+    Returns
+    -------
+    h : float64 array, shape ``(j + 1,)``
+        Coefficients of ``w`` along the rows (``h[j]`` includes :math:`\alpha_j`).
+    b : float
+        Norm of the orthogonalised ``w`` (NaN when the input held NaN or Inf).
+    """
+    n = w.shape[0]
+    for i in range(j):
+        c = col[i]
+        if c != 0.0:
+            for t in range(n):
+                w[t] -= c * V[i, t]
+    alpha = 0.0
+    for t in range(n):
+        alpha += V[j, t] * w[t]
+    w2 = 0.0
+    for t in range(n):
+        w[t] -= alpha * V[j, t]
+        w2 += w[t] * w[t]
+    h = np.zeros(j + 1)
+    for _ in range(2):
+        hp = np.zeros(j + 1)
+        for i in range(j + 1):
+            acc = 0.0
+            for t in range(n):
+                acc += V[i, t] * w[t]
+            hp[i] = acc
+        for i in range(j + 1):
+            c = hp[i]
+            for t in range(n):
+                w[t] -= c * V[i, t]
+        hh = 0.0
+        for i in range(j + 1):
+            h[i] += hp[i]
+            hh += hp[i] * hp[i]
+        if not (w2 - hh < dgks * dgks * w2):
+            break
+        w2 -= hh
+    h[j] += alpha
+    b = 0.0
+    for t in range(n):
+        b += w[t] * w[t]
+    if not np.isfinite(alpha + w2):
+        b = np.nan
+    return h, np.sqrt(b)

@@ -18,6 +18,7 @@ from ..backend import eps, from_numpy, to_numpy
 from ..operators import Operator
 from ..probes import draw
 from ..results import NonFiniteError
+from ._scale import column_norms, product_scale, real_product
 
 #: DGKS threshold: a second Gram-Schmidt pass when the first leaves less than this
 #: fraction of the norm.
@@ -43,12 +44,33 @@ def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
     raise RuntimeError("could not draw a direction orthogonal to the basis")  # pragma: no cover
 
 
+#: Dimension up to which a step's projection is one compiled call (no numpy dispatch).
+LEAN_N = 4096
+#: Columns per chunk of the in-place basis rotation at a thick restart.
+_CHUNK = 8192
+
+
+def rotate_rows(V: Any, Yk: Any, s: int) -> None:
+    """``V[:ell] = Yk @ V[:s]`` in place, by column chunks (no ``ell x n`` temporary).
+
+    ``Yk`` is ``(ell, s)`` with ``ell <= s``; each chunk's product is formed before it
+    overwrites its own columns, so the rotation needs ``ell x _CHUNK`` numbers of scratch.
+    """
+    ell, n = Yk.shape[0], V.shape[1]
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        V[:ell, lo:hi] = Yk @ V[:s, lo:hi]
+
+
 class Basis:
     """Orthonormal basis rows in the operator's namespace, projected matrix on the host."""
 
-    def __init__(self, op: Operator, ncv: int, g: Any):
-        self.op, self.xp, self.g = op, op.xp, g
+    def __init__(self, op: Operator, ncv: int, g: Any, lock: Any = None):
+        self.op, self.xp, self.g, self.b = op, op.xp, g, 1
         self.n, self.m = op.shape[0], ncv
+        #: locked vectors (rows): the run lives on their orthogonal complement
+        self.L = None if lock is None else self._rows(lock)
+        self.dim = self.n - (0 if lock is None else int(lock.shape[1]))
         self.V = self.xp.zeros((ncv + 1, self.n), dtype=op.dtype, device=op.device)
         self.H = np.zeros((ncv, ncv))
         self.size = 0  # vectors in use (the continuation vector not counted)
@@ -58,6 +80,49 @@ class Basis:
         self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
         self.numpy = op.backend == "numpy"
         self.tmp = np.empty(self.n, dtype=op.dtype) if self.numpy else None
+        #: power of two applied to every product (spectra.krylov._scale): the basis runs
+        #: on ``inv * A``; H, beta, anorm are in those units (divide by inv for A's)
+        self.inv: float | None = None
+
+    def _rows(self, X):
+        """The columns of ``X`` as C-contiguous rows (a copy)."""
+        if self.op.backend == "numpy":
+            return np.ascontiguousarray(X.T)
+        return X.T.contiguous()
+
+    def _deflate(self, w):
+        """Remove the components of ``w`` along the locked rows (twice: CGS2)."""
+        L = self.L
+        if L is None:
+            return w
+        for _ in range(2):
+            if self.numpy:
+                np.matmul(L @ w, L, out=self.tmp)
+                w -= self.tmp
+            else:
+                w = w - (L @ w) @ L
+        return w
+
+    def product(self, v):
+        """``inv * (A v)``: one counted product, scaled by the run's power of two."""
+        w = real_product(self.op.matvec(v), f"eigsh product {self.used + 1}")
+        self.used += 1
+        if self.inv is None:
+            self.inv = product_scale(w, self.xp, f"eigsh product {self.used} (Lanczos step 1)")
+        if self.numpy:
+            w = self._own(w)
+            if self.inv != 1.0:
+                w *= self.inv
+        elif self.inv != 1.0:
+            w = w * self.inv
+        return self._deflate(w)
+
+    def _own(self, w):
+        """``w`` as a writable array of the basis dtype that aliases no basis row."""
+        V = self.V
+        if w.dtype != V.dtype or not w.flags.writeable or np.may_share_memory(w, V):
+            w = np.array(w, dtype=V.dtype)
+        return w
 
     def _project(self, w, j: int):
         """Orthogonalise ``w`` against rows ``0..j``; return it with the coefficients."""
@@ -75,6 +140,7 @@ class Basis:
             h2 = Vj @ w
             w = w - Vj.T @ h2
             h_host = h_host + to_numpy(h2)
+        w = self._deflate(w)  # locked directions grow through the recurrence otherwise
         b = float(to_numpy(xp.linalg.vector_norm(w)))
         return w, h_host, b
 
@@ -89,9 +155,13 @@ class Basis:
         page faults comparable to the arithmetic.
         """
         V, tmp = self.V, self.tmp
-        if w.dtype != V.dtype or not w.flags.writeable or np.may_share_memory(w, V):
-            w = np.array(w, dtype=V.dtype)
+        w = self._own(w)
         col = self.H[:j, j]
+        if self.n <= LEAN_N and self.L is None:  # lean path: one compiled call
+            from .._numba.krylov import project_small
+
+            h, b = project_small(V, j, w, col, DGKS)
+            return w, h, float(b)
         nz = np.flatnonzero(col)
         if nz.size == 1:
             np.multiply(V[nz[0]], col[nz[0]], out=tmp)
@@ -116,16 +186,18 @@ class Basis:
             np.matmul(h2, Vj, out=tmp)
             w -= tmp
             h_host = h_host + h2
+        w = self._deflate(w)  # locked directions grow through the recurrence otherwise
         return w, h_host, float(np.sqrt(np.dot(w, w)))
 
     def set_start(self, v) -> None:
-        self.V[0] = v / from_numpy(to_numpy(self.xp.linalg.vector_norm(v)), like=self.op)
+        """Normalise ``v`` (scale-safe) into the first basis row."""
+        nrm = column_norms(v[:, None], self.xp)
+        self.V[0] = v / from_numpy(nrm, like=self.op)[0]
 
     def step(self) -> bool:
         """One Lanczos step at row ``size``; return whether a breakdown occurred."""
         j = self.size
-        w = self.op.matvec(self.V[j])
-        self.used += 1
+        w = self.product(self.V[j])
         w, h, b = self._project(w, j)
         if not (np.all(np.isfinite(h)) and np.isfinite(b)):
             raise NonFiniteError(
@@ -135,7 +207,7 @@ class Basis:
         self.H[j, j] = h[j]
         self.anorm = max(self.anorm, float(np.hypot(np.hypot(h[j], b), self.beta)))
         self.size = j + 1
-        if self.size >= self.n:  # the whole space: the Ritz pairs are exact
+        if self.size >= self.dim:  # the whole space: the Ritz pairs are exact
             self.beta = 0.0
             return False
         breakdown = b <= self.tiny * max(self.anorm, 1e-300)
@@ -154,7 +226,8 @@ class Basis:
 
     def _random_direction(self):
         """A random unit vector orthogonal to the basis (after an invariant subspace)."""
-        return random_direction(self.op, self.g, self.V[: self.size])
+        extra = () if self.L is None else (self.L,)
+        return random_direction(self.op, self.g, self.V[: self.size], *extra)
 
     def ritz(self):
         s = self.size
@@ -166,7 +239,7 @@ class Basis:
         """Thick restart: keep the Ritz vectors ``Y[:, keep]``, continue from the residual."""
         s, ell = self.size, len(keep)
         Yk = from_numpy(np.ascontiguousarray(Y[:, keep].T), like=self.op)
-        self.V[:ell] = Yk @ self.V[:s]
+        rotate_rows(self.V, Yk, s)
         self.V[ell] = self.V[s]
         self.H[:] = 0.0
         self.H[np.arange(ell), np.arange(ell)] = theta[keep]

@@ -45,7 +45,8 @@ import numpy as np
 
 from ..backend import eps, from_numpy, to_numpy
 from ..results import NonFiniteError
-from ._basis import DGKS, random_direction
+from ._basis import DGKS, random_direction, rotate_rows
+from ._scale import product_scale, real_product
 
 #: A column whose norm after projection falls below this fraction of its norm before
 #: the QR pivot sends the block through the column-wise (refined) Gram--Schmidt.
@@ -69,6 +70,8 @@ class BlockBasis:
         self.size = 0
         self.anorm = 0.0
         self.used = 0
+        self.dim = self.n
+        self.inv: float | None = None  # power of two on every product (krylov._scale)
         self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
 
     # ------------------------------------------------------------------ orthogonalisation
@@ -161,8 +164,14 @@ class BlockBasis:
     def step(self) -> bool:
         """One block Lanczos step at row ``size``; return whether a column was replaced."""
         j, b = self.size, self.b
-        W = self.op.matmat(self.V[j : j + b].T)
+        W = real_product(self.op.matmat(self.V[j : j + b].T),
+                         f"eigsh products {self.used + 1}-{self.used + b} (block step)")
         self.used += b
+        if self.inv is None:
+            self.inv = product_scale(W, self.xp, f"eigsh product {self.used - b + 1} "
+                                     f"(block Lanczos step 1)")
+        if self.inv != 1.0:
+            W = W * self.inv
         Q, C, R, bad, deficient = self._orth(W.T, j + b)
         if bad is not None:
             raise NonFiniteError(
@@ -193,7 +202,7 @@ class BlockBasis:
         """Thick restart: keep the Ritz vectors ``Y[:, keep]``, continue from ``X_+``."""
         s, b, ell = self.size, self.b, len(keep)
         Yk = from_numpy(np.ascontiguousarray(Y[:, keep].T), like=self.op)
-        self.V[:ell] = Yk @ self.V[:s]
+        rotate_rows(self.V, Yk, s)
         self.V[ell : ell + b] = self.V[s : s + b]
         arrow = self.R @ Y[s - b : s, keep]
         self.H[:] = 0.0

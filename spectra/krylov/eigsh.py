@@ -64,13 +64,15 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import eps, from_numpy, to_numpy, tolerance
+from ..backend import from_numpy, tolerance
 from ..operators import Operator, as_operator, dense_matrix, require_symmetric
 from ..probes import as_rng, draw
 from ..results import EigResult, warn_not_converged
-from ..validation import check_float, check_int
+from ..validation import check_bool, check_float, check_int
 from ._basis import Basis
 from ._block import BlockBasis, num_keep
+from ._run import Copies, Run, converged_mask
+from ._scale import product_scale, real_array, unit_columns
 
 __all__ = ["WHICH", "eigsh"]
 
@@ -87,6 +89,9 @@ _KEEP_FRACTION = 0.5
 #: a block basis of m vectors has Krylov degree only m / b, and on the Laplacian
 #: benchmark ncv = 42 -> 90 cut the products of b = 3 from 3879 to 1584.
 _NCV_BLOCK = 20
+#: Basis of the deflated check for missed copies: ``min(ncv, max(20, 2 k))`` vectors
+#: (tests/spectra/test_krylov_copies.py; each check costs at least this many products).
+_CHECK_STEPS = 20
 
 
 # ---------------------------------------------------------------------------- input
@@ -130,21 +135,36 @@ def _block_ncv(n: int, k: int, ncv: Any, b: int) -> tuple[int, int]:
 
 
 def _start_vector(op: Operator, v0: Any, g: Any):
+    """The start vector: Gaussian from ``g``, or ``v0`` checked (real, finite, non-zero)."""
     n = op.shape[0]
     if v0 is None:
         return draw("gaussian", n, 1, like=op, rng=g)[:, 0]
-    if not hasattr(v0, "shape"):
-        v0 = np.asarray(v0, dtype=float)
-    if tuple(v0.shape) != (n,):
-        raise ValueError(f"v0 must have shape ({n},), got {tuple(v0.shape)}")
-    h = to_numpy(v0)
+    h = check_start_vector(v0, n)
+    if op.backend == "torch" and type(v0).__module__.startswith("torch"):
+        v = v0.to(device=op.device, dtype=op.dtype)
+    else:
+        v = from_numpy(h, like=op)
+    return unit_columns(v[:, None], op.xp)[0][:, 0]
+
+
+def check_start_vector(v0: Any, n: int) -> np.ndarray:
+    """``v0`` as a host float64 vector of shape ``(n,)``, or a clear error.
+
+    Raises
+    ------
+    TypeError
+        Not an array of real numbers (a string, complex or object entries).
+    ValueError
+        Wrong shape, NaN/Inf entries or all zeros.
+    """
+    h = real_array(v0, "v0")
+    if h.shape != (n,):
+        raise ValueError(f"v0 must have shape ({n},), got {h.shape}")
     if not np.all(np.isfinite(h)):
         raise ValueError("v0 contains NaN or Inf")
     if not np.any(h):
         raise ValueError("v0 is zero; a Lanczos start vector must be non-zero")
-    if op.backend == "torch" and type(v0).__module__.startswith("torch"):
-        return v0.to(device=op.device, dtype=op.dtype)
-    return from_numpy(h, like=op)
+    return h
 
 
 def _start_block(op: Operator, v0: Any, g: Any, b: int):
@@ -185,13 +205,6 @@ def _output_order(theta: np.ndarray, which: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- driver
-def _converged_mask(res, theta, tol, anorm, dtype, n_exhausted):
-    if n_exhausted:
-        return np.ones(len(theta), dtype=bool)
-    floor = 8.0 * eps(dtype) * anorm
-    return res <= np.maximum(tol * np.maximum(np.abs(theta), eps(dtype) ** (2 / 3) * anorm), floor)
-
-
 def _num_keep(k: int, m: int) -> int:
     extra = int(round(_KEEP_FRACTION * (m - k)))
     return int(min(max(k + extra, k + 1), m - 1))
@@ -209,6 +222,7 @@ def eigsh(
     rng: Any = None,
     return_eigenvectors: bool = True,
     block_size: int = 1,
+    check_copies: bool = True,
 ) -> EigResult:
     r"""Compute ``k`` extremal eigenpairs of a symmetric operator.
 
@@ -236,7 +250,11 @@ def eigsh(
         estimate :math:`\|A\|_{est} = \max |\theta|`; the eigenvalue error is then at
         most the residual, and about residual²/gap.  Residuals below
         :math:`8 \epsilon \|A\|_{est}` (rounding level of the working dtype) always
-        count as converged.
+        count as converged.  The test runs first on the Lanczos estimates
+        :math:`|\beta_m e_m^T y_i|`; before ``converged=True`` is returned, the
+        residuals of the returned pairs are computed explicitly (``k`` more products,
+        counted in ``num_matvecs``) and must pass it too (otherwise the iteration
+        continues with a tighter internal tolerance, or the result says not converged).
     max_matvecs : int, optional
         Budget of products, at least ``ncv``.  Default
         ``max(ncv, min(20 n, 1000 ncv))``.
@@ -265,15 +283,30 @@ def eigsh(
         products and a quarter of the time (benchmarks/spectra_eigsh.py: thin-block
         orthogonalisation over a larger basis dominates there).  When ``n < k + 2 b`` the
         single-vector method with the full basis is used (exact in ``n`` products).
+    check_copies : bool
+        With ``block_size=1``, after convergence, look for copies of multiple
+        eigenvalues that a single Krylov sequence cannot see: Lanczos on the complement
+        of the converged vectors from a fresh random vector (basis
+        ``min(ncv, max(20, 2 k))``), until a Ritz value beats the worst wanted one (the
+        copy is then converged and swapped in, and the check repeats), or the
+        random-start bound of Kuczyński and Woźniakowski puts the chance of a miss
+        below 1%, or the check has used ``max(2 m, used / 4)`` products.  In the last
+        case, when the check's best Ritz value lies within a relative gap of 1e-3 of
+        the wanted set, the message says copies may be missing and a
+        :class:`~spectra.ConvergenceWarning` names the ``block_size`` to use.  Costs
+        at least ``min(ncv, max(20, 2 k))`` products; ``False`` skips it.
 
     Returns
     -------
     EigResult
         Eigenvalues ordered largest first (``"LA"``, ``"LM"`` by magnitude), smallest
         first (``"SA"``) or ascending (``"BE"``); eigenvectors ``(n, k)`` in the
-        operator's namespace and device; residual norms from the Lanczos relation;
-        products and restarts used.  When the budget runs out the best Ritz pairs are
-        returned with ``converged=False`` and a :class:`~spectra.ConvergenceWarning`.
+        operator's namespace and device; residual norms
+        :math:`\|A x_i - \theta_i x_i\|` computed explicitly (from the Lanczos relation
+        only when the basis spans the whole space, or when the budget left no room for
+        the ``k`` products); products (the checks included) and restarts used.  When
+        the budget runs out the best Ritz pairs are returned with ``converged=False``
+        and a :class:`~spectra.ConvergenceWarning`.
 
     Raises
     ------
@@ -283,18 +316,36 @@ def eigsh(
         zero or misshaped ``v0``, or a product returning NaN/Inf (the product is
         named).
     TypeError
-        Non-integer ``k``, ``ncv`` or ``max_matvecs``.
+        Non-integer ``k``, ``ncv`` or ``max_matvecs``; a ``v0`` that is not an array of
+        real numbers (complex, strings, bool); non-bool ``return_eigenvectors`` or
+        ``check_copies``; a product returning complex or integer values.
 
     Notes
     -----
+    *Scale.* Every product is multiplied by one power of two chosen from the first
+    product (exact), so the results for :math:`cA` are :math:`c` times those for
+    :math:`A` wherever :math:`cA`'s entries are normal numbers (bitwise for :math:`c`
+    a power of two); norms of start vectors are computed scaled.
+
+    *Memory.* With ``block_size=1`` the peak is about ``ncv + 2 k + 5`` n-vectors in the
+    operator's dtype: the basis (``ncv + 1``, allocated once, rotated in place at a
+    thick restart by column chunks), one scratch vector, the product, the ``k`` Ritz
+    vectors and the ``k`` products of the explicit check; the check for copies frees
+    the basis first and needs ``min(ncv, max(20, 2k)) + 2 k + 3``.  With ``block_size
+    = b`` the basis holds ``ncv + b`` vectors.  Host work per step is ``O(ncv)`` plus an
+    eigendecomposition of the ``size x size`` projected matrix every ``1 + size // 16``
+    steps (tests/spectra/test_krylov_memory.py).
+
     After a breakdown (an invariant subspace, :math:`\beta_j \approx 0`) the method
     continues with a random vector orthogonal to the basis, and does not test
     convergence before the end of that basis cycle, so that eigenvalues of
     multiplicity above one, invisible to a single Krylov sequence, are looked for.
     Without a breakdown, further copies of a multiple eigenvalue enter only through
-    rounding, as in every single-vector Krylov method (ARPACK included), and may be
-    missed: on a square-grid Laplacian (exact double eigenvalues) ``k=3`` returns
-    :math:`\lambda_1, \lambda_2, \lambda_4`.  Use ``block_size >= multiplicity``.
+    rounding, as in every single-vector Krylov method (ARPACK included); without
+    ``check_copies`` they may be missed (on a square-grid Laplacian, with exact double
+    eigenvalues, ``k=3`` returned :math:`\lambda_1, \lambda_2, \lambda_4`).  The
+    check finds them, or flags the risk; ``block_size >= multiplicity`` finds them
+    reliably.
 
     With ``k = n`` a Krylov basis would need ``n + 1`` vectors; the matrix is then formed
     from ``n`` products with identity blocks (in the operator's dtype and device), checked
@@ -321,10 +372,12 @@ def eigsh(
     n = op.shape[0]
     b = check_int(block_size, "block_size", low=1, high=max(n // 2, 1))
     k, tol = _check_args(n, k, which, tol)
-    if k == n:  # no room for a Krylov basis of k + 1 vectors
-        return _dense(op, which, return_eigenvectors)
-    ncv, max_matvecs, b = _check_budget(n, k, ncv, max_matvecs, b)
+    vectors = check_bool(return_eigenvectors, "return_eigenvectors")
+    check = check_bool(check_copies, "check_copies")
     g = as_rng(rng)
+    if k == n:  # no room for a Krylov basis of k + 1 vectors
+        return _dense(op, which, vectors)
+    ncv, max_matvecs, b = _check_budget(n, k, ncv, max_matvecs, b)
     if b == 1:
         B = Basis(op, ncv, g)
         B.set_start(_start_vector(op, v0, g))
@@ -333,43 +386,56 @@ def eigsh(
         B = BlockBasis(op, ncv, b, g)
         B.set_start(_start_block(op, v0, g, b))
         keep = num_keep(k, ncv, b, _num_keep(k, ncv))
-    restarts, hold = 0, False
-    while True:
-        hold = B.step() or hold
-        full = B.size >= n
-        if B.size < ncv and not full and (hold or B.size < k):
-            continue
-        theta, Y, res = B.ritz()
-        order = _preference(theta, which)
-        ok = _converged_mask(res, theta, tol, B.anorm, op.dtype, full)
-        done = bool(np.all(ok[order[:k]])) and not (hold and B.size < ncv)
-        if done or full or B.used + b > max_matvecs:
-            break
-        if B.size >= ncv:
-            B.restart(theta, Y, order[:keep])
-            restarts, hold = restarts + 1, False
-    return _finish(B, theta, Y, res, order, k, which, done or full, restarts,
-                   return_eigenvectors, tol)
+    budget = max(max_matvecs - k, min(max_matvecs, ncv))  # k products for the check
+    run = Run(B, k, which, tol, budget, max_matvecs, keep, _preference)
+    theta, X, res, converged, verified = run.solve(_output_order)
+    status, found, miss = "", 0, 1.0
+    B.V = None  # the basis is no longer needed: the check's basis takes its memory
+    if converged and check and b == 1 and not run.exhausted:
+        m = min(ncv, max(_CHECK_STEPS, 2 * k))
+        cap = max(2 * m, B.used // 4)
+        copies = Copies(B, which, tol, max_matvecs, m, cap,
+                        _preference, _output_order, g)
+        theta, X, res, status = copies.run(theta, X, res)
+        found, miss = copies.found, copies.miss
+        o = _output_order(theta, which)
+        theta, res = theta[o], res[o]
+        X = X[:, o.tolist()]
+    return _finish(B, theta, X if vectors else None, res, k, which, converged, verified,
+                   run.restarts, tol, (status, found, miss), b)
 
 
-def _finish(B, theta, Y, res, order, k, which, converged, restarts, vectors, tol):
-    sel = order[:k]
-    sel = sel[_output_order(theta[sel], which)]
-    ok = _converged_mask(res, theta, tol, B.anorm, B.op.dtype, B.size >= B.n)
+def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, check, b):
+    status, found, miss = check
+    lam, r = theta / B.inv, res / B.inv
+    kind = "explicit" if verified else "estimated"
     if converged:
-        msg = (f"converged: {k} eigenpairs to relative residual tol={tol:g} in "
-               f"{B.used} products and {restarts} restarts")
+        msg = (f"converged: {k} eigenpairs to relative residual tol={tol:g} ({kind} "
+               f"residuals) in {B.used} products and {restarts} restarts")
     else:
-        msg = (f"not converged: {int(np.sum(ok[sel]))} of {k} eigenpairs met tol={tol:g} "
-               f"within max_matvecs={B.used} products ({restarts} restarts); largest "
-               f"residual {float(np.max(res[sel])):.3g}. Raise max_matvecs or ncv, or "
-               "loosen tol")
+        ok = converged_mask(res, theta, tol, B.anorm, B.op.dtype)
+        msg = (f"not converged: {int(np.sum(ok))} of {k} eigenpairs met tol={tol:g} "
+               f"({kind} residuals) within max_matvecs={B.used} products ({restarts} "
+               f"restarts); largest residual {float(np.max(r)):.3g}. Raise max_matvecs "
+               "or ncv, or loosen tol")
         warn_not_converged("eigsh " + msg, stacklevel=4)
-    X = B.vectors(Y[:, sel]) if vectors else None
+    if found:
+        msg += (f"; a deflated check from a fresh random vector found {found} further "
+                "copies of multiple eigenvalues, swapped in")
+    if status == "bounded":
+        msg += (f"; a deflated check from a fresh random vector found no missed copies "
+                f"(random-start bound on a miss: {miss:.2g})")
+    if status == "unsure":
+        note = (f"copies of a multiple (or tightly clustered) eigenvalue at the end of the "
+                f"wanted set may be missing: a deflated check from a fresh random vector "
+                f"could not exclude them; use block_size={max(2, 2 * b)} (at least the "
+                "multiplicity) to find them reliably")
+        msg += "; " + note
+        warn_not_converged("eigsh: " + note, stacklevel=4)
     return EigResult(
-        eigenvalues=theta[sel].copy(),
+        eigenvalues=lam,
         eigenvectors=X,
-        residual_norms=res[sel].copy(),
+        residual_norms=r,
         num_matvecs=B.used,
         converged=bool(converged),
         message=msg,
@@ -381,17 +447,19 @@ def _dense(op: Operator, which: str, vectors: bool) -> EigResult:
     """All ``n`` eigenpairs from the formed matrix, in the order of ``which`` (``k = n``)."""
     n = op.shape[0]
     A = dense_matrix(op)
+    inv = product_scale(A, np, f"one of the {n} products forming the matrix")
+    A = A * inv  # a power of two: exact, and no over/underflow below (krylov._scale)
     asym = float(np.max(np.abs(A - A.T)))
     if asym > tolerance(op.dtype)["sym"] * max(float(np.max(np.abs(A))), 1e-300):
         raise ValueError(f"eigsh needs a symmetric operator, but its matrix (formed from {n} "
-                         f"products) differs from its transpose by {asym:.3g}")
+                         f"products) differs from its transpose by {asym / inv:.3g}")
     theta, Y = np.linalg.eigh(0.5 * (A + A.T))
     sel = _preference(theta, which)
     sel = sel[_output_order(theta[sel], which)]
     lam, U = theta[sel], np.ascontiguousarray(Y[:, sel])
-    res = np.linalg.norm(A @ U - U * lam, axis=0)
+    res = np.linalg.norm(A @ U - U * lam, axis=0) / inv
     return EigResult(
-        eigenvalues=lam,
+        eigenvalues=lam / inv,
         eigenvectors=from_numpy(U, like=op) if vectors else None,
         residual_norms=res,
         num_matvecs=n,

@@ -32,6 +32,7 @@ from ..operators import Operator, as_operator, require_symmetric
 from ..probes import as_rng, draw
 from ..results import LanczosResult, NonFiniteError
 from ..validation import check_choice, check_int
+from ._scale import product_scale, real_array, real_product, unit_columns
 
 __all__ = ["lanczos", "check_steps"]
 
@@ -56,6 +57,7 @@ def _start_block(op: Operator, v0: Any, rng: Any):
     if v0 is None:
         V = draw("rademacher", n, 1, like=op, rng=as_rng(rng))
     else:
+        real_array(v0, "v0")
         V = v0 if hasattr(v0, "shape") else np.asarray(v0, dtype=float)
         if isinstance(V, np.ndarray) and op.backend == "torch":
             V = from_numpy(V, like=op)
@@ -64,12 +66,12 @@ def _start_block(op: Operator, v0: Any, rng: Any):
         if V.ndim != 2 or V.shape[0] != n:
             raise ValueError(f"v0 must have shape ({n},) or ({n}, p), got {tuple(v0.shape)}")
         V = V.to(op.dtype) if op.backend == "torch" else np.asarray(V, dtype=op.dtype)
-    norms = to_numpy(op.xp.linalg.vector_norm(V, axis=0))
+    Q, norms = unit_columns(V, op.xp)
     if not np.all(np.isfinite(norms)):
         raise ValueError("v0 contains NaN or Inf")
     if np.any(norms == 0):
         raise ValueError("v0 has a zero column; a Lanczos start vector must be non-zero")
-    return V / from_numpy(norms, like=op), norms
+    return Q, norms
 
 
 def _own_block(W: np.ndarray, Q: np.ndarray, Q_prev: np.ndarray, dtype: Any) -> np.ndarray:
@@ -79,6 +81,17 @@ def _own_block(W: np.ndarray, Q: np.ndarray, Q_prev: np.ndarray, dtype: Any) -> 
             or np.may_share_memory(W, Q) or np.may_share_memory(W, Q_prev)):
         W = np.array(W, dtype=dtype, order="C")
     return W
+
+
+def _scaled(W: Any, inv: float, Q: Any, Q_prev: Any, op: Operator) -> Any:
+    """``W * inv`` (a power of two: exact), in place on a numpy block the run owns."""
+    if inv == 1.0:
+        return W
+    if op.backend == "numpy":
+        W = _own_block(W, Q, Q_prev, op.dtype)
+        W *= inv
+        return W
+    return W * inv
 
 
 def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
@@ -101,9 +114,12 @@ def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, B
         W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
     if Bj is not None:
         for _ in range(2):  # classical Gram-Schmidt, twice, batched over the probes
-            if fused:
-                C = np.einsum("pjn,np->pj", Bj, W)
-                W -= np.einsum("pjn,pj->np", Bj, C)
+            if fused:  # per probe: one n-vector of scratch, not a copy of the basis
+                C = np.empty(Bj.shape[:2])
+                for i in range(W.shape[1]):
+                    w = W[:, i]
+                    C[i] = Bj[i] @ w
+                    w -= C[i] @ Bj[i]
                 a = a + C[:, -1]
             else:
                 C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
@@ -154,6 +170,22 @@ def lanczos(
     ValueError
         Non-symmetric operator, ``num_steps`` outside ``[1, n]``, a zero or
         non-finite start vector, or a product returning NaN/Inf (the step is named).
+    TypeError
+        A ``v0`` that is not an array of real numbers, or a complex/integer product.
+
+    Notes
+    -----
+    *Scale.* The products are multiplied by one power of two chosen from the first one
+    (exact) and ``alpha``, ``beta`` divided by it at the end, and start vectors are
+    normalised with scaled norms: the results for :math:`cA` are :math:`c` times those
+    for :math:`A` wherever :math:`cA`'s entries are normal numbers, and the breakdown
+    test :math:`\beta_j \le 10\sqrt n\,\epsilon\,\|A\|_{est}` is relative.
+
+    *Memory.* With ``reorth="full"`` the peak is about ``p (num_steps + 4)`` n-vectors in
+    the operator's dtype: the basis ``(p, num_steps, n)`` allocated once and filled in
+    place, the current and previous blocks, the product block and one scratch vector
+    (reorthogonalisation runs probe by probe); ``reorth="none"`` keeps about ``4 p``
+    (tests/spectra/test_krylov_memory.py).
 
     Examples
     --------
@@ -190,12 +222,15 @@ def lanczos(
         Q = np.ascontiguousarray(Q)
     Q_prev = xp.zeros_like(Q)
     b_prev = np.zeros(p)
-    used = 0
+    used, inv = 0, None
     for j in range(k):
         if full:
             basis[:, j, :] = Q.T
-        W = op.matmat(Q)
+        W = real_product(op.matmat(Q), f"Lanczos step {j + 1}")
         used += int(active.sum())
+        if inv is None:  # one exact power-of-two scale for the run (spectra.krylov._scale)
+            inv = product_scale(W, xp, f"Lanczos step 1 (product {op.num_matvecs})")
+        W = _scaled(W, inv, Q, Q_prev, op)
         W, ab = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
@@ -226,8 +261,8 @@ def lanczos(
     if full:
         basis = basis[:, : int(steps.max()), :]
     return LanczosResult(
-        alpha=alpha,
-        beta=beta,
+        alpha=alpha / inv,
+        beta=beta / inv,
         steps=steps,
         basis=basis,
         num_matvecs=used,
