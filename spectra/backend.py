@@ -74,6 +74,42 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def coldots(X: Any, Y: Any) -> np.ndarray:
+    """Column-wise dot products ``sum_i X[i, j] Y[i, j]``, accumulated in float64.
+
+    ``X`` and ``Y`` are ``(n, k)`` (or 1-d) arrays of one namespace and dtype. Works one
+    column at a time, so the only workspace is one ``n``-vector in their dtype (never an
+    ``n x k`` float64 copy); numpy, and torch on the CPU (through a zero-copy numpy view),
+    sum pairwise in float64, CUDA tensors reduce on the device in float64.
+
+    Returns
+    -------
+    ndarray of float64, shape ``(k,)`` (``()`` for vectors)
+    """
+    one = X.ndim == 1
+    if one:
+        X, Y = X[:, None], Y[:, None]
+    k = X.shape[1]
+    out = np.empty(k)
+    if is_torch(X):
+        torch = _torch()
+        X, Y = X.detach(), Y.detach()
+        if X.device.type == "cpu":
+            tmp = np.empty(X.shape[0], dtype=dtype_name(X.dtype))
+            for j in range(k):
+                np.multiply(X[:, j].numpy(), Y[:, j].numpy(), out=tmp)
+                out[j] = np.add.reduce(tmp, dtype=np.float64)
+        else:
+            for j in range(k):
+                out[j] = float(torch.sum(X[:, j] * Y[:, j], dtype=torch.float64))
+    else:
+        tmp = np.empty(X.shape[0], dtype=np.result_type(X.dtype, Y.dtype))
+        for j in range(k):
+            np.multiply(X[:, j], Y[:, j], out=tmp)
+            out[j] = np.add.reduce(tmp, dtype=np.float64)
+    return out[0] if one else out
+
+
 def _torch():
     import torch
 
