@@ -176,6 +176,93 @@ class Operator:
     def __matmul__(self, x):
         return self.matvec(x) if x.ndim == 1 else self.matmat(x)
 
+    # ------------------------------------------------------------------ algebra
+    __array_ufunc__ = None  # numpy scalars defer to the methods below
+
+    def __add__(self, other):
+        from .algebra import add
+
+        return add(self, other, 1.0)
+
+    def __sub__(self, other):
+        from .algebra import add
+
+        return add(self, other, -1.0)
+
+    def __radd__(self, other):
+        from .algebra import add
+
+        return add(self, other, 1.0)
+
+    def __rsub__(self, other):
+        from .algebra import add, scale
+
+        return add(scale(self, -1.0), other, 1.0)
+
+    def __mul__(self, a):
+        from .algebra import scale
+
+        if hasattr(a, "shape") and getattr(a, "ndim", 0) > 0:
+            raise TypeError("op * x is not a product; use op @ x (or op.matvec(x))")
+        return scale(self, a)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, a):
+        from ..validation import check_float
+        from .algebra import scale
+
+        a = check_float(a, "the divisor of an operator")
+        if a == 0.0:
+            raise ZeroDivisionError("division of an operator by zero")
+        return scale(self, 1.0 / a)
+
+    def __neg__(self):
+        from .algebra import scale
+
+        return scale(self, -1.0)
+
+    def to_scipy(self):
+        """Return the operator as a scipy :class:`~scipy.sparse.linalg.LinearOperator`.
+
+        Same shape, the same products (counted in :attr:`num_matvecs`) and the operator's
+        dtype (float32 or float64 numpy). Vectors are handed over as numpy arrays: for a
+        torch operator they are moved to its device and dtype and the products come back
+        to the host (zero-copy on the CPU). ``rmatvec`` (and ``.H``, ``.T``) exist when the
+        operator is declared or known symmetric; they are then the same products.
+
+        Returns
+        -------
+        scipy.sparse.linalg.LinearOperator
+
+        Examples
+        --------
+        >>> import numpy as np, spectra
+        >>> L = spectra.as_operator(np.diag([1.0, 2.0, 3.0])).to_scipy()
+        >>> import scipy.sparse.linalg as sla
+        >>> float(sla.eigsh(L, k=1, return_eigenvectors=False)[0])
+        3.0
+        """
+        from scipy.sparse.linalg import LinearOperator
+
+        np_dtype = np.dtype(dtype_name(self.dtype))
+
+        def host(y):
+            if is_torch(y):
+                return y.detach().cpu().numpy()
+            return np.asarray(y)
+
+        def mv(x):
+            x = np.asarray(x).reshape(-1)
+            return host(self.matvec(from_numpy(np.asarray(x, dtype=np_dtype), like=self)))
+
+        def mm(X):
+            return host(self.matmat(from_numpy(np.asarray(X, dtype=np_dtype), like=self)))
+
+        sym = self.symmetric is True
+        return LinearOperator(self.shape, matvec=mv, matmat=mm, dtype=np_dtype,
+                              rmatvec=mv if sym else None, rmatmat=mm if sym else None)
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(shape={self.shape}, dtype={dtype_name(self.dtype)}, "
