@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import dtype_name, from_numpy, is_torch, to_numpy, tolerance
+from ..backend import coldots, dtype_name, from_numpy, is_torch, to_numpy, tolerance
 from ..results import NonFiniteError
 from ..validation import check_bool, check_choice, check_optional_bool, check_shape
 
@@ -279,21 +279,20 @@ class Operator:
         """
         if self.symmetric is not None:
             return bool(self.symmetric)
-        from ..probes import as_rng
+        from ..probes import as_rng, draw
 
         n = self.shape[0]
         g = as_rng(rng if rng is not None else 0x5EED)
-        uv = g.standard_normal((n, 2))
-        UV = from_numpy(uv, like=self)
-        AUV = to_numpy(self.matmat(UV))
-        if not np.all(np.isfinite(AUV)):
-            raise NonFiniteError("the operator's matvec returned non-finite values (NaN or Inf) "
-                                 "in the symmetry test")
-        a = uv[:, 0] @ AUV[:, 1]
-        b = uv[:, 1] @ AUV[:, 0]
-        scale = np.linalg.norm(uv[:, 0]) * np.linalg.norm(AUV[:, 1]) + np.linalg.norm(
-            uv[:, 1]
-        ) * np.linalg.norm(AUV[:, 0])
+        UV = draw("gaussian", n, 2, like=self, rng=g)  # in the operator's dtype and device
+        AUV = self.matmat(UV)  # checked: finite, real, of the right shape
+        top = float(to_numpy(self.xp.max(self.xp.abs(AUV))))
+        if top > 0.0:  # an exact power of two keeps the squares below overflow
+            AUV = AUV * math.ldexp(1.0, max(-1000, min(1000, -math.frexp(top)[1])))
+        a = coldots(UV[:, 0], AUV[:, 1])
+        b = coldots(UV[:, 1], AUV[:, 0])
+        nu, nv = np.sqrt(coldots(UV, UV))
+        nau, nav = np.sqrt(coldots(AUV, AUV))
+        scale = nu * nav + nv * nau
         self.symmetric = bool(abs(a - b) <= tolerance(self.dtype)["sym"] * max(scale, 1e-300))
         return self.symmetric
 
