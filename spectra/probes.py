@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .backend import dtype_name
-from .validation import check_choice
+from .validation import check_choice, require_memory
 
 __all__ = ["CHUNK", "PROBES", "as_rng", "draw"]
 
@@ -125,7 +125,7 @@ def _torch_probe(kind: str, gen: Any, out: Any) -> None:
         out.mul_(math.sqrt(n) / float(torch.linalg.vector_norm(out)))
 
 
-def draw(kind: str, n: int, k: int, *, like: Any, rng: Any) -> Any:
+def draw(kind: str, n: int, k: int, *, like: Any, rng: Any, out: Any = None) -> Any:
     """Draw an ``(n, k)`` block of isotropic probes (``E[z z^T] = I``), one probe at a time.
 
     Parameters
@@ -138,6 +138,9 @@ def draw(kind: str, n: int, k: int, *, like: Any, rng: Any) -> Any:
         Gives namespace, dtype and device.
     rng : numpy or torch generator (see :func:`as_rng`)
         Consumed probe by probe: the probes of a generator do not depend on ``k``.
+    out : array of shape ``(k, n)``, optional
+        A C-contiguous buffer in ``like``'s framework, dtype and device to draw into
+        (estimators that keep their probes preallocate it); ``out.T`` is returned.
 
     Returns
     -------
@@ -147,45 +150,58 @@ def draw(kind: str, n: int, k: int, *, like: Any, rng: Any) -> Any:
     check_choice(kind, "probe", PROBES)
     g = as_rng(rng)
     backend, dtype, device = _target(like)
+    if out is None:
+        itemsize = 4 if dtype_name(dtype) == "float32" else 8
+        require_memory(k * n * itemsize, f"{k} probe vectors of length n = {n}", device)
+        out = _empty(backend, k, n, dtype, device)
     if isinstance(g, np.random.Generator):
         if backend == "numpy" or str(device).startswith("cpu"):
-            return _draw_host(kind, g, n, k, backend, dtype)
-        return _draw_device_seeded(kind, g, n, k, dtype, device)
-    return _draw_torch(kind, g, n, k, backend, dtype, device)
+            return _draw_host(kind, g, out)
+        return _draw_device_seeded(kind, g, out)
+    return _draw_torch(kind, g, out, backend)
 
 
-def _draw_host(kind: str, g: np.random.Generator, n: int, k: int, backend: str, dtype: Any):
-    np_dtype = np.dtype(dtype_name(dtype))
-    buf = np.empty((k, n), dtype=np_dtype)
-    for j in range(k):
+def _empty(backend: str, k: int, n: int, dtype: Any, device: Any):
+    if backend == "numpy":
+        return np.empty((k, n), dtype=dtype_name(dtype))
+    import torch
+
+    return torch.empty((k, n), dtype=dtype, device=device)
+
+
+def _draw_host(kind: str, g: np.random.Generator, out: Any):
+    buf = out.numpy() if not isinstance(out, np.ndarray) else out  # zero-copy for CPU torch
+    n = buf.shape[1]
+    for j in range(buf.shape[0]):
         sq = _host_probe(kind, g, buf[j])
         if kind == "sphere":
-            buf[j] *= np_dtype.type(math.sqrt(n / sq))
-    if backend == "torch":
-        import torch
-
-        return torch.from_numpy(buf).T
-    return buf.T
+            buf[j] *= buf.dtype.type(math.sqrt(n / sq))
+    return out.T
 
 
-def _draw_device_seeded(kind: str, g: np.random.Generator, n: int, k: int, dtype: Any,
-                        device: Any):
+def _draw_device_seeded(kind: str, g: np.random.Generator, out: Any):
     import torch
 
-    buf = torch.empty((k, n), dtype=dtype, device=device)
-    for j in range(k):
-        _torch_probe(kind, torch.Generator(device=device).manual_seed(int(g.integers(0, 2**63))),
-                     buf[j])
-    return buf.T
+    for j in range(out.shape[0]):
+        gen = torch.Generator(device=out.device).manual_seed(int(g.integers(0, 2**63)))
+        _torch_probe(kind, gen, out[j])
+    return out.T
 
 
-def _draw_torch(kind: str, gen: Any, n: int, k: int, backend: str, dtype: Any, device: Any):
+def _draw_torch(kind: str, gen: Any, out: Any, backend: str):
     import torch
 
-    t_dtype = dtype if isinstance(dtype, torch.dtype) else getattr(torch, dtype_name(dtype))
-    buf = torch.empty((k, n), dtype=t_dtype, device=gen.device)
-    for j in range(k):
-        _torch_probe(kind, gen, buf[j])
-    if backend == "numpy":
-        return buf.cpu().numpy().T
-    return buf.to(device).T
+    if backend == "torch" and out.device == gen.device:
+        for j in range(out.shape[0]):
+            _torch_probe(kind, gen, out[j])
+        return out.T
+    dtype = out.dtype if isinstance(out.dtype, torch.dtype) else getattr(torch, dtype_name(
+        out.dtype))
+    row = torch.empty(out.shape[1], dtype=dtype, device=gen.device)
+    for j in range(out.shape[0]):
+        _torch_probe(kind, gen, row)
+        if backend == "numpy":
+            out[j] = row.cpu().numpy()
+        else:
+            out[j] = row.to(out.device)
+    return out.T

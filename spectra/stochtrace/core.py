@@ -65,6 +65,10 @@ class _Ctx:
     def draw(self, k: int):
         return draw(self.probe, self.n, k, like=self.op, rng=self.rng)
 
+    def draw_into(self, out: Any):
+        """Draw ``out.shape[0]`` probes into the ``(k, n)`` buffer ``out``; returns ``out.T``."""
+        return draw(self.probe, self.n, out.shape[0], like=self.op, rng=self.rng, out=out)
+
     def dev(self, M: np.ndarray):
         return from_numpy(M, like=self.op)
 

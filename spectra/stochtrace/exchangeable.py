@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ..backend import eps
+from ..backend import coldots, eps
 from .core import _START, _cat, _Ctx, _drive, _extend_basis
 
 
@@ -38,39 +38,113 @@ def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
 
 
 class _Sketch:
-    """Test vectors ``Omega``, ``Y = A Omega = Q R`` and ``Z = A Q``, grown in blocks."""
+    r"""The XTrace / XDiag sketch, preallocated for ``kmax`` test vectors, grown in place.
 
-    def __init__(self, ctx: _Ctx) -> None:
-        self.ctx = ctx
-        self.Om = self.Y = self.Q = self.Z = None
-        self.R = np.zeros((0, 0))
+    Keeps :math:`\Omega` and the orthonormal basis :math:`Q` of :math:`A\Omega = QR`
+    (and :math:`Z = AQ` for XDiag) in ``(kmax, n)`` buffers in the operator's dtype and
+    device, and the ``k x k`` projections :math:`H = Q^TAQ`, :math:`W = Q^T\Omega`,
+    :math:`T = Z^T\Omega`, ``R``, :math:`\omega_i^TA\omega_i` and
+    :math:`\|\omega_i\|^2` in float64 on the host. Test vectors are added in chunks
+    of at most ``c`` columns: their products ``Y`` are orthogonalised against ``Q`` by
+    block classical Gram-Schmidt with one reorthogonalisation, factored by Householder
+    QR, and the projections are extended without forming ``A\Omega`` again (``A`` is
+    symmetric, so :math:`Q_{old}^TZ_{new}` gives both off-diagonal blocks of ``H`` and
+    :math:`Z_{old}^T\Omega_{new} = Q_{old}^TY_{new}`).
+
+    Memory: ``2 kmax`` ``n``-vectors for XTrace (``3 kmax`` with ``Z`` for XDiag) plus
+    about ``4 c`` of chunk workspace (``Y``, its projection, the QR factor and ``AQ``
+    of the chunk), all in the operator's dtype.
+    """
+
+    def __init__(self, ctx: _Ctx, kmax: int, keep_z: bool) -> None:
+        from ..probes import _empty
+
+        op, n = ctx.op, ctx.n
+        self.ctx, self.kmax, self.k = ctx, kmax, 0
+        self.chunk = max(1, min(ctx.block, -(-kmax // 4)))
+        new = lambda: _empty(op.backend, kmax, n, op.dtype, op.device)  # noqa: E731
+        self._om, self._q = new(), new()
+        self._z = new() if keep_z else None
+        self.H, self.W, self.T, self.R = (np.zeros((kmax, kmax)) for _ in range(4))
+        self.d, self.o2 = np.zeros(kmax), np.zeros(kmax)
 
     @property
-    def k(self) -> int:
-        return 0 if self.Om is None else self.Om.shape[1]
+    def Om(self):
+        return self._om[: self.k].T
+
+    @property
+    def Q(self):
+        return self._q[: self.k].T
+
+    @property
+    def Z(self):
+        return self._z[: self.k].T
 
     def grow(self, k: int) -> None:
-        ctx, xp = self.ctx, self.ctx.xp
-        if k <= self.k:
-            return
-        Om = ctx.draw(k - self.k)
+        while self.k < k:
+            self._add(min(self.chunk, k - self.k))
+
+    def _add(self, c: int) -> None:
+        ctx, xp, host = self.ctx, self.ctx.xp, self.ctx.host
+        k0, k1 = self.k, self.k + c
+        Om = ctx.draw_into(self._om[k0:k1])
         Y = ctx.apply(Om)
-        Qe = _extend_basis(xp, self.Q, Y)
-        Ze = ctx.apply(Qe)
-        self.Om, self.Y = _cat(xp, self.Om, Om), _cat(xp, self.Y, Y)
-        self.Q, self.Z = _cat(xp, self.Q, Qe), _cat(xp, self.Z, Ze)
-        self.R = ctx.host(self.Q.T @ self.Y)  # upper triangular up to rounding
+        self.d[k0:k1], self.o2[k0:k1] = coldots(Om, Y), coldots(Om, Om)
+        Q0 = self._q[:k0]  # rows: the basis vectors so far
+        if k0:
+            C = Q0 @ Y
+            Y = Y - Q0.T @ C
+            C2 = Q0 @ Y
+            Y -= Q0.T @ C2
+            self.R[:k0, k0:k1] = host(C + C2)
+        Qe, Rb = xp.linalg.qr(Y)
+        del Y
+        Qe = self._orthogonal(Q0, Qe, Om)
+        self.R[k0:k1, k0:k1] = host(Rb)
+        self._q[k0:k1] = Qe.T
+        Ze = ctx.apply(self._q[k0:k1].T)
+        if self._z is not None:
+            self._z[k0:k1] = Ze.T
+        Qn, Omn = self._q[:k1], self._om[:k1]
+        Hn = host(Qn @ Ze)  # (k1, c): columns k0:k1 of H
+        self.H[:k1, k0:k1] = Hn
+        self.H[k0:k1, :k0] = Hn[:k0].T
+        blk = self.H[k0:k1, k0:k1]
+        self.H[k0:k1, k0:k1] = 0.5 * (blk + blk.T)
+        self.W[k0:k1, :k1] = host(Qe.T @ Omn.T)
+        if k0:
+            self.W[:k0, k0:k1] = host(Q0 @ Om)
+            self.T[:k0, k0:k1] = self.R[:k0, k0:k1]  # Z_old^T Om_new = Q_old^T A Om_new
+        self.T[k0:k1, :k1] = host(Ze.T @ Omn.T)
+        self.k = k1
+
+    def _orthogonal(self, Q0: Any, Qe: Any, Om: Any):
+        """``Qe`` made orthogonal to the rows of ``Q0`` when the chunk was (nearly) inside.
+
+        A chunk whose products lie (numerically) in ``range(Q)`` leaves a residual of
+        rounding noise or zero; its QR factor is then re-orthogonalised, and if that
+        fails too the chunk's test vectors give the new directions (the ``R`` block is
+        at rounding level either way).
+        """
+        xp, host = self.ctx.xp, self.ctx.host
+        if Q0.shape[0] == 0:
+            return Qe
+        tol = np.sqrt(eps(self.ctx.op.dtype))
+        for X in (Qe, Om):
+            for _ in range(2):
+                E = Q0 @ X
+                if float(np.max(np.abs(host(E)))) <= tol and X is Qe:
+                    return Qe
+                X = xp.linalg.qr(X - Q0.T @ E)[0]
+                if float(np.max(np.abs(host(Q0 @ X)))) <= tol:
+                    return X
+        return X
 
     def small(self) -> dict[str, np.ndarray]:
         """The ``k x k`` projections used by XTrace, on the host in float64."""
-        Q, Z, Om, Y, xp = self.Q, self.Z, self.Om, self.Y, self.ctx.xp
-        f64 = xp.float64
-        H = self.ctx.host(Q.T @ Z)
-        return {
-            "H": 0.5 * (H + H.T), "W": self.ctx.host(Q.T @ Om), "T": self.ctx.host(Z.T @ Om),
-            "d": self.ctx.host(xp.sum(xp.astype(Om * Y, f64), axis=0)), "R": self.R,
-            "o2": self.ctx.host(xp.sum(xp.astype(Om * Om, f64), axis=0)),
-        }
+        k = self.k
+        return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": self.T[:k, :k],
+                "d": self.d[:k], "R": self.R[:k, :k], "o2": self.o2[:k]}
 
 
 def _loo_directions(R: np.ndarray, dtype: Any) -> np.ndarray:
@@ -150,9 +224,10 @@ def _xdiag_moments(sk: _Sketch) -> tuple[np.ndarray, np.ndarray]:
     :func:`_xtrace_estimates` the sums are ``n x k x k`` products.
     """
     ctx, xp = sk.ctx, sk.ctx.xp
-    S = _loo_directions(sk.R, ctx.op.dtype)
+    R = sk.small()["R"]
+    S = _loo_directions(R, ctx.op.dtype)
     k = S.shape[1]
-    SR = S.T @ sk.R
+    SR = S.T @ R
     alpha = np.diag(SR).copy()  # s_i^T r_i
     Sd = ctx.dev(S)
     X, V = sk.Q @ Sd, sk.Z @ Sd
@@ -253,7 +328,7 @@ def _gram_inverse(G: np.ndarray) -> np.ndarray:
 
 
 def _xtrace(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
-    sk = _Sketch(ctx)
+    sk = _Sketch(ctx, m // 2, keep_z=False)
 
     def round_fn(k: int) -> tuple:
         sk.grow(k)
@@ -264,7 +339,7 @@ def _xtrace(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
 
 
 def _xdiag(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
-    sk = _Sketch(ctx)
+    sk = _Sketch(ctx, m // 2, keep_z=True)
 
     def round_fn(k: int) -> tuple:
         sk.grow(k)
