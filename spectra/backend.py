@@ -110,6 +110,18 @@ def coldots(X: Any, Y: Any) -> np.ndarray:
     return out[0] if one else out
 
 
+def absmax(x: Any) -> float:
+    """``max |x_i|`` as a Python float, without an ``|x|`` temporary (NaN if any is NaN)."""
+    if is_torch(x):
+        if x.numel() == 0:
+            return 0.0
+        lo, hi = x.detach().aminmax()
+        return max(-float(lo), float(hi))
+    if x.size == 0:
+        return 0.0
+    return max(-float(np.min(x)), float(np.max(x)))
+
+
 def _torch():
     import torch
 

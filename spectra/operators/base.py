@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import coldots, dtype_name, from_numpy, is_torch, to_numpy, tolerance
+from ..backend import absmax, coldots, dtype_name, from_numpy, is_torch, to_numpy, tolerance
 from ..results import NonFiniteError
 from ..validation import check_bool, check_choice, check_optional_bool, check_shape
 
@@ -285,7 +285,7 @@ class Operator:
         g = as_rng(rng if rng is not None else 0x5EED)
         UV = draw("gaussian", n, 2, like=self, rng=g)  # in the operator's dtype and device
         AUV = self.matmat(UV)  # checked: finite, real, of the right shape
-        top = float(to_numpy(self.xp.max(self.xp.abs(AUV))))
+        top = absmax(AUV)
         if top > 0.0:  # an exact power of two keeps the squares below overflow
             AUV = AUV * math.ldexp(1.0, max(-1000, min(1000, -math.frexp(top)[1])))
         a = coldots(UV[:, 0], AUV[:, 1])

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import coldots, dtype_name, from_numpy, to_numpy
+from ..backend import absmax, coldots, dtype_name, from_numpy, to_numpy
 from ..operators import Operator, as_operator, require_square, require_symmetric
 from ..probes import PROBES, as_rng, draw
 from ..results import NonFiniteError
@@ -100,8 +100,7 @@ class _Ctx:
         return outs[0] if len(outs) == 1 else self.xp.concat(outs, axis=1)
 
     def _choose_scale(self, out: Any) -> float:
-        big = to_numpy(self.xp.max(self.xp.abs(out)))
-        top = float(big) if np.ndim(big) == 0 else float(np.max(big))
+        top = absmax(out)
         fin = np.finfo(dtype_name(self.op.dtype))
         if top == 0.0:
             return 1.0
@@ -126,20 +125,32 @@ class _Ctx:
         return to_numpy(X)
 
 
-def _memory_vectors(method: str, m: int, n: int, block: int) -> int:
-    """Most ``n``-vectors (in the operator's dtype) an estimate keeps at once.
+def _sketch_chunk(k: int, block: int) -> int:
+    """Test vectors added per step of the XTrace / XDiag sketch (a quarter, at most a block)."""
+    return max(1, min(block, -(-k // 4)))
 
-    Hutchinson: a block of probes and its products (``2 b``) plus, for the diagonal,
-    three float64 accumulators. Hutch++: ``Q``, ``AQ`` (``r <= m/3`` each) and the
-    residual probes with their products (``m - 2r``), at most ``2m``. XTrace / XDiag
-    (``k = m // 2``): ``Omega``, ``A Omega``, ``Q``, ``AQ`` (``4k``) plus a block of
-    QR workspace. XNysTrace: ``Omega``, ``A Omega`` and the QR of the shifted sketch
-    (``4m``). Used to refuse impossible sizes before anything is allocated.
+
+def memory_vectors(method: str, m: int, n: int, block: int) -> int:
+    """Peak number of ``n``-vectors (in the operator's dtype) an estimate keeps at once.
+
+    With ``b = min(block, m)`` and, for the sketches, ``k = m // 2`` test vectors and
+    chunks of ``c = max(1, min(block, ceil(k / 4)))``:
+
+    * Hutchinson (trace): ``2b`` (a block of probes and its products); the diagonal adds
+      four float64 ``n``-vectors (shift, sums, one product), ``8`` or ``16`` in float32.
+    * XTrace: ``2k + 4c`` (``Omega`` and ``Q`` kept; the chunk's products, their
+      projection, QR factor and ``AQ`` as workspace). XDiag: ``3k + 4c`` (``AQ`` kept)
+      plus the ``O(k)`` ``n x k`` arrays of its jackknife.
+    * Hutch++ and XNysTrace: at most ``4m`` (sketch, products and residual probes).
+
+    Used to refuse impossible sizes before anything is allocated, and checked against
+    the measured peak in ``tests/spectra/test_stoch_memory.py``.
     """
-    k = min(m, n)
-    return {"hutchinson": 2 * min(block, k) + 6, "hutchpp": 2 * k + min(block, k),
-            "xtrace": 4 * (k // 2) + min(block, k), "xdiag": 4 * (k // 2) + min(block, k) + 6,
-            "xnystrace": 4 * k}[method]
+    k = min(m, n) // 2
+    b = min(block, m)
+    c = _sketch_chunk(max(k, 1), block)
+    return {"hutchinson": 2 * b, "hutchpp": 4 * m, "xtrace": 2 * k + 4 * c,
+            "xdiag": 3 * k + 4 * c, "xnystrace": 4 * m}[method]
 
 
 def _setup(
@@ -162,7 +173,7 @@ def _setup(
     cap = max(1, _BLOCK_BYTES // (n * itemsize))
     block = cap if block_size is None else check_int(block_size, "block_size", low=1,
                                                       hint=" (or None)")
-    vecs = _memory_vectors(method, m, n, block) if m < n else 3 * min(block, n)
+    vecs = memory_vectors(method, m, n, block) if m < n else 3 * min(block, n)
     require_memory(vecs * n * itemsize,
                    f"{name}(method={method!r}) with {m} products on n = {n} ({vecs} vectors of "
                    f"length n in {dtype_name(op.dtype)})", getattr(op, "device", "cpu"))

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..backend import coldots, eps
-from .core import _START, _cat, _Ctx, _drive, _extend_basis
+from .core import _START, _cat, _Ctx, _drive, _sketch_chunk
 
 
 def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
@@ -61,7 +61,7 @@ class _Sketch:
 
         op, n = ctx.op, ctx.n
         self.ctx, self.kmax, self.k = ctx, kmax, 0
-        self.chunk = max(1, min(ctx.block, -(-kmax // 4)))
+        self.chunk = _sketch_chunk(kmax, ctx.block)
         new = lambda: _empty(op.backend, kmax, n, op.dtype, op.device)  # noqa: E731
         self._om, self._q = new(), new()
         self._z = new() if keep_z else None
@@ -97,7 +97,7 @@ class _Sketch:
             C2 = Q0 @ Y
             Y -= Q0.T @ C2
             self.R[:k0, k0:k1] = host(C + C2)
-        Qe, Rb = xp.linalg.qr(Y)
+        Qe, Rb = _qr(xp, Y)
         del Y
         Qe = self._orthogonal(Q0, Qe, Om)
         self.R[k0:k1, k0:k1] = host(Rb)
@@ -135,7 +135,7 @@ class _Sketch:
                 E = Q0 @ X
                 if float(np.max(np.abs(host(E)))) <= tol and X is Qe:
                     return Qe
-                X = xp.linalg.qr(X - Q0.T @ E)[0]
+                X = _qr(xp, X - Q0.T @ E)[0]
                 if float(np.max(np.abs(host(Q0 @ X)))) <= tol:
                     return X
         return X
@@ -145,6 +145,17 @@ class _Sketch:
         k = self.k
         return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": self.T[:k, :k],
                 "d": self.d[:k], "R": self.R[:k, :k], "o2": self.o2[:k]}
+
+
+def _qr(xp: Any, Y: Any) -> tuple[Any, Any]:
+    """Reduced QR of a block we own, in its dtype.
+
+    LAPACK ``?geqrf`` in place for numpy (``numpy.linalg.qr`` would work in float64 on
+    float32 input); ``torch.linalg.qr`` for torch.
+    """
+    if xp.__name__.endswith("numpy"):
+        return sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)
+    return xp.linalg.qr(Y)
 
 
 def _loo_directions(R: np.ndarray, dtype: Any) -> np.ndarray:
