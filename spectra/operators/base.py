@@ -163,9 +163,7 @@ class Operator:
                     "Return a real array, e.g. the real part when the imaginary one is zero"
                 )
             out = out.to(self.dtype) if torch_op else out.astype(self.dtype)
-        empty = (out.numel() if torch_op else out.size) == 0
-        lo, hi = (0, 0) if empty else (out.aminmax() if torch_op else (out.min(), out.max()))
-        if not (math.isfinite(float(lo)) and math.isfinite(float(hi))):
+        if not math.isfinite(absmax(out)):
             first = self.num_matvecs + 1
             last = self.num_matvecs + (shape[1] if len(shape) == 2 else 1)
             span = f"product {first}" if first == last else f"products {first} to {last}"

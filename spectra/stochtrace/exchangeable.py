@@ -91,11 +91,11 @@ class _Sketch:
         Y = ctx.apply(Om)
         self.d[k0:k1], self.o2[k0:k1] = coldots(Om, Y), coldots(Om, Om)
         Q0 = self._q[:k0]  # rows: the basis vectors so far
-        if k0:
+        if k0:  # (C^T Q0)^T: the n x c result is written row-major, several times faster
             C = Q0 @ Y
-            Y = Y - Q0.T @ C
+            Y = Y - (C.T @ Q0).T
             C2 = Q0 @ Y
-            Y -= Q0.T @ C2
+            Y -= (C2.T @ Q0).T
             self.R[:k0, k0:k1] = host(C + C2)
         Qe, Rb = _qr(xp, Y)
         del Y
@@ -135,7 +135,7 @@ class _Sketch:
                 E = Q0 @ X
                 if float(np.max(np.abs(host(E)))) <= tol and X is Qe:
                     return Qe
-                X = _qr(xp, X - Q0.T @ E)[0]
+                X = _qr(xp, X - (E.T @ Q0).T)[0]
                 if float(np.max(np.abs(host(Q0 @ X)))) <= tol:
                     return X
         return X
