@@ -141,7 +141,8 @@ def memory_vectors(method: str, m: int, n: int, block: int) -> int:
     * XTrace: ``2k + 4c`` (``Omega`` and ``Q`` kept; the chunk's products, their
       projection, QR factor and ``AQ`` as workspace). XDiag: ``3k + 4c`` (``AQ`` kept)
       plus the ``O(k)`` ``n x k`` arrays of its jackknife.
-    * Hutch++ and XNysTrace: at most ``4m`` (sketch, products and residual probes).
+    * XNysTrace: ``3m`` (``Omega``, ``A Omega`` and the shifted sketch factored in place).
+    * Hutch++: at most ``4m`` (sketch, products and residual probes).
 
     Used to refuse impossible sizes before anything is allocated, and checked against
     the measured peak in ``tests/spectra/test_stoch_memory.py``.
@@ -150,7 +151,7 @@ def memory_vectors(method: str, m: int, n: int, block: int) -> int:
     b = min(block, m)
     c = _sketch_chunk(max(k, 1), block)
     return {"hutchinson": 2 * b, "hutchpp": 4 * m, "xtrace": 2 * k + 4 * c,
-            "xdiag": 3 * k + 4 * c, "xnystrace": 4 * m}[method]
+            "xdiag": 3 * k + 4 * c, "xnystrace": 3 * m}[method]
 
 
 def _setup(

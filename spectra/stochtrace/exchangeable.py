@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..backend import coldots, eps
-from .core import _START, _cat, _Ctx, _drive, _sketch_chunk
+from .core import _START, _Ctx, _drive, _sketch_chunk
 
 
 def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
@@ -158,6 +158,25 @@ def _qr(xp: Any, Y: Any) -> tuple[Any, Any]:
     return xp.linalg.qr(Y)
 
 
+def _shifted(Y: Any, Om: Any, nu: float) -> Any:
+    """``Y + nu Omega`` in one new array."""
+    out = Om * nu
+    out += Y
+    return out
+
+
+def _r_factor(ctx: _Ctx, rows: Any) -> np.ndarray:
+    """The ``R`` factor (float64, host) of the ``n x k`` matrix ``rows.T``, in place."""
+    if ctx.xp.__name__.endswith("numpy"):  # ?geqrf on the buffer: no n x k copy
+        a = rows.T
+        geqrf = sla.get_lapack_funcs("geqrf", (a,))
+        qr, _, _, info = geqrf(a, lwork=max(1, 64 * a.shape[1]), overwrite_a=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"geqrf failed (info = {info})")
+        return np.triu(qr[: a.shape[1]]).astype(np.float64)
+    return ctx.host(ctx.xp.linalg.qr(rows.T, mode="r")[1])
+
+
 def _loo_directions(R: np.ndarray, dtype: Any) -> np.ndarray:
     r"""Unit vectors ``s_i`` spanning ``range(R) \ominus range(R_{-i})``, as columns.
 
@@ -265,28 +284,32 @@ def _xdiag_moments(sk: _Sketch) -> tuple[np.ndarray, np.ndarray]:
     return ctx.host(mean), ctx.host(se)
 
 
-def _xnystrace_estimates(ctx: _Ctx, Om: Any, Y: Any) -> tuple[np.ndarray, float]:
+def _xnystrace_estimates(ctx: _Ctx, grams: tuple, k: int,
+                         r_factor: Any) -> tuple[np.ndarray, float]:
     """The ``k`` leave-one-out XNysTrace estimates of a PSD operator and their jackknife.
 
+    Works on the float64 Gram matrices ``grams = (Omega^T Y, Y^T Y, Omega^T Omega)`` of
+    the test vectors and their products, and on the triangular factor ``R`` of
+    ``Y_nu = QR`` from ``r_factor(nu)`` (``Q`` is never formed).
     The shift ``nu = sqrt(n) eps ||Y||_2`` (Tropp et al. 2017) makes the Cholesky factor
     safe in floating point; its contribution ``nu n`` is subtracted exactly.
-    With ``Y_nu = Y + nu Omega = Q R``, ``Omega^T Y_nu = C^T C`` (Cholesky),
-    ``G^{-1} = (C^T C)^{-1}``, ``B = R C^{-1}`` and ``N = G^{-1} Y_nu^T Y_nu G^{-1}``:
-    ``tr(A_(i)) = ||B||_F^2 - N_ii / G^{-1}_ii`` and the residual is the Schur complement
+    With ``Y_nu = Y + nu Omega``, ``Omega^T Y_nu = C^T C`` (Cholesky),
+    ``G^{-1} = (C^T C)^{-1}``, ``K = C^{-T} Y_nu^T Y_nu C^{-1}`` (``= B^T B`` for
+    ``Y_nu = QR``, ``B = R C^{-1}``) and ``N = G^{-1} Y_nu^T Y_nu G^{-1}``:
+    ``tr(A_(i)) = tr K - N_ii / G^{-1}_ii`` and the residual is the Schur complement
     ``omega_i^T (A_nu - A_(i)) omega_i = 1 / G^{-1}_ii``; the improved estimate scales it
     by ``(n - k + 1) / ||u_i||^2`` with ``||u_i||^2 = 1 / [(Omega^T Omega)^{-1}]_ii``.
     Leave-two-out quantities follow from the same ``k x k`` inverses by one rank-one
     downdate.
     """
-    xp, n, k = ctx.xp, ctx.n, Om.shape[1]
-    gram = ctx.host(Y.T @ Y)
-    ynorm = float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (gram + gram.T))[-1], 0.0)))  # ||Y||_2
+    n = ctx.n
+    OY, YY, OO = grams
+    ynorm = float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (YY + YY.T))[-1], 0.0)))  # ||Y||_2
     if ynorm == 0.0:
         return np.zeros(k), 0.0
     nu = float(np.sqrt(n) * eps(ctx.op.dtype) * ynorm)
     for _ in range(4):  # a few larger shifts for rounding; never enough to hide an indefinite A
-        Ynu = Y + nu * Om
-        G = ctx.host(Om.T @ Ynu)
+        G = OY + nu * OO
         try:
             C = sla.cholesky(0.5 * (G + G.T), lower=False)
             break
@@ -297,17 +320,17 @@ def _xnystrace_estimates(ctx: _Ctx, Om: Any, Y: Any) -> tuple[np.ndarray, float]
             "xnystrace: Omega^T A Omega is not positive definite even after a shift; "
             "is the operator really positive semi-definite? Use method='xtrace' otherwise"
         )
-    R = ctx.host(xp.linalg.qr(Ynu)[1])
+    R = r_factor(nu)  # Y_nu = QR: accurate where Y_nu^T Y_nu would square the condition
     B = sla.solve_triangular(C, R.T, trans="T", lower=False).T
     U = sla.solve_triangular(C, np.eye(k), trans="T", lower=False)  # C^{-T}
     Gi = U.T @ U
     BU = B @ U
     N = BU.T @ BU
     g = np.diag(Gi).copy()
-    trB = np.sum(B * B)
+    trB = float(np.sum(B * B))
     scale1 = scale2 = 1.0
     if ctx.improved:
-        Oi = _gram_inverse(ctx.host(Om.T @ Om))
+        Oi = _gram_inverse(OO)
         oi = np.diag(Oi)
         scale1 = (n - k + 1) * oi
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -360,16 +383,26 @@ def _xdiag(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
 
 
 def _xnystrace(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
-    xp = ctx.xp
-    st: dict[str, Any] = {"Om": None, "Y": None}
+    """XNysTrace with ``Omega`` and ``Y = A Omega`` in preallocated ``(m, n)`` buffers.
+
+    Memory: ``3m`` ``n``-vectors in the operator's dtype: the two buffers and the
+    shifted sketch ``Y + nu Omega`` whose ``R`` factor is computed in place.
+    """
+    from ..probes import _empty
+
+    op = ctx.op
+    om = _empty(op.backend, m, ctx.n, op.dtype, op.device)
+    y = _empty(op.backend, m, ctx.n, op.dtype, op.device)
+    st = {"k": 0}
 
     def round_fn(k: int) -> tuple:
-        have = 0 if st["Om"] is None else st["Om"].shape[1]
-        if k > have:
-            Om = ctx.draw(k - have)
-            Y = ctx.apply(Om)
-            st["Om"], st["Y"] = _cat(xp, st["Om"], Om), _cat(xp, st["Y"], Y)
-        s, se = _xnystrace_estimates(ctx, st["Om"], st["Y"])
+        for k0 in range(st["k"], k, ctx.block):
+            k1 = min(k, k0 + ctx.block)
+            y[k0:k1] = ctx.apply(ctx.draw_into(om[k0:k1])).T
+        st["k"] = max(st["k"], k)
+        Om, Y = om[:k], y[:k]  # rows: vectors
+        grams = (ctx.host(Om @ Y.T), ctx.host(Y @ Y.T), ctx.host(Om @ Om.T))
+        s, se = _xnystrace_estimates(ctx, grams, k, lambda nu: _r_factor(ctx, _shifted(Y, Om, nu)))
         return float(np.mean(s)), se, s
 
     return _drive(round_fn, _START["xnystrace"], m, rtol)
