@@ -91,6 +91,7 @@ class _Sketch:
         Y = ctx.apply(Om)
         self.d[k0:k1], self.o2[k0:k1] = coldots(Om, Y), coldots(Om, Om)
         Q0 = self._q[:k0]  # rows: the basis vectors so far
+        ynorm = float(np.sqrt(np.max(coldots(Y, Y))))
         if k0:  # (C^T Q0)^T: the n x c result is written row-major, several times faster
             C = Q0 @ Y
             Y = Y - (C.T @ Q0).T
@@ -99,8 +100,12 @@ class _Sketch:
             self.R[:k0, k0:k1] = host(C + C2)
         Qe, Rb = _qr(xp, Y)
         del Y
-        Qe = self._orthogonal(Q0, Qe, Om)
-        self.R[k0:k1, k0:k1] = host(Rb)
+        Rb = host(Rb)
+        smin = float(np.linalg.svd(Rb, compute_uv=False)[-1])
+        if smin <= 1e-3 * ynorm:
+            # Q0^T Qe ~ eps ||Y|| / sigma_min(Rb): check (and repair) only when it may be big
+            Qe = self._orthogonal(Q0, Qe, Om)
+        self.R[k0:k1, k0:k1] = Rb
         self._q[k0:k1] = Qe.T
         Ze = ctx.apply(self._q[k0:k1].T)
         if self._z is not None:
@@ -129,7 +134,7 @@ class _Sketch:
         xp, host = self.ctx.xp, self.ctx.host
         if Q0.shape[0] == 0:
             return Qe
-        tol = np.sqrt(eps(self.ctx.op.dtype))
+        tol = 1e3 * eps(self.ctx.op.dtype)
         for X in (Qe, Om):
             for _ in range(2):
                 E = Q0 @ X
