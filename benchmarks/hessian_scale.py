@@ -28,12 +28,17 @@ from hessian_common import CE, anchors_available, interleaved, nparams, peak_byt
 from hessian_models import resnet18
 
 import hessian
+import spectra
+from spectra.stochtrace.core import memory_vectors
 
-#: The estimators' documented memory, in n-vectors kept (``None``: not documented yet);
-#: fill in from the estimators' docstrings so that the last column checks the target.
+#: The estimators' documented memory, in n-vectors kept (``None``: not documented yet),
+#: from :func:`spectra.stochtrace.core.memory_vectors`; ``block`` is the widest block
+#: of products the estimator asked for.
 FORMULAS: dict[str, tuple[str, Callable[[dict], float]] | None] = {
-    "trace, Hutchinson, 20 probes": None,
-    "trace, XTrace, 40 products": None,
+    "trace, Hutchinson, 20 probes": ("2 b (probes and products of a block)",
+                                     lambda d: 2.0 * d["block"]),
+    "trace, XTrace, 40 products": ("2 k + 4 c (Omega, Q; chunk workspace)",
+                                   lambda d: memory_vectors("xtrace", 40, d["P"], d["block"])),
     "top_eigenvalues, k = 1": None,
     "top_eigenvalues, k = 5": None,
     "density, 5 probes x 30 steps": None,
@@ -186,3 +191,57 @@ def run(quick: bool = False) -> list[str]:
     out += [product_overhead(model, X, y, op, rounds), ""]
     out += [pyhessian_trace(model, X, y, op, rounds), ""]
     return out
+
+
+def trivial_trace_table(n: int = 11_180_000) -> list[str]:
+    """The two trace calls on a trivial diagonal torch float32 operator of dimension ``n``.
+
+    The products cost one multiply each, so the time and memory outside them are the
+    estimator's own: probes, sketch, projections.
+    """
+    d = torch.linspace(1.0, 2.0, n, dtype=torch.float32)
+    op = spectra.Operator.from_matvec(lambda v: d * v, (n, n), dtype=torch.float32,
+                                      symmetric=True, psd=True, matmat=lambda V: d[:, None] * V)
+    clock = ProductClock(op)
+    vec = 4.0 * n
+    fns = [("trace, Hutchinson, 20 probes",
+            lambda: spectra.trace(op, 20, method="hutchinson", rng=0)),
+           ("trace, XTrace, 40 products", lambda: spectra.trace(op, 40, rng=0))]
+    spectra.trace(op, 4, method="hutchinson", rng=0)  # warm-up (imports)
+    rows = ["| call | products | widest block | wall s | products s | rest s | rest / wall | "
+            "peak MB | estimator n-vectors | documented formula | within 20% |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, fn in fns:
+        clock.reset()
+        t0 = time.perf_counter()
+        est, peak = peak_bytes(fn)
+        wall = time.perf_counter() - t0
+        width, prod_s = clock.widest, clock.seconds
+        formula = FORMULAS[name]
+        want = formula[1]({"P": n, "block": width})
+        got = None if peak is None else peak / vec
+        ok = "n/a" if got is None else ("yes" if abs(got - want) <= 0.2 * want
+                                        else f"**no** ({want:.1f})")
+        rest = wall - prod_s
+        rows.append(f"| {name} | {clock.products} | {width} | {wall:.2f} | {prod_s:.2f} | "
+                    f"{rest:.2f} | {100 * rest / wall:.1f}% | {_mb(peak)} | "
+                    f"{'n/a' if got is None else f'{got:.1f}'} | {formula[0]} = {want:.0f} | "
+                    f"{ok} |")
+        del est
+    op._matmat = clock.inner
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trivial", action="store_true",
+                        help="only the trace calls on a trivial 11.18M diagonal operator")
+    parser.add_argument("--n", type=int, default=11_180_000)
+    args = parser.parse_args()
+    print(f"load: {open('/proc/loadavg').read().strip()}; threads {torch.get_num_threads()}; "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    lines = trivial_trace_table(args.n) if args.trivial else run(quick=False)
+    print("\n".join(lines))

@@ -9,6 +9,7 @@ imports Numba.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Any
@@ -72,6 +73,65 @@ def to_numpy(x: Any) -> np.ndarray:
     if is_torch(x):
         return x.detach().to("cpu", dtype=_torch().float64).numpy()
     return np.asarray(x, dtype=np.float64)
+
+
+def coldots(X: Any, Y: Any) -> np.ndarray:
+    """Column-wise dot products ``sum_i X[i, j] Y[i, j]``, accumulated in float64.
+
+    ``X`` and ``Y`` are ``(n, k)`` (or 1-d) arrays of one namespace and dtype. Works one
+    column at a time, so the only workspace is one ``n``-vector in their dtype (never an
+    ``n x k`` float64 copy); numpy, and torch on the CPU (through a zero-copy numpy view),
+    sum pairwise in float64, CUDA tensors reduce on the device in float64.
+
+    Returns
+    -------
+    ndarray of float64, shape ``(k,)`` (``()`` for vectors)
+    """
+    one = X.ndim == 1
+    if one:
+        X, Y = X[:, None], Y[:, None]
+    k = X.shape[1]
+    out = np.empty(k)
+    if is_torch(X):
+        torch = _torch()
+        X, Y = X.detach(), Y.detach()
+        if X.device.type == "cpu":
+            tmp = np.empty(X.shape[0], dtype=dtype_name(X.dtype))
+            for j in range(k):
+                np.multiply(X[:, j].numpy(), Y[:, j].numpy(), out=tmp)
+                out[j] = np.add.reduce(tmp, dtype=np.float64)
+        else:
+            for j in range(k):
+                out[j] = float(torch.sum(X[:, j] * Y[:, j], dtype=torch.float64))
+    else:
+        tmp = np.empty(X.shape[0], dtype=np.result_type(X.dtype, Y.dtype))
+        for j in range(k):
+            np.multiply(X[:, j], Y[:, j], out=tmp)
+            out[j] = np.add.reduce(tmp, dtype=np.float64)
+    return out[0] if one else out
+
+
+def absmax(x: Any) -> float:
+    """``max |x_i|`` as a Python float, without an ``|x|`` temporary.
+
+    NaN when an entry is NaN, ``inf`` when one is infinite. CPU tensors are reduced
+    through a zero-copy numpy view (numpy's min/max are several times faster than
+    ``torch.aminmax`` on one thread).
+    """
+    if is_torch(x):
+        if x.numel() == 0:
+            return 0.0
+        x = x.detach()
+        if x.device.type == "cpu":
+            x = x.numpy()
+        else:
+            lo, hi = x.aminmax()
+            lo, hi = float(lo), float(hi)
+            return float("nan") if math.isnan(lo) or math.isnan(hi) else max(-lo, hi)
+    if x.size == 0:
+        return 0.0
+    lo, hi = float(np.min(x)), float(np.max(x))
+    return float("nan") if math.isnan(lo) or math.isnan(hi) else max(-lo, hi)
 
 
 def _torch():

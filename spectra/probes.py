@@ -1,24 +1,54 @@
-"""Random probe vectors drawn from an explicit random generator.
+"""Random probe vectors, born in the operator's framework, dtype and device.
 
-Randomness is always an argument: ``rng`` may be ``None`` (fresh OS entropy), an
-integer seed, a :class:`numpy.random.Generator`, or a ``torch.Generator``. With a
-numpy generator the probes are drawn on the host and moved to the operator's
-device once per block, so numpy and torch operators see the same probes for the
-same seed; with a torch generator they are drawn on its device.
+Randomness is always an argument: ``rng`` may be ``None`` (fresh OS entropy), a
+non-negative integer seed, a :class:`numpy.random.Generator`, or a ``torch.Generator``
+(on any device, for numpy and torch operators alike).
+
+How probes are drawn (:func:`draw`):
+
+* **One probe at a time, in order.** Probe ``j`` is the ``j``-th draw of length ``n``
+  from the generator, so the probes of a seed do not depend on how they are batched:
+  one block of ``k`` probes equals ``k`` blocks of one. The ``(n, k)`` block is stored
+  probe by probe (column-major, a transposed ``(k, n)`` buffer).
+* **numpy generator, host operator** (numpy, or torch on the CPU): Rademacher entries
+  from the raw bits of the bit generator (one bit per entry); Gaussian entries from
+  the float64 normal stream in chunks of :data:`CHUNK`, written into the operator's
+  dtype. numpy and CPU torch operators, float32 and float64 alike, see the same probes
+  for the same seed, and no ``n``-vector is ever formed in float64.
+* **numpy generator, CUDA operator**: probe ``j`` is drawn on the device by a
+  ``torch.Generator`` seeded with the ``j``-th 63-bit integer of the numpy stream.
+* **torch generator**: drawn by torch on the generator's device, in the operator's
+  dtype, then moved to the operator (``.numpy()`` without copy for a numpy operator and
+  a CPU generator). On a CPU torch operator this is the fastest Gaussian source
+  (measured: about 4x numpy's normal stream).
+
+The sphere probe's norm is accumulated in float64.
 """
 
 from __future__ import annotations
 
+import math
+import sys
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
-from .backend import from_numpy
-from .validation import check_choice
+from .backend import dtype_name
+from .validation import check_choice, require_memory
 
-__all__ = ["PROBES", "as_rng", "draw"]
+__all__ = ["CHUNK", "PROBES", "as_rng", "draw"]
 
 PROBES = ("rademacher", "gaussian", "sphere")
+#: Entries per float64 chunk of the Gaussian host stream (512 KiB of workspace).
+CHUNK = 1 << 16
+
+_ALLOWED = ("None, a non-negative int seed, a numpy.random.Generator or a torch.Generator")
+
+
+def _is_torch_generator(rng: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(rng, torch.Generator)
 
 
 def as_rng(rng: Any) -> Any:
@@ -27,25 +57,76 @@ def as_rng(rng: Any) -> Any:
     Parameters
     ----------
     rng : None, int, numpy.random.Generator or torch.Generator
+        ``None`` draws fresh entropy from the OS; an integer must be ``>= 0``.
 
     Returns
     -------
     numpy.random.Generator or torch.Generator
+
+    Raises
+    ------
+    TypeError
+        For any other type, including ``bool`` (``rng=True`` is not a seed) and the
+        legacy ``numpy.random.RandomState``.
+    ValueError
+        For a negative seed.
     """
-    if isinstance(rng, np.random.Generator):
+    if isinstance(rng, np.random.Generator) or _is_torch_generator(rng):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(rng)
-    if type(rng).__name__ == "Generator" and type(rng).__module__.startswith("torch"):
-        return rng
-    raise TypeError(
-        f"rng must be None, an int seed, a numpy Generator or a torch Generator, "
-        f"got {type(rng).__name__}"
-    )
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (Integral, np.integer)):
+        hint = (" (use numpy.random.default_rng(seed) instead of RandomState)"
+                if isinstance(rng, np.random.RandomState) else "")
+        raise TypeError(f"rng must be {_ALLOWED}, got {rng!r}{hint}")
+    if int(rng) < 0:
+        raise ValueError(f"rng must be {_ALLOWED}; a seed must be >= 0, got {int(rng)}")
+    return np.random.default_rng(int(rng))
 
 
-def draw(kind: str, n: int, k: int, *, like: Any, rng: Any) -> Any:
-    """Draw an ``(n, k)`` block of isotropic probes (``E[z z^T] = I``).
+def _target(like: Any) -> tuple[str, Any, Any]:
+    """``(backend, dtype, device)`` of an operator or array."""
+    from .backend import is_torch
+
+    backend = "torch" if (is_torch(like) or getattr(like, "backend", None) == "torch") \
+        else "numpy"
+    return backend, like.dtype, getattr(like, "device", "cpu")
+
+
+def _host_probe(kind: str, g: np.random.Generator, out: np.ndarray) -> float:
+    """Fill the 1-d host array ``out`` with one probe; return its squared norm (float64)."""
+    n = out.shape[0]
+    if kind == "rademacher":
+        raw = g.bit_generator.random_raw(-(-n // 64))
+        bits = np.unpackbits(raw.view(np.uint8), count=n)
+        np.subtract(bits, 0.5, out=out, casting="unsafe")
+        out *= 2
+        return float(n)
+    buf = np.empty(min(n, CHUNK))
+    sq = 0.0
+    for s in range(0, n, CHUNK):
+        b = buf[: min(CHUNK, n - s)]
+        g.standard_normal(out=b)
+        sq += float(np.dot(b, b))
+        out[s : s + b.shape[0]] = b
+    return sq
+
+
+def _torch_probe(kind: str, gen: Any, out: Any) -> None:
+    """Fill the 1-d tensor ``out`` with one probe drawn by ``gen`` (on ``out``'s device)."""
+    import torch
+
+    n = out.shape[0]
+    if kind == "rademacher":
+        out.bernoulli_(0.5, generator=gen).mul_(2).sub_(1)
+        return
+    torch.randn(n, generator=gen, dtype=out.dtype, device=out.device, out=out)
+    if kind == "sphere":
+        out.mul_(math.sqrt(n) / float(torch.linalg.vector_norm(out)))
+
+
+def draw(kind: str, n: int, k: int, *, like: Any, rng: Any, out: Any = None) -> Any:
+    """Draw an ``(n, k)`` block of isotropic probes (``E[z z^T] = I``), one probe at a time.
 
     Parameters
     ----------
@@ -56,29 +137,71 @@ def draw(kind: str, n: int, k: int, *, like: Any, rng: Any) -> Any:
     like : Operator or array
         Gives namespace, dtype and device.
     rng : numpy or torch generator (see :func:`as_rng`)
+        Consumed probe by probe: the probes of a generator do not depend on ``k``.
+    out : array of shape ``(k, n)``, optional
+        A C-contiguous buffer in ``like``'s framework, dtype and device to draw into
+        (estimators that keep their probes preallocate it); ``out.T`` is returned.
 
     Returns
     -------
     array of shape ``(n, k)``
+        In ``like``'s namespace, dtype and device; each probe (column) contiguous.
     """
     check_choice(kind, "probe", PROBES)
     g = as_rng(rng)
+    backend, dtype, device = _target(like)
+    if out is None:
+        itemsize = 4 if dtype_name(dtype) == "float32" else 8
+        require_memory(k * n * itemsize, f"{k} probe vectors of length n = {n}", device)
+        out = _empty(backend, k, n, dtype, device)
     if isinstance(g, np.random.Generator):
-        if kind == "rademacher":
-            Z = (2.0 * g.integers(0, 2, size=(n, k)) - 1.0)
-        else:
-            Z = g.standard_normal((n, k))
-            if kind == "sphere":
-                Z *= np.sqrt(n) / np.linalg.norm(Z, axis=0)
-        return from_numpy(Z, like=like)
+        if backend == "numpy" or str(device).startswith("cpu"):
+            return _draw_host(kind, g, out)
+        return _draw_device_seeded(kind, g, out)
+    return _draw_torch(kind, g, out, backend)
+
+
+def _empty(backend: str, k: int, n: int, dtype: Any, device: Any):
+    if backend == "numpy":
+        return np.empty((k, n), dtype=dtype_name(dtype))
     import torch
 
-    dtype = like.dtype
-    dev = getattr(like, "device", None)
-    if kind == "rademacher":
-        Z = torch.randint(0, 2, (n, k), generator=g, device=g.device).to(dtype) * 2 - 1
-    else:
-        Z = torch.randn((n, k), generator=g, device=g.device, dtype=dtype)
+    return torch.empty((k, n), dtype=dtype, device=device)
+
+
+def _draw_host(kind: str, g: np.random.Generator, out: Any):
+    buf = out.numpy() if not isinstance(out, np.ndarray) else out  # zero-copy for CPU torch
+    n = buf.shape[1]
+    for j in range(buf.shape[0]):
+        sq = _host_probe(kind, g, buf[j])
         if kind == "sphere":
-            Z = Z * (n**0.5 / torch.linalg.vector_norm(Z, dim=0))
-    return Z.to(dev)
+            buf[j] *= buf.dtype.type(math.sqrt(n / sq))
+    return out.T
+
+
+def _draw_device_seeded(kind: str, g: np.random.Generator, out: Any):
+    import torch
+
+    for j in range(out.shape[0]):
+        gen = torch.Generator(device=out.device).manual_seed(int(g.integers(0, 2**63)))
+        _torch_probe(kind, gen, out[j])
+    return out.T
+
+
+def _draw_torch(kind: str, gen: Any, out: Any, backend: str):
+    import torch
+
+    if backend == "torch" and out.device == gen.device:
+        for j in range(out.shape[0]):
+            _torch_probe(kind, gen, out[j])
+        return out.T
+    dtype = out.dtype if isinstance(out.dtype, torch.dtype) else getattr(torch, dtype_name(
+        out.dtype))
+    row = torch.empty(out.shape[1], dtype=dtype, device=gen.device)
+    for j in range(out.shape[0]):
+        _torch_probe(kind, gen, row)
+        if backend == "numpy":
+            out[j] = row.cpu().numpy()
+        else:
+            out[j] = row.to(out.device)
+    return out.T

@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_bool", "check_choice", "check_float", "check_int", "int_range_text"]
+__all__ = ["InsufficientMemoryError", "available_memory", "check_bool", "check_choice",
+           "check_float", "check_int", "check_optional_bool", "check_shape", "int_range_text",
+           "require_memory"]
 
 
 def int_range_text(low: int | None, high: int | None) -> str:
@@ -154,3 +156,96 @@ def check_choice(value: Any, name: str, allowed: Iterable[Any]) -> Any:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {listing}, got {value!r}")
     return value
+
+
+def check_optional_bool(value: Any, name: str) -> bool | None:
+    """Return ``value`` if it is ``None`` or a bool (a flag that may be left unknown)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True, False or None, got {value!r}")
+
+
+def check_shape(value: Any, name: str = "shape", ndim: int = 2) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of ``ndim`` positive Python ints.
+
+    Python and numpy integers are accepted; floats (even ``3.0``), bools, strings and
+    scalars are refused with :class:`TypeError`, zero or negative sizes with
+    :class:`ValueError`.
+    """
+    allowed = f"a tuple of {ndim} positive integers"
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be {allowed}, got {value!r}")
+    items = tuple(value)
+    if len(items) != ndim:
+        raise ValueError(f"{name} must be {allowed}, got {items!r} ({len(items)} entries)")
+    if any(isinstance(s, (bool, np.bool_)) or not isinstance(s, (Integral, np.integer))
+           for s in items):
+        raise TypeError(f"{name} must be {allowed}, got {items!r}")
+    out = tuple(int(s) for s in items)
+    if min(out) < 1:
+        raise ValueError(f"{name} must be {allowed} (non-empty), got {out}")
+    return out
+
+
+class InsufficientMemoryError(ValueError, MemoryError):
+    """A computation would need more memory than the machine has; raised before allocating.
+
+    Subclasses both :class:`ValueError` (the arguments ask for too much) and
+    :class:`MemoryError`, so handlers written for either catch it.
+    """
+
+
+def available_memory(device: Any = "cpu") -> int | None:
+    """Bytes that can be allocated now: free device memory on CUDA, else ``MemAvailable``.
+
+    Returns ``None`` when it cannot be found out (then no check is made).
+    """
+    dev = str(device)
+    if dev.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(dev))
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _human(nbytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if nbytes < 1024 or unit == "PiB":
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.3g} PiB"  # pragma: no cover
+
+
+def require_memory(nbytes: float, what: str, device: Any = "cpu") -> None:
+    """Raise :class:`InsufficientMemoryError` if ``nbytes`` cannot be allocated on ``device``.
+
+    Parameters
+    ----------
+    nbytes : float
+        Bytes the computation is about to allocate (e.g. ``vectors * n * itemsize``).
+    what : str
+        What needs them, named in the message (``"xtrace: 4 x 10 vectors of length n"``).
+    device : str or torch.device
+        ``"cpu"`` (host memory, from ``/proc/meminfo``) or a CUDA device (free memory).
+    """
+    free = available_memory(device)
+    if free is not None and nbytes > free:
+        raise InsufficientMemoryError(
+            f"{what} needs {_human(nbytes)} of memory on {device}, but only {_human(free)} "
+            "is available; lower the budget, the block size or the dimension"
+        )

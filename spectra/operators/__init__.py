@@ -2,9 +2,11 @@
 
 :class:`Operator` and :func:`as_operator` (:mod:`spectra.operators.base`) wrap anything
 that multiplies a vector; :func:`kernel_operator` (:mod:`spectra.operators.kernels`)
-builds implicit kernel matrices :math:`K(X, X) + sI`.
+builds implicit kernel matrices :math:`K(X, X) + sI`; :mod:`spectra.operators.algebra`
+combines operators (``a * op``, ``op1 + op2``, ``op + s * identity(n)``).
 """
 
+from .algebra import ScaledIdentity, identity
 from .base import (
     Operator,
     as_operator,
@@ -19,8 +21,10 @@ __all__ = [
     "KERNELS",
     "KernelOperator",
     "Operator",
+    "ScaledIdentity",
     "as_operator",
     "dense_matrix",
+    "identity",
     "kernel_operator",
     "median_bandwidth",
     "require_square",

@@ -10,14 +10,15 @@ namespace, on its device and in its dtype; estimators keep them there.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..backend import dtype_name, from_numpy, is_torch, to_numpy, tolerance
+from ..backend import absmax, coldots, dtype_name, from_numpy, is_torch, to_numpy, tolerance
 from ..results import NonFiniteError
-from ..validation import check_choice
+from ..validation import check_bool, check_choice, check_optional_bool, check_shape
 
 __all__ = ["Operator", "as_operator", "dense_matrix", "require_square", "require_symmetric",
            "wrapped_matrix"]
@@ -70,11 +71,9 @@ class Operator:
         psd: bool = False,
         backend: str = "numpy",
     ) -> None:
-        shape = tuple(int(s) for s in shape)
-        if len(shape) != 2:
-            raise ValueError(f"an operator needs a 2-d shape (m, n), got {shape}")
-        if min(shape) < 1:
-            raise ValueError(f"an operator needs a non-empty shape, got {shape}")
+        shape = check_shape(shape, "the operator's shape (m, n)")
+        symmetric = check_optional_bool(symmetric, "symmetric")
+        psd = check_bool(psd, "psd")
         _check_dtype(dtype, "the operator")
         check_choice(backend, "backend", ("numpy", "torch"))
         if symmetric and shape[0] != shape[1]:
@@ -105,37 +104,162 @@ class Operator:
         return xp
 
     def matvec(self, v):
-        """Return ``A v`` for a vector ``v`` of length ``n``."""
+        """Return ``A v`` for a vector ``v`` of length ``n``.
+
+        The product is checked once, here: it must be an array of this operator's
+        framework (numpy or torch) of shape ``(m,)`` and a real floating dtype (float32
+        or float64; the other of the two is cast to the operator's dtype), with finite
+        entries.
+
+        Raises
+        ------
+        TypeError
+            For a product that is not an array (``None``, a scalar, a list), of complex,
+            integer, boolean, float16 or object dtype, or a torch meta tensor.
+        ValueError
+            For a product of the wrong shape.
+        NonFiniteError
+            For NaN or Inf entries (the products are numbered in the message).
+        """
         if tuple(v.shape) != (self.shape[1],):
             raise ValueError(
                 f"matvec expects a vector of shape ({self.shape[1]},), got {tuple(v.shape)}"
             )
-        out = self._matvec(v)
-        if tuple(out.shape) != (self.shape[0],):
-            raise ValueError(
-                f"the operator's matvec returned shape {tuple(out.shape)}, "
-                f"expected ({self.shape[0]},)"
-            )
+        out = self._checked(self._matvec(v), (self.shape[0],), "matvec")
         self.num_matvecs += 1
         return out
 
     def matmat(self, V):
-        """Return ``A V`` for a block ``V`` of shape ``(n, k)``."""
+        """Return ``A V`` for a block ``V`` of shape ``(n, k)`` (checked as :meth:`matvec`)."""
         if V.ndim != 2 or V.shape[0] != self.shape[1]:
             raise ValueError(
                 f"matmat expects a block of shape ({self.shape[1]}, k), got {tuple(V.shape)}"
             )
-        out = self._matmat(V)
-        if tuple(out.shape) != (self.shape[0], V.shape[1]):
-            raise ValueError(
-                f"the operator's matmat returned shape {tuple(out.shape)}, "
-                f"expected ({self.shape[0]}, {V.shape[1]})"
-            )
+        out = self._checked(self._matmat(V), (self.shape[0], V.shape[1]), "matmat")
         self.num_matvecs += V.shape[1]
+        return out
+
+    def _checked(self, out: Any, shape: tuple, what: str):
+        """The product ``out`` after the checks of :meth:`matvec` (cast if float32/64)."""
+        torch_op = self.backend == "torch"
+        want = "a torch.Tensor" if torch_op else "a numpy array"
+        if not (is_torch(out) if torch_op else isinstance(out, np.ndarray)):
+            got = "None" if out is None else type(out).__name__
+            raise TypeError(f"the operator's {what} returned {got}; expected {want} of shape "
+                            f"{shape} and dtype {dtype_name(self.dtype)}")
+        if torch_op and out.is_meta:
+            raise TypeError(f"the operator's {what} returned a torch meta tensor (no data); "
+                            "run the product on a real device")
+        if tuple(out.shape) != shape:
+            raise ValueError(f"the operator's {what} returned shape {tuple(out.shape)}, "
+                             f"expected {shape}")
+        name = dtype_name(out.dtype)
+        if name != dtype_name(self.dtype):
+            if name not in ("float32", "float64"):
+                kind = "complex values" if "complex" in name else f"dtype {name}"
+                raise TypeError(
+                    f"the operator's {what} returned {kind}; products must be real float32 "
+                    f"or float64 (the operator's dtype is {dtype_name(self.dtype)}). "
+                    "Return a real array, e.g. the real part when the imaginary one is zero"
+                )
+            out = out.to(self.dtype) if torch_op else out.astype(self.dtype)
+        if not math.isfinite(absmax(out)):
+            first = self.num_matvecs + 1
+            last = self.num_matvecs + (shape[1] if len(shape) == 2 else 1)
+            span = f"product {first}" if first == last else f"products {first} to {last}"
+            raise NonFiniteError(f"the operator's {what} returned NaN or Inf ({span} of this "
+                                 "operator); check the operator")
         return out
 
     def __matmul__(self, x):
         return self.matvec(x) if x.ndim == 1 else self.matmat(x)
+
+    # ------------------------------------------------------------------ algebra
+    __array_ufunc__ = None  # numpy scalars defer to the methods below
+
+    def __add__(self, other):
+        from .algebra import add
+
+        return add(self, other, 1.0)
+
+    def __sub__(self, other):
+        from .algebra import add
+
+        return add(self, other, -1.0)
+
+    def __radd__(self, other):
+        from .algebra import add
+
+        return add(self, other, 1.0)
+
+    def __rsub__(self, other):
+        from .algebra import add, scale
+
+        return add(scale(self, -1.0), other, 1.0)
+
+    def __mul__(self, a):
+        from .algebra import scale
+
+        if hasattr(a, "shape") and getattr(a, "ndim", 0) > 0:
+            raise TypeError("op * x is not a product; use op @ x (or op.matvec(x))")
+        return scale(self, a)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, a):
+        from ..validation import check_float
+        from .algebra import scale
+
+        a = check_float(a, "the divisor of an operator")
+        if a == 0.0:
+            raise ZeroDivisionError("division of an operator by zero")
+        return scale(self, 1.0 / a)
+
+    def __neg__(self):
+        from .algebra import scale
+
+        return scale(self, -1.0)
+
+    def to_scipy(self):
+        """Return the operator as a scipy :class:`~scipy.sparse.linalg.LinearOperator`.
+
+        Same shape, the same products (counted in :attr:`num_matvecs`) and the operator's
+        dtype (float32 or float64 numpy). Vectors are handed over as numpy arrays: for a
+        torch operator they are moved to its device and dtype and the products come back
+        to the host (zero-copy on the CPU). ``rmatvec`` (and ``.H``, ``.T``) exist when the
+        operator is declared or known symmetric; they are then the same products.
+
+        Returns
+        -------
+        scipy.sparse.linalg.LinearOperator
+
+        Examples
+        --------
+        >>> import numpy as np, spectra
+        >>> L = spectra.as_operator(np.diag([1.0, 2.0, 3.0])).to_scipy()
+        >>> import scipy.sparse.linalg as sla
+        >>> float(sla.eigsh(L, k=1, return_eigenvectors=False)[0])
+        3.0
+        """
+        from scipy.sparse.linalg import LinearOperator
+
+        np_dtype = np.dtype(dtype_name(self.dtype))
+
+        def host(y):
+            if is_torch(y):
+                return y.detach().cpu().numpy()
+            return np.asarray(y)
+
+        def mv(x):
+            x = np.asarray(x).reshape(-1)
+            return host(self.matvec(from_numpy(np.asarray(x, dtype=np_dtype), like=self)))
+
+        def mm(X):
+            return host(self.matmat(from_numpy(np.asarray(X, dtype=np_dtype), like=self)))
+
+        sym = self.symmetric is True
+        return LinearOperator(self.shape, matvec=mv, matmat=mm, dtype=np_dtype,
+                              rmatvec=mv if sym else None, rmatmat=mm if sym else None)
 
     def __repr__(self) -> str:
         return (
@@ -153,21 +277,20 @@ class Operator:
         """
         if self.symmetric is not None:
             return bool(self.symmetric)
-        from ..probes import as_rng
+        from ..probes import as_rng, draw
 
         n = self.shape[0]
         g = as_rng(rng if rng is not None else 0x5EED)
-        uv = g.standard_normal((n, 2))
-        UV = from_numpy(uv, like=self)
-        AUV = to_numpy(self.matmat(UV))
-        if not np.all(np.isfinite(AUV)):
-            raise NonFiniteError("the operator's matvec returned non-finite values (NaN or Inf) "
-                                 "in the symmetry test")
-        a = uv[:, 0] @ AUV[:, 1]
-        b = uv[:, 1] @ AUV[:, 0]
-        scale = np.linalg.norm(uv[:, 0]) * np.linalg.norm(AUV[:, 1]) + np.linalg.norm(
-            uv[:, 1]
-        ) * np.linalg.norm(AUV[:, 0])
+        UV = draw("gaussian", n, 2, like=self, rng=g)  # in the operator's dtype and device
+        AUV = self.matmat(UV)  # checked: finite, real, of the right shape
+        top = absmax(AUV)
+        if top > 0.0:  # an exact power of two keeps the squares below overflow
+            AUV = AUV * math.ldexp(1.0, max(-1000, min(1000, -math.frexp(top)[1])))
+        a = coldots(UV[:, 0], AUV[:, 1])
+        b = coldots(UV[:, 1], AUV[:, 0])
+        nu, nv = np.sqrt(coldots(UV, UV))
+        nau, nav = np.sqrt(coldots(AUV, AUV))
+        scale = nu * nav + nv * nau
         self.symmetric = bool(abs(a - b) <= tolerance(self.dtype)["sym"] * max(scale, 1e-300))
         return self.symmetric
 
@@ -269,10 +392,30 @@ def _is_linear_operator(A: Any) -> bool:
     return mod.startswith("scipy.sparse.linalg") and hasattr(A, "matvec")
 
 
+_TORCH_SPARSE = ("sparse_coo", "sparse_csr", "sparse_csc")
+
+
+def _torch_layout(A: Any) -> str:
+    """``"strided"`` for a dense tensor, else the sparse layout name (``"sparse_coo"``...)."""
+    return str(A.layout).replace("torch.", "")
+
+
+def _torch_sparse_parts(A: Any) -> tuple[Any, Any]:
+    """``(A, A^T)`` of a torch sparse tensor as coalesced COO tensors."""
+    C = A.to_sparse_coo().coalesce() if _torch_layout(A) != "sparse_coo" else A.coalesce()
+    return C, C.t().coalesce()
+
+
 def _exact_symmetry(A: Any, dtype: Any) -> bool:
     tol = tolerance(dtype)["sym"]
     if A.shape[0] != A.shape[1]:
         return False
+    if is_torch(A) and _torch_layout(A) != "strided":
+        C, Ct = _torch_sparse_parts(A)
+        vals = C.values()
+        scale = float(vals.abs().max()) if vals.numel() else 0.0
+        D = (C - Ct).coalesce().values()
+        return bool((float(D.abs().max()) if D.numel() else 0.0) <= tol * max(scale, 1e-300))
     if is_torch(A):
         scale = float(A.abs().max()) if A.numel() else 0.0
         return bool((A - A.T).abs().max() <= tol * max(scale, 1e-300))
@@ -286,13 +429,26 @@ def _exact_symmetry(A: Any, dtype: Any) -> bool:
 
 def _check_finite(A: Any) -> None:
     if is_torch(A):
-        ok = bool(A.isfinite().all())
+        vals = A if _torch_layout(A) == "strided" else _torch_sparse_parts(A)[0].values()
+        ok = bool(vals.isfinite().all())
     elif _is_sparse(A):
         ok = bool(np.all(np.isfinite(A.data)))
     else:
         ok = bool(np.all(np.isfinite(A)))
     if not ok:
         raise ValueError("the matrix contains NaN or Inf entries")
+
+
+def _check_torch_tensor(A: Any) -> Any:
+    """Refuse meta tensors and unsupported sparse layouts by name; coalesce COO tensors."""
+    if A.is_meta:
+        raise TypeError("a torch meta tensor has no data to multiply with; materialise it "
+                        "first (e.g. module.to_empty(device='cpu') and load the weights)")
+    layout = _torch_layout(A)
+    if layout != "strided" and layout not in _TORCH_SPARSE:
+        raise TypeError(f"torch tensors of layout {layout} are not supported; allowed: dense, "
+                        "sparse_coo, sparse_csr, sparse_csc (convert with A.to_sparse_csr())")
+    return A.coalesce() if layout == "sparse_coo" else A
 
 
 def as_operator(A: Any, *, symmetric: bool | None = None, psd: bool | None = None) -> Operator:
@@ -302,7 +458,8 @@ def as_operator(A: Any, *, symmetric: bool | None = None, psd: bool | None = Non
     ----------
     A : ndarray, scipy sparse matrix or array, scipy LinearOperator, torch.Tensor or Operator
         The matrix. Dense and sparse inputs must be finite, 2-d, non-empty and real
-        float32/float64.
+        float32/float64. Torch tensors may be dense or sparse (COO, CSR, CSC); meta
+        tensors (no data) are refused.
     symmetric : bool or None
         Declared symmetry. ``None`` checks it exactly for explicit matrices (an
         ``O(nnz)`` comparison with the transpose) and leaves it to a randomised test
@@ -317,7 +474,9 @@ def as_operator(A: Any, *, symmetric: bool | None = None, psd: bool | None = Non
     Raises
     ------
     TypeError
-        For an unsupported type or dtype (integer, complex, float16).
+        For an unsupported type or dtype (integer, complex, float16), a torch meta tensor
+        or sparse layout other than COO/CSR/CSC, or flags that are not ``True``,
+        ``False`` or ``None``.
     ValueError
         For non-2-d, empty or non-finite input, or ``symmetric=True`` on a non-square
         matrix.
@@ -330,6 +489,8 @@ def as_operator(A: Any, *, symmetric: bool | None = None, psd: bool | None = Non
     >>> op.shape, op.symmetric
     ((3, 3), True)
     """
+    symmetric = check_optional_bool(symmetric, "symmetric")
+    psd = check_optional_bool(psd, "psd")
     if isinstance(A, Operator):
         if symmetric is None and psd is None:
             return A
@@ -348,6 +509,8 @@ def as_operator(A: Any, *, symmetric: bool | None = None, psd: bool | None = Non
     if _is_linear_operator(A):
         _check_dtype(A.dtype, "the LinearOperator")
         return _LinearOperatorWrapper(A, symmetric=symmetric, psd=bool(psd))
+    if is_torch(A):
+        A = _check_torch_tensor(A)
     if is_torch(A) or isinstance(A, np.ndarray) or _is_sparse(A):
         if A.ndim != 2:
             raise ValueError(f"a matrix must be 2-d, got {A.ndim}-d with shape {tuple(A.shape)}")

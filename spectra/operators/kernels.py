@@ -93,6 +93,8 @@ _RECOMPUTE = {"float64": 1e-4, "float32": 1e-2}
 
 def _as_points(X: Any) -> Any:
     """Validate ``X`` (2-d, non-empty, finite, real) and return it as float32/float64."""
+    if X is None or isinstance(X, (str, bytes, dict)) or np.isscalar(X):
+        raise TypeError(f"X must be an (N, d) array of points (numpy or torch), got {X!r}")
     if is_torch(X):
         X = X.detach()  # products are not differentiated through the points
         if X.is_complex() or X.dtype in (_torch().float16, _torch().bfloat16):

@@ -17,16 +17,18 @@ References
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..backend import dtype_name, from_numpy, to_numpy
+from ..backend import absmax, coldots, dtype_name, from_numpy, to_numpy
 from ..operators import Operator, as_operator, require_square, require_symmetric
 from ..probes import PROBES, as_rng, draw
 from ..results import NonFiniteError
-from ..validation import check_float, check_int
+from ..validation import check_choice, check_float, check_int, require_memory
 
 _MIN_BUDGET = {"hutchinson": 1, "hutchpp": 3, "xtrace": 2, "xnystrace": 2, "xdiag": 2}
 _BLOCK_BYTES = 256 * 2**20  # default cap on an n x block array
@@ -42,7 +44,15 @@ _INVARIANT = ("gaussian", "sphere")  # rotation-invariant probes: improved resid
 
 
 class _Ctx:
-    """The operator with its namespace, probe source and a product counter."""
+    """The operator with its namespace, probe source, products and their scale.
+
+    Products are returned by :meth:`apply` multiplied by :attr:`scale`, an exact power
+    of two chosen from the first block so that the products and their squares stay far
+    from overflow and underflow (1 for every operator whose products lie within
+    ``1e-100 .. 1e100`` in float64, ``1e-10 .. 1e10`` in float32). The estimators work
+    on ``scale * A`` and :func:`~spectra.stochtrace.estimators.trace` divides the result
+    by it, which makes them scale-equivariant over the whole floating-point range.
+    """
 
     def __init__(self, op: Operator, probe: str, rng: Any, block_size: int) -> None:
         self.op, self.xp, self.n = op, op.xp, op.shape[0]
@@ -50,50 +60,124 @@ class _Ctx:
         self.improved = probe in _INVARIANT
         self.used = 0
         self.blocks = 0
+        self.scale: float | None = None
 
     def draw(self, k: int):
         return draw(self.probe, self.n, k, like=self.op, rng=self.rng)
+
+    def draw_into(self, out: Any):
+        """Draw ``out.shape[0]`` probes into the ``(k, n)`` buffer ``out``; returns ``out.T``."""
+        return draw(self.probe, self.n, out.shape[0], like=self.op, rng=self.rng, out=out)
 
     def dev(self, M: np.ndarray):
         return from_numpy(M, like=self.op)
 
     def apply(self, V):
-        """``A V`` in column blocks of at most ``block`` products, checked for NaN/Inf."""
+        """``scale * A V`` in column blocks of at most ``block`` products.
+
+        The operator checks each product (:meth:`~spectra.Operator.matmat`); a NaN or
+        Inf is re-raised here with the block and the products of this estimate named.
+        """
         k = V.shape[1]
         outs = []
         for j in range(0, k, self.block):
-            out = self.op.matmat(V[:, j : j + self.block])
-            b = out.shape[1]
+            b = min(self.block, k - j)
             self.blocks += 1
-            if not bool(self.xp.all(self.xp.isfinite(out))):
+            try:
+                out = self.op.matmat(V[:, j : j + b])
+            except NonFiniteError as err:
                 raise NonFiniteError(
                     f"the operator's product returned NaN or Inf in block {self.blocks} "
                     f"(products {self.used + 1} to {self.used + b} of this estimate); "
                     "check the operator"
-                )
+                ) from err
+            if self.scale is None:
+                self.scale = self._choose_scale(out)
+            if self.scale != 1.0:
+                out = out * self.scale  # never in place: the operator may return its input
             self.used += b
             outs.append(out)
         return outs[0] if len(outs) == 1 else self.xp.concat(outs, axis=1)
 
+    def _choose_scale(self, out: Any) -> float:
+        top = absmax(out)
+        fin = np.finfo(dtype_name(self.op.dtype))
+        if top == 0.0:
+            return 1.0
+        if top < fin.tiny:
+            warnings.warn(
+                f"the operator's products are subnormal numbers (largest {top:.3g} < "
+                f"{fin.tiny:.3g}, the smallest normal {dtype_name(self.op.dtype)}): they carry "
+                "fewer significant bits, and the estimate may be inaccurate; scale the "
+                "operator up and the result down", UserWarning, stacklevel=5)
+        safe = 1e100 if fin.bits == 64 else 1e10
+        if 1.0 / safe <= top <= safe:
+            return 1.0
+        return math.ldexp(1.0, max(-1000, min(1000, -math.frexp(top)[1])))
+
+    def unscale(self, x: Any) -> Any:
+        """Undo :attr:`scale` on a result (value, standard error or samples)."""
+        if self.scale in (None, 1.0) or x is None:
+            return x
+        return np.asarray(x, dtype=np.float64) / self.scale
+
     def host(self, X) -> np.ndarray:
         return to_numpy(X)
+
+
+def _sketch_chunk(k: int, block: int) -> int:
+    """Test vectors added per step of the XTrace / XDiag sketch (a quarter, at most a block)."""
+    return max(1, min(block, -(-k // 4)))
+
+
+def memory_vectors(method: str, m: int, n: int, block: int) -> int:
+    """Peak number of ``n``-vectors (in the operator's dtype) an estimate keeps at once.
+
+    With ``b = min(block, m)`` and, for the sketches, ``k = m // 2`` test vectors and
+    chunks of ``c = max(1, min(block, ceil(k / 4)))``:
+
+    * Hutchinson (trace): ``2b`` (a block of probes and its products); the diagonal adds
+      four float64 ``n``-vectors (shift, sums, one product), ``8`` or ``16`` in float32.
+    * XTrace: ``2k + 4c`` (``Omega`` and ``Q`` kept; the chunk's products, their
+      projection, QR factor and ``AQ`` as workspace). XDiag: ``3k + 4c`` (``AQ`` kept)
+      plus the ``O(k)`` ``n x k`` arrays of its jackknife.
+    * XNysTrace: ``3m`` (``Omega``, ``A Omega`` and the shifted sketch factored in place).
+    * Hutch++: at most ``4m`` (sketch, products and residual probes).
+
+    Used to refuse impossible sizes before anything is allocated, and checked against
+    the measured peak in ``tests/spectra/test_stoch_memory.py``.
+    """
+    k = min(m, n) // 2
+    b = min(block, m)
+    c = _sketch_chunk(max(k, 1), block)
+    return {"hutchinson": 2 * b, "hutchpp": 4 * m, "xtrace": 2 * k + 4 * c,
+            "xdiag": 3 * k + 4 * c, "xnystrace": 3 * m}[method]
 
 
 def _setup(
     op: Any, num_matvecs: Any, method: str, methods: tuple, probe: str | None, rtol: Any,
     block_size: Any, rng: Any, name: str,
 ) -> tuple[_Ctx, int]:
-    if method not in methods:
+    if not isinstance(method, str) or method not in methods:
         raise ValueError(f"unknown {name} method {method!r}; allowed: {', '.join(methods)}")
     if probe is None:
         probe = DEFAULT_PROBES[method]
-    if probe not in PROBES:
-        raise ValueError(f"unknown probe {probe!r}; allowed: {', '.join(PROBES)}")
+    check_choice(probe, "probe", PROBES)
     m = check_int(num_matvecs, f"num_matvecs of method {method!r}", low=_MIN_BUDGET[method],
                   hint=" (a budget of n or more gives the exact answer)")
     if rtol is not None:
         check_float(rtol, "rtol", low=0.0, low_open=True, hint=" (or None)")
+    g = as_rng(rng)
     op = as_operator(op)
+    itemsize = 4 if dtype_name(op.dtype) == "float32" else 8
+    n = op.shape[0]
+    cap = max(1, _BLOCK_BYTES // (n * itemsize))
+    block = cap if block_size is None else check_int(block_size, "block_size", low=1,
+                                                      hint=" (or None)")
+    vecs = memory_vectors(method, m, n, block) if m < n else 3 * min(block, n)
+    require_memory(vecs * n * itemsize,
+                   f"{name}(method={method!r}) with {m} products on n = {n} ({vecs} vectors of "
+                   f"length n in {dtype_name(op.dtype)})", getattr(op, "device", "cpu"))
     if method == "hutchinson":
         require_square(op, f"{name}(method='hutchinson')")
     else:
@@ -103,11 +187,7 @@ def _setup(
             "xnystrace needs a positive semi-definite operator; declare it with "
             "spectra.as_operator(A, psd=True), or use method='xtrace'"
         )
-    itemsize = 4 if dtype_name(op.dtype) == "float32" else 8
-    cap = max(1, _BLOCK_BYTES // (op.shape[0] * itemsize))
-    block = cap if block_size is None else check_int(block_size, "block_size", low=1,
-                                                      hint=" (or None)")
-    return _Ctx(op, probe, as_rng(rng), block), m
+    return _Ctx(op, probe, g, block), m
 
 
 def _met(value: Any, stderr: Any, rtol: float) -> bool:
@@ -131,11 +211,12 @@ def _drive(
 
     Without ``rtol`` one round uses the whole budget. With it, ``k`` doubles (or follows
     ``grow``) from ``k0`` until the standard error is small enough or ``k == kmax``.
+    A non-finite standard error (too few test vectors to estimate it) is never met.
     """
     k = kmax if rtol is None else min(k0, kmax)
     while True:
         out = round_fn(k)
-        ok = rtol is None or _met(out[0], out[1], rtol)
+        ok = bool(np.all(np.isfinite(out[1]))) and (rtol is None or _met(out[0], out[1], rtol))
         if ok or k >= kmax:
             return out, k, ok
         k = min(kmax, grow(k, out) if grow is not None else 2 * k)
@@ -159,23 +240,39 @@ def _exact_diagonal(ctx: _Ctx) -> np.ndarray:
 
 
 def _hutchinson(ctx: _Ctx, m: int, rtol: float | None, diag: bool) -> tuple[tuple, int, bool]:
+    """Girard-Hutchinson estimate of the trace or the diagonal.
+
+    Memory: one block of ``b`` probes and their products (``2b`` ``n``-vectors in the
+    operator's dtype) and, for the diagonal, three float64 ``n``-vector accumulators
+    (shift, sum, sum of squares); the trace keeps only the ``m`` float64 samples.
+    """
     xp = ctx.xp
-    state: dict[str, Any] = {"k": 0, "samples": [], "shift": None, "s1": 0.0, "s2": 0.0}
+    f64 = xp.float64
+    state: dict[str, Any] = {"k": 0, "samples": [], "shift": None, "s1": None, "s2": None}
+
+    def add_diag(Z: Any, AZ: Any) -> None:
+        for j in range(Z.shape[1]):
+            p = xp.astype(Z[:, j] * AZ[:, j], f64)
+            if state["shift"] is None:  # shifted sums keep the variance accurate
+                state["shift"] = p
+                state["s1"], state["s2"] = xp.zeros_like(p), xp.zeros_like(p)
+                continue
+            p -= state["shift"]
+            state["s1"] += p
+            p *= p
+            state["s2"] += p
 
     def round_fn(k: int) -> tuple:
         while state["k"] < k:
             b = min(ctx.block, k - state["k"])
             Z = ctx.draw(b)
-            P = xp.astype(Z * ctx.apply(Z), xp.float64)
+            AZ = ctx.apply(Z)
             state["k"] += b
-            if not diag:
-                state["samples"].append(ctx.host(xp.sum(P, axis=0)))
-                continue
-            if state["shift"] is None:  # shifted sums keep the variance accurate
-                state["shift"] = xp.mean(P, axis=1)
-            P = P - state["shift"][:, None]
-            state["s1"] = state["s1"] + xp.sum(P, axis=1)
-            state["s2"] = state["s2"] + xp.sum(P * P, axis=1)
+            if diag:
+                add_diag(Z, AZ)
+            else:
+                state["samples"].append(coldots(Z, AZ))
+            del Z, AZ
         if not diag:
             s = np.concatenate(state["samples"])
             return float(np.mean(s)), _sem(s), s

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ..backend import eps
-from .core import _START, _cat, _Ctx, _drive, _extend_basis
+from ..backend import coldots, eps
+from .core import _START, _Ctx, _drive, _sketch_chunk
 
 
 def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
@@ -38,39 +38,148 @@ def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
 
 
 class _Sketch:
-    """Test vectors ``Omega``, ``Y = A Omega = Q R`` and ``Z = A Q``, grown in blocks."""
+    r"""The XTrace / XDiag sketch, preallocated for ``kmax`` test vectors, grown in place.
 
-    def __init__(self, ctx: _Ctx) -> None:
-        self.ctx = ctx
-        self.Om = self.Y = self.Q = self.Z = None
-        self.R = np.zeros((0, 0))
+    Keeps :math:`\Omega` and the orthonormal basis :math:`Q` of :math:`A\Omega = QR`
+    (and :math:`Z = AQ` for XDiag) in ``(kmax, n)`` buffers in the operator's dtype and
+    device, and the ``k x k`` projections :math:`H = Q^TAQ`, :math:`W = Q^T\Omega`,
+    :math:`T = Z^T\Omega`, ``R``, :math:`\omega_i^TA\omega_i` and
+    :math:`\|\omega_i\|^2` in float64 on the host. Test vectors are added in chunks
+    of at most ``c`` columns: their products ``Y`` are orthogonalised against ``Q`` by
+    block classical Gram-Schmidt with one reorthogonalisation, factored by Householder
+    QR, and the projections are extended without forming ``A\Omega`` again (``A`` is
+    symmetric, so :math:`Q_{old}^TZ_{new}` gives both off-diagonal blocks of ``H`` and
+    :math:`Z_{old}^T\Omega_{new} = Q_{old}^TY_{new}`).
+
+    Memory: ``2 kmax`` ``n``-vectors for XTrace (``3 kmax`` with ``Z`` for XDiag) plus
+    about ``4 c`` of chunk workspace (``Y``, its projection, the QR factor and ``AQ``
+    of the chunk), all in the operator's dtype.
+    """
+
+    def __init__(self, ctx: _Ctx, kmax: int, keep_z: bool) -> None:
+        from ..probes import _empty
+
+        op, n = ctx.op, ctx.n
+        self.ctx, self.kmax, self.k = ctx, kmax, 0
+        self.chunk = _sketch_chunk(kmax, ctx.block)
+        new = lambda: _empty(op.backend, kmax, n, op.dtype, op.device)  # noqa: E731
+        self._om, self._q = new(), new()
+        self._z = new() if keep_z else None
+        self.H, self.W, self.T, self.R = (np.zeros((kmax, kmax)) for _ in range(4))
+        self.d, self.o2 = np.zeros(kmax), np.zeros(kmax)
 
     @property
-    def k(self) -> int:
-        return 0 if self.Om is None else self.Om.shape[1]
+    def Om(self):
+        return self._om[: self.k].T
+
+    @property
+    def Q(self):
+        return self._q[: self.k].T
+
+    @property
+    def Z(self):
+        return self._z[: self.k].T
 
     def grow(self, k: int) -> None:
-        ctx, xp = self.ctx, self.ctx.xp
-        if k <= self.k:
-            return
-        Om = ctx.draw(k - self.k)
+        while self.k < k:
+            self._add(min(self.chunk, k - self.k))
+
+    def _add(self, c: int) -> None:
+        ctx, xp, host = self.ctx, self.ctx.xp, self.ctx.host
+        k0, k1 = self.k, self.k + c
+        Om = ctx.draw_into(self._om[k0:k1])
         Y = ctx.apply(Om)
-        Qe = _extend_basis(xp, self.Q, Y)
-        Ze = ctx.apply(Qe)
-        self.Om, self.Y = _cat(xp, self.Om, Om), _cat(xp, self.Y, Y)
-        self.Q, self.Z = _cat(xp, self.Q, Qe), _cat(xp, self.Z, Ze)
-        self.R = ctx.host(self.Q.T @ self.Y)  # upper triangular up to rounding
+        self.d[k0:k1], self.o2[k0:k1] = coldots(Om, Y), coldots(Om, Om)
+        Q0 = self._q[:k0]  # rows: the basis vectors so far
+        ynorm = float(np.sqrt(np.max(coldots(Y, Y))))
+        if k0:  # (C^T Q0)^T: the n x c result is written row-major, several times faster
+            C = Q0 @ Y
+            Y = Y - (C.T @ Q0).T
+            C2 = Q0 @ Y
+            Y -= (C2.T @ Q0).T
+            self.R[:k0, k0:k1] = host(C + C2)
+        Qe, Rb = _qr(xp, Y)
+        del Y
+        Rb = host(Rb)
+        smin = float(np.linalg.svd(Rb, compute_uv=False)[-1])
+        if smin <= 1e-3 * ynorm:
+            # Q0^T Qe ~ eps ||Y|| / sigma_min(Rb): check (and repair) only when it may be big
+            Qe = self._orthogonal(Q0, Qe, Om)
+        self.R[k0:k1, k0:k1] = Rb
+        self._q[k0:k1] = Qe.T
+        Ze = ctx.apply(self._q[k0:k1].T)
+        if self._z is not None:
+            self._z[k0:k1] = Ze.T
+        Qn, Omn = self._q[:k1], self._om[:k1]
+        Hn = host(Qn @ Ze)  # (k1, c): columns k0:k1 of H
+        self.H[:k1, k0:k1] = Hn
+        self.H[k0:k1, :k0] = Hn[:k0].T
+        blk = self.H[k0:k1, k0:k1]
+        self.H[k0:k1, k0:k1] = 0.5 * (blk + blk.T)
+        self.W[k0:k1, :k1] = host(Qe.T @ Omn.T)
+        if k0:
+            self.W[:k0, k0:k1] = host(Q0 @ Om)
+            self.T[:k0, k0:k1] = self.R[:k0, k0:k1]  # Z_old^T Om_new = Q_old^T A Om_new
+        self.T[k0:k1, :k1] = host(Ze.T @ Omn.T)
+        self.k = k1
+
+    def _orthogonal(self, Q0: Any, Qe: Any, Om: Any):
+        """``Qe`` made orthogonal to the rows of ``Q0`` when the chunk was (nearly) inside.
+
+        A chunk whose products lie (numerically) in ``range(Q)`` leaves a residual of
+        rounding noise or zero; its QR factor is then re-orthogonalised, and if that
+        fails too the chunk's test vectors give the new directions (the ``R`` block is
+        at rounding level either way).
+        """
+        xp, host = self.ctx.xp, self.ctx.host
+        if Q0.shape[0] == 0:
+            return Qe
+        tol = 1e3 * eps(self.ctx.op.dtype)
+        for X in (Qe, Om):
+            for _ in range(2):
+                E = Q0 @ X
+                if float(np.max(np.abs(host(E)))) <= tol and X is Qe:
+                    return Qe
+                X = _qr(xp, X - (E.T @ Q0).T)[0]
+                if float(np.max(np.abs(host(Q0 @ X)))) <= tol:
+                    return X
+        return X
 
     def small(self) -> dict[str, np.ndarray]:
         """The ``k x k`` projections used by XTrace, on the host in float64."""
-        Q, Z, Om, Y, xp = self.Q, self.Z, self.Om, self.Y, self.ctx.xp
-        f64 = xp.float64
-        H = self.ctx.host(Q.T @ Z)
-        return {
-            "H": 0.5 * (H + H.T), "W": self.ctx.host(Q.T @ Om), "T": self.ctx.host(Z.T @ Om),
-            "d": self.ctx.host(xp.sum(xp.astype(Om * Y, f64), axis=0)), "R": self.R,
-            "o2": self.ctx.host(xp.sum(xp.astype(Om * Om, f64), axis=0)),
-        }
+        k = self.k
+        return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": self.T[:k, :k],
+                "d": self.d[:k], "R": self.R[:k, :k], "o2": self.o2[:k]}
+
+
+def _qr(xp: Any, Y: Any) -> tuple[Any, Any]:
+    """Reduced QR of a block we own, in its dtype.
+
+    LAPACK ``?geqrf`` in place for numpy (``numpy.linalg.qr`` would work in float64 on
+    float32 input); ``torch.linalg.qr`` for torch.
+    """
+    if xp.__name__.endswith("numpy"):
+        return sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)
+    return xp.linalg.qr(Y)
+
+
+def _shifted(Y: Any, Om: Any, nu: float) -> Any:
+    """``Y + nu Omega`` in one new array."""
+    out = Om * nu
+    out += Y
+    return out
+
+
+def _r_factor(ctx: _Ctx, rows: Any) -> np.ndarray:
+    """The ``R`` factor (float64, host) of the ``n x k`` matrix ``rows.T``, in place."""
+    if ctx.xp.__name__.endswith("numpy"):  # ?geqrf on the buffer: no n x k copy
+        a = rows.T
+        geqrf = sla.get_lapack_funcs("geqrf", (a,))
+        qr, _, _, info = geqrf(a, lwork=max(1, 64 * a.shape[1]), overwrite_a=True)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"geqrf failed (info = {info})")
+        return np.triu(qr[: a.shape[1]]).astype(np.float64)
+    return ctx.host(ctx.xp.linalg.qr(rows.T, mode="r")[1])
 
 
 def _loo_directions(R: np.ndarray, dtype: Any) -> np.ndarray:
@@ -150,9 +259,10 @@ def _xdiag_moments(sk: _Sketch) -> tuple[np.ndarray, np.ndarray]:
     :func:`_xtrace_estimates` the sums are ``n x k x k`` products.
     """
     ctx, xp = sk.ctx, sk.ctx.xp
-    S = _loo_directions(sk.R, ctx.op.dtype)
+    R = sk.small()["R"]
+    S = _loo_directions(R, ctx.op.dtype)
     k = S.shape[1]
-    SR = S.T @ sk.R
+    SR = S.T @ R
     alpha = np.diag(SR).copy()  # s_i^T r_i
     Sd = ctx.dev(S)
     X, V = sk.Q @ Sd, sk.Z @ Sd
@@ -179,28 +289,32 @@ def _xdiag_moments(sk: _Sketch) -> tuple[np.ndarray, np.ndarray]:
     return ctx.host(mean), ctx.host(se)
 
 
-def _xnystrace_estimates(ctx: _Ctx, Om: Any, Y: Any) -> tuple[np.ndarray, float]:
+def _xnystrace_estimates(ctx: _Ctx, grams: tuple, k: int,
+                         r_factor: Any) -> tuple[np.ndarray, float]:
     """The ``k`` leave-one-out XNysTrace estimates of a PSD operator and their jackknife.
 
+    Works on the float64 Gram matrices ``grams = (Omega^T Y, Y^T Y, Omega^T Omega)`` of
+    the test vectors and their products, and on the triangular factor ``R`` of
+    ``Y_nu = QR`` from ``r_factor(nu)`` (``Q`` is never formed).
     The shift ``nu = sqrt(n) eps ||Y||_2`` (Tropp et al. 2017) makes the Cholesky factor
     safe in floating point; its contribution ``nu n`` is subtracted exactly.
-    With ``Y_nu = Y + nu Omega = Q R``, ``Omega^T Y_nu = C^T C`` (Cholesky),
-    ``G^{-1} = (C^T C)^{-1}``, ``B = R C^{-1}`` and ``N = G^{-1} Y_nu^T Y_nu G^{-1}``:
-    ``tr(A_(i)) = ||B||_F^2 - N_ii / G^{-1}_ii`` and the residual is the Schur complement
+    With ``Y_nu = Y + nu Omega``, ``Omega^T Y_nu = C^T C`` (Cholesky),
+    ``G^{-1} = (C^T C)^{-1}``, ``K = C^{-T} Y_nu^T Y_nu C^{-1}`` (``= B^T B`` for
+    ``Y_nu = QR``, ``B = R C^{-1}``) and ``N = G^{-1} Y_nu^T Y_nu G^{-1}``:
+    ``tr(A_(i)) = tr K - N_ii / G^{-1}_ii`` and the residual is the Schur complement
     ``omega_i^T (A_nu - A_(i)) omega_i = 1 / G^{-1}_ii``; the improved estimate scales it
     by ``(n - k + 1) / ||u_i||^2`` with ``||u_i||^2 = 1 / [(Omega^T Omega)^{-1}]_ii``.
     Leave-two-out quantities follow from the same ``k x k`` inverses by one rank-one
     downdate.
     """
-    xp, n, k = ctx.xp, ctx.n, Om.shape[1]
-    gram = ctx.host(Y.T @ Y)
-    ynorm = float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (gram + gram.T))[-1], 0.0)))  # ||Y||_2
+    n = ctx.n
+    OY, YY, OO = grams
+    ynorm = float(np.sqrt(max(np.linalg.eigvalsh(0.5 * (YY + YY.T))[-1], 0.0)))  # ||Y||_2
     if ynorm == 0.0:
         return np.zeros(k), 0.0
     nu = float(np.sqrt(n) * eps(ctx.op.dtype) * ynorm)
     for _ in range(4):  # a few larger shifts for rounding; never enough to hide an indefinite A
-        Ynu = Y + nu * Om
-        G = ctx.host(Om.T @ Ynu)
+        G = OY + nu * OO
         try:
             C = sla.cholesky(0.5 * (G + G.T), lower=False)
             break
@@ -211,17 +325,17 @@ def _xnystrace_estimates(ctx: _Ctx, Om: Any, Y: Any) -> tuple[np.ndarray, float]
             "xnystrace: Omega^T A Omega is not positive definite even after a shift; "
             "is the operator really positive semi-definite? Use method='xtrace' otherwise"
         )
-    R = ctx.host(xp.linalg.qr(Ynu)[1])
+    R = r_factor(nu)  # Y_nu = QR: accurate where Y_nu^T Y_nu would square the condition
     B = sla.solve_triangular(C, R.T, trans="T", lower=False).T
     U = sla.solve_triangular(C, np.eye(k), trans="T", lower=False)  # C^{-T}
     Gi = U.T @ U
     BU = B @ U
     N = BU.T @ BU
     g = np.diag(Gi).copy()
-    trB = np.sum(B * B)
+    trB = float(np.sum(B * B))
     scale1 = scale2 = 1.0
     if ctx.improved:
-        Oi = _gram_inverse(ctx.host(Om.T @ Om))
+        Oi = _gram_inverse(OO)
         oi = np.diag(Oi)
         scale1 = (n - k + 1) * oi
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -253,7 +367,7 @@ def _gram_inverse(G: np.ndarray) -> np.ndarray:
 
 
 def _xtrace(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
-    sk = _Sketch(ctx)
+    sk = _Sketch(ctx, m // 2, keep_z=False)
 
     def round_fn(k: int) -> tuple:
         sk.grow(k)
@@ -264,7 +378,7 @@ def _xtrace(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
 
 
 def _xdiag(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
-    sk = _Sketch(ctx)
+    sk = _Sketch(ctx, m // 2, keep_z=True)
 
     def round_fn(k: int) -> tuple:
         sk.grow(k)
@@ -274,16 +388,26 @@ def _xdiag(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
 
 
 def _xnystrace(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
-    xp = ctx.xp
-    st: dict[str, Any] = {"Om": None, "Y": None}
+    """XNysTrace with ``Omega`` and ``Y = A Omega`` in preallocated ``(m, n)`` buffers.
+
+    Memory: ``3m`` ``n``-vectors in the operator's dtype: the two buffers and the
+    shifted sketch ``Y + nu Omega`` whose ``R`` factor is computed in place.
+    """
+    from ..probes import _empty
+
+    op = ctx.op
+    om = _empty(op.backend, m, ctx.n, op.dtype, op.device)
+    y = _empty(op.backend, m, ctx.n, op.dtype, op.device)
+    st = {"k": 0}
 
     def round_fn(k: int) -> tuple:
-        have = 0 if st["Om"] is None else st["Om"].shape[1]
-        if k > have:
-            Om = ctx.draw(k - have)
-            Y = ctx.apply(Om)
-            st["Om"], st["Y"] = _cat(xp, st["Om"], Om), _cat(xp, st["Y"], Y)
-        s, se = _xnystrace_estimates(ctx, st["Om"], st["Y"])
+        for k0 in range(st["k"], k, ctx.block):
+            k1 = min(k, k0 + ctx.block)
+            y[k0:k1] = ctx.apply(ctx.draw_into(om[k0:k1])).T
+        st["k"] = max(st["k"], k)
+        Om, Y = om[:k], y[:k]  # rows: vectors
+        grams = (ctx.host(Om @ Y.T), ctx.host(Y @ Y.T), ctx.host(Om @ Om.T))
+        s, se = _xnystrace_estimates(ctx, grams, k, lambda nu: _r_factor(ctx, _shifted(Y, Om, nu)))
         return float(np.mean(s)), se, s
 
     return _drive(round_fn, _START["xnystrace"], m, rtol)
