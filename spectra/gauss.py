@@ -1,0 +1,198 @@
+r"""Gauss and Gauss-Radau quadrature rules from a Lanczos tridiagonal, and their brackets.
+
+``k`` Lanczos steps from a unit vector ``q`` give the Jacobi matrix ``T_k`` (diagonal
+``alpha``, off-diagonal ``beta``) and the next coefficient ``beta_k`` (the norm of the
+final residual). For the spectral measure :math:`\mu_q = \sum_i (q^T u_i)^2
+\delta_{\lambda_i}` they give
+
+* the ``k``-point **Gauss** rule: the eigenvalues of ``T_k`` and the squared first
+  components of its eigenvectors, exact for polynomials of degree ``2k - 1``;
+* the ``(k+1)``-point **Gauss-Radau** rule with one node prescribed at ``c``: the
+  eigen-decomposition of ``T_k`` bordered by ``beta_k`` and the diagonal entry
+  :math:`c + \beta_k^2 e_k^T (T_k - cI)^{-1} e_k` (Golub 1973), exact for degree ``2k``.
+
+Their errors are (Golub & Meurant 1994, 2010, Thm. 6.4)
+
+.. math::
+
+   \int f\,d\mu - G_k(f) = \frac{f^{(2k)}(\eta)}{(2k)!} \int \prod_j (\lambda - \theta_j)^2
+   d\mu, \qquad
+   \int f\,d\mu - R^{(c)}_{k}(f) = \frac{f^{(2k+1)}(\eta)}{(2k+1)!}
+   \int (\lambda - c) \prod_j (\lambda - \tilde\theta_j)^2 d\mu,
+
+with ``eta`` in the spectral interval. With ``a <= lambda_min`` and ``b >= lambda_max``
+the factor ``lambda - c`` has one sign for ``c = a`` and the other for ``c = b``; so when
+``f^{(2k+1)}`` keeps one sign on ``[a, b]`` (``1/x``, ``log x``, ``x^p`` on a positive
+interval, ``exp``), the two Radau rules **bracket** the integral, whichever the sign.
+See ``docs/theory/slq_brackets.rst``.
+
+References
+----------
+.. [1] G. H. Golub, "Some modified matrix eigenvalue problems", SIAM Review 15 (1973).
+.. [2] G. H. Golub, G. Meurant, "Matrices, moments and quadrature", in *Numerical
+   Analysis 1993*, Pitman Res. Notes Math. 303 (1994).
+.. [3] G. H. Golub, G. Meurant, *Matrices, Moments and Quadrature with Applications*,
+   Princeton, 2010, chapter 6.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import eigh_tridiagonal
+
+__all__ = ["Bracket", "gauss_rule", "quadrature_bracket", "radau_rule", "ritz_interval"]
+
+
+def gauss_rule(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes (ascending) and weights (summing to one) of the Gauss rule of a Jacobi matrix.
+
+    Parameters
+    ----------
+    alpha : ndarray, shape ``(k,)``
+        Diagonal.
+    beta : ndarray, shape ``(k - 1,)``
+        Off-diagonal.
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    if alpha.size == 1:
+        return alpha.copy(), np.ones(1)
+    theta, S = eigh_tridiagonal(alpha, np.asarray(beta, dtype=float))
+    return theta, S[0, :] ** 2
+
+
+def radau_rule(alpha: np.ndarray, beta: np.ndarray, beta_next: float,
+               node: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Gauss-Radau rule with one node prescribed at ``node`` outside the Gauss nodes.
+
+    The Jacobi matrix is bordered by ``beta_next`` and the diagonal entry
+    :math:`c + \beta_k^2 e_k^T (T_k - cI)^{-1} e_k`, computed from the eigen-decomposition
+    of ``T_k`` (all terms of one sign when ``c`` lies outside the Ritz interval).
+
+    Parameters
+    ----------
+    alpha, beta : ndarray
+        The Jacobi matrix ``T_k``.
+    beta_next : float
+        ``beta_k``, the norm of the Lanczos residual after step ``k``; ``0`` after a
+        breakdown, when the Gauss rule is exact and is returned.
+    node : float
+        The prescribed node ``c``, at or below the smallest or at or above the largest
+        eigenvalue of ``T_k``.
+
+    Returns
+    -------
+    nodes, weights : ndarray
+        ``k + 1`` nodes (ascending) and weights summing to one.
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    beta = np.asarray(beta, dtype=float)
+    if beta_next == 0.0:
+        return gauss_rule(alpha, beta)
+    if alpha.size == 1:
+        theta, last = alpha.copy(), np.ones(1)
+    else:
+        theta, S = eigh_tridiagonal(alpha, beta)
+        last = S[-1, :]
+    gap = theta - node
+    if not (np.all(gap > 0) or np.all(gap < 0)):
+        raise ValueError(f"the Radau node {node:.6g} lies inside the Ritz interval "
+                         f"[{theta[0]:.6g}, {theta[-1]:.6g}]")
+    corner = node + beta_next**2 * float(np.sum(last**2 / gap))
+    nodes, V = eigh_tridiagonal(np.append(alpha, corner), np.append(beta, beta_next))
+    return nodes, V[0, :] ** 2
+
+
+@dataclass(frozen=True)
+class Bracket:
+    """Quadrature values of one probe: Gauss, Gauss-Radau at both ends, half-step Gauss.
+
+    ``lower``/``upper`` are the smaller and larger Radau values: a rigorous bracket of
+    the integral when ``f^{(2k+1)}`` keeps one sign on ``[a, b]`` (infinite when ``f`` is
+    not finite at an end, or at 0 inside ``[a, b]``: a pole such as that of ``1/x``).
+    ``half`` is the Gauss value of the leading ``k // 2`` steps
+    (``nan`` when ``k == 1``), for a bias estimate when no bracket holds.
+    """
+
+    gauss: float
+    lower: float
+    upper: float
+    half: float
+
+
+def _integral(f: Callable, nodes: np.ndarray, weights: np.ndarray) -> float:
+    with np.errstate(all="ignore"):
+        vals = np.asarray(f(nodes), dtype=float)
+    if vals.shape != nodes.shape:
+        raise ValueError(f"f must map an array of Ritz values elementwise; got shape "
+                         f"{vals.shape} for input shape {nodes.shape}")
+    ok = np.isfinite(vals) | (weights == 0)
+    if not np.all(ok):
+        return float("nan")
+    return float(np.sum(weights[weights > 0] * vals[weights > 0]))
+
+
+def quadrature_bracket(alpha: np.ndarray, beta: np.ndarray, beta_next: float, f: Callable,
+                       lo: float, hi: float) -> Bracket:
+    """Gauss value of ``f`` and its Gauss-Radau bracket with nodes prescribed at ``lo``, ``hi``.
+
+    Parameters
+    ----------
+    alpha, beta, beta_next
+        As for :func:`radau_rule`; the measure has unit mass.
+    f : callable
+        Vectorised.
+    lo, hi : float
+        Bounds of the spectrum, ``lo <= lambda_min`` and ``hi >= lambda_max``. They are
+        moved just outside the Ritz interval when they touch it (which keeps them bounds).
+
+    Returns
+    -------
+    Bracket
+    """
+    k = int(np.asarray(alpha).size)
+    theta, w = gauss_rule(alpha, beta)
+    g = _integral(f, theta, w)
+    if not np.isfinite(g):
+        raise ValueError(f"f is not finite at Ritz value(s) in [{theta[0]:.6g}, "
+                         f"{theta[-1]:.6g}] (inside the spectral interval); check its domain")
+    half = float("nan")
+    if k > 1:
+        h = k // 2
+        half = _integral(f, *gauss_rule(alpha[:h], beta[: h - 1]))
+    if beta_next == 0.0:  # invariant Krylov space: the Gauss rule is exact
+        return Bracket(g, g, g, half)
+    span = max(float(theta[-1] - theta[0]), abs(float(theta[-1])), abs(float(theta[0])))
+    pad = 1e-9 * span + np.finfo(float).tiny
+    a = min(lo, float(theta[0]) - pad)
+    b = max(hi, float(theta[-1]) + pad)
+    ends = np.array([a, b, 0.0] if a < 0.0 < b else [a, b])
+    if not np.isfinite(_integral(f, ends, np.ones(ends.size))):
+        return Bracket(g, -np.inf, np.inf, half)  # f is not smooth on [a, b]
+    ra = _integral(f, *radau_rule(alpha, beta, beta_next, a))
+    rb = _integral(f, *radau_rule(alpha, beta, beta_next, b))
+    if not (np.isfinite(ra) and np.isfinite(rb)):
+        return Bracket(g, -np.inf, np.inf, half)
+    return Bracket(g, min(ra, rb), max(ra, rb), half)
+
+
+def ritz_interval(alpha: np.ndarray, beta: np.ndarray,
+                  beta_next: float) -> tuple[float, float, float, float]:
+    r"""Extreme Ritz values and the interval widened by their residuals.
+
+    Returns ``(theta_1 - r_1, theta_k + r_k, theta_1, theta_k)`` with
+    :math:`r_j = \beta_k |s_{kj}|`, the residual norm of Ritz pair ``j``: an eigenvalue
+    of ``A`` lies within ``r_j`` of ``theta_j``. The widened ends estimate the spectral
+    interval; they bound it once the extreme Ritz values have found the extreme
+    eigenvalues (which random starts do quickly for isolated ends).
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    if alpha.size == 1:
+        t = float(alpha[0])
+        return t - beta_next, t + beta_next, t, t
+    theta, S = eigh_tridiagonal(alpha, np.asarray(beta, dtype=float))
+    r = beta_next * np.abs(S[-1, [0, -1]])
+    return (float(theta[0] - r[0]), float(theta[-1] + r[1]), float(theta[0]),
+            float(theta[-1]))
