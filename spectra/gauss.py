@@ -156,8 +156,11 @@ def quadrature_bracket(alpha: np.ndarray, beta: np.ndarray, beta_next: float, f:
     theta, w = gauss_rule(alpha, beta)
     g = _integral(f, theta, w)
     if not np.isfinite(g):
-        raise ValueError(f"f is not finite at Ritz value(s) in [{theta[0]:.6g}, "
-                         f"{theta[-1]:.6g}] (inside the spectral interval); check its domain")
+        with np.errstate(all="ignore"):
+            bad = theta[~np.isfinite(np.asarray(f(theta), dtype=float))]
+        raise ValueError(f"f is not finite at Ritz value(s) {bad[:3]} (Ritz values lie in "
+                         f"the spectral interval): A has eigenvalues where f is undefined or "
+                         f"singular (e.g. a singular A for 1/x or log); check f's domain")
     half = float("nan")
     if k > 1:
         h = k // 2

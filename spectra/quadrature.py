@@ -505,7 +505,7 @@ def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_
         a, b, trusted = _interval(res, *bounds, op.psd, s, positive)
         r = _round(res, f, bracket, (a, b), s, trusted)
         value = float(r.values.mean())
-        se = float(r.values.std(ddof=1) / np.sqrt(p)) if p > 1 else np.inf
+        se = _standard_error(r.values)
         h = float(r.half_widths.mean())
         if h <= max(0.5 * rtol * abs(value), se) or j == len(steps) - 1:
             break
@@ -518,6 +518,16 @@ def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_
     return SLQEstimate(value, se + h, used, "slq", conv, msg, r.values,
                        float(r.lower.mean()), float(r.upper.mean()), h, se, r.k, r.rigorous,
                        r.bounds, sens)
+
+
+def _standard_error(values: np.ndarray) -> float:
+    """Spread of the probe values over ``sqrt(p)``, scaled so that no square overflows."""
+    if values.size < 2:
+        return np.inf
+    m = float(np.max(np.abs(values)))
+    if m == 0.0:
+        return 0.0
+    return float((values / m).std(ddof=1) * m / np.sqrt(values.size))
 
 
 def _message(conv: bool, value: float, se: float, h: float, sens: float, bracket: bool,
