@@ -43,7 +43,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import eigh_tridiagonal
 
-__all__ = ["Bracket", "gauss_rule", "quadrature_bracket", "radau_rule", "ritz_interval"]
+from .results import LanczosResult
+
+__all__ = [
+    "Bracket", "ProbeRound", "gauss_rule", "probe_round", "quadrature_bracket", "radau_rule",
+    "ritz_interval", "rounding_sensitivity", "spectral_interval", "standard_error",
+]
 
 
 def gauss_rule(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,3 +204,115 @@ def ritz_interval(alpha: np.ndarray, beta: np.ndarray,
     r = beta_next * np.abs(S[-1, [0, -1]])
     return (float(theta[0] - r[0]), float(theta[-1] + r[1]), float(theta[0]),
             float(theta[-1]))
+
+
+# ------------------------------------------------------- per-probe error bars of SLQ
+#: Relative Ritz residual below which an estimated spectral end is trusted as a bound.
+SETTLED_RTOL = 1e-8
+
+
+def rounding_sensitivity(f: Callable, rules: list[tuple[np.ndarray, np.ndarray]],
+                         scale: float) -> float:
+    """Largest change of ``sum w f(theta)`` when every node moves by ``64 eps`` of the scale."""
+    big = max(float(np.max(np.abs(t))) for t, _ in rules)
+    d = 64.0 * np.finfo(float).eps * big
+    out = 0.0
+    with np.errstate(all="ignore"):
+        for t, w in rules:
+            base = float(np.sum(w * f(t * scale)))
+            moves = [abs(float(np.sum(w * f((t + s) * scale))) - base) for s in (d, -d)]
+            moves = [m for m in moves if np.isfinite(m)]
+            out += max(moves) if moves else np.inf
+    return out
+
+
+@dataclass
+class ProbeRound:
+    """Per-probe values of one Lanczos round (units of ``tr f(A)``)."""
+
+    values: np.ndarray
+    half_widths: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    bounds: tuple[float, float]
+    rules: list[tuple[np.ndarray, np.ndarray]]
+    k: int
+    rigorous: bool
+
+
+def spectral_interval(res: LanczosResult, lo: float | None, hi: float | None, psd: bool,
+              scale: float, positive: bool) -> tuple[float, float, bool]:
+    """Spectral bounds for the Radau rules, in units of ``A / scale``.
+
+    Also returns whether both are trusted: given, or estimated from a converged extreme
+    Ritz value.
+    """
+    ends = []
+    for i in range(res.alpha.shape[0]):
+        s = int(res.steps[i])
+        ends.append(ritz_interval(res.alpha[i, :s], res.beta[i, : s - 1], res.beta[i, s - 1]))
+    e = np.array(ends)
+    t_min, t_max = float(e[:, 2].min()), float(e[:, 3].max())
+    if positive and t_min <= 0:
+        raise ValueError(f"logdet needs a positive definite operator; an eigenvalue estimate "
+                         f"{t_min * scale:.3g} <= 0 was found (A has an eigenvalue at or "
+                         "below it)")
+    slack = 1e-10 * max(abs(t_min), abs(t_max))
+    if lo is not None and lo / scale > t_min + slack:
+        raise ValueError(f"spectrum_bounds[0] = {lo:.6g} is not a lower bound of the spectrum: "
+                         f"a Ritz value {t_min * scale:.6g} lies below it")
+    if hi is not None and hi / scale < t_max - slack:
+        raise ValueError(f"spectrum_bounds[1] = {hi:.6g} is not an upper bound of the spectrum: "
+                         f"a Ritz value {t_max * scale:.6g} lies above it")
+    # An estimated end counts as a bound once its Ritz value has converged (residual at
+    # rounding level): random starts then find the extreme eigenvalue with high
+    # probability (Kuczynski & Wozniakowski 1992).
+    settled = SETTLED_RTOL * max(abs(t_min), abs(t_max))
+    ia, ib = int(np.argmin(e[:, 0])), int(np.argmax(e[:, 1]))
+    a = float(e[ia, 0]) if lo is None else lo / scale
+    b = float(e[ib, 1]) if hi is None else hi / scale
+    ok_a = lo is not None or e[ia, 2] - e[ia, 0] <= settled
+    ok_b = hi is not None or e[ib, 1] - e[ib, 3] <= settled
+    if lo is None and psd and a < 0:
+        a, ok_a = 0.0, True
+    return a, b, bool(ok_a and ok_b)
+
+
+def probe_round(res: LanczosResult, f: Callable, bracket: bool, bounds: tuple[float, float],
+           scale: float, given: bool) -> ProbeRound:
+    """Per-probe values and bias bounds (``given``: the spectral bounds were given)."""
+    def fs(x: np.ndarray) -> np.ndarray:
+        return f(x * scale)
+
+    p = res.alpha.shape[0]
+    vals, hw, low, up, rules = (np.empty(p), np.empty(p), np.empty(p), np.empty(p), [])
+    for i in range(p):
+        s = int(res.steps[i])
+        a, b, bn = res.alpha[i, :s], res.beta[i, : s - 1], float(res.beta[i, s - 1])
+        br = quadrature_bracket(a, b, bn, fs, *bounds)
+        z2 = float(res.start_norms[i]) ** 2
+        nodes, w = gauss_rule(a, b)
+        rules.append((nodes, z2 * w))
+        # the change from k // 2 to k steps: the bias estimate where no bracket holds
+        kd = 0.0 if bn == 0.0 else (z2 * abs(br.gauss - br.half) if s > 1 else np.inf)
+        if bracket and np.isfinite(br.upper - br.lower):
+            vals[i] = z2 * 0.5 * (br.lower + br.upper)
+            hw[i] = z2 * 0.5 * (br.upper - br.lower)
+            if not given:  # estimated ends make the bracket a heuristic: floor it by kd
+                hw[i] = max(hw[i], kd)
+        else:
+            vals[i], hw[i] = z2 * br.gauss, kd
+        low[i], up[i] = vals[i] - hw[i], vals[i] + hw[i]
+    rigorous = bool(bracket and given and np.all(np.isfinite(hw)))
+    return ProbeRound(vals, hw, low, up, (bounds[0] * scale, bounds[1] * scale), rules,
+                  int(res.alpha.shape[1]), rigorous)
+
+
+def standard_error(values: np.ndarray) -> float:
+    """Spread of the probe values over ``sqrt(p)``, scaled so that no square overflows."""
+    if values.size < 2:
+        return np.inf
+    m = float(np.max(np.abs(values)))
+    if m == 0.0:
+        return 0.0
+    return float((values / m).std(ddof=1) * m / np.sqrt(values.size))

@@ -138,8 +138,8 @@ def _draw(ax: Any, den: SpectralDensity, *, reference: Any, nodes: str | None, b
     if log:
         ax.set_yscale("log")
         ax.set_ylim(floor, None)
-    defl = np.isin(den.nodes, den.deflated) if den.deflated.size else np.zeros(0, bool)
-    free = den.nodes[~defl] if defl.size else den.nodes
+    c = den.deflated.size  # deflated eigenvalues come first in ``nodes``, once each
+    free, free_w = den.nodes[c:], den.weights[c:]
     # rug and markers in axes coordinates: the same on linear and log axes
     where = ax.get_xaxis_transform()
     if nodes == "rug":
@@ -149,8 +149,7 @@ def _draw(ax: Any, den: SpectralDensity, *, reference: Any, nodes: str | None, b
                 alpha=0.5, transform=where, label="quadrature nodes")
     elif nodes == "stems":
         ax2 = ax.twinx()
-        w = den.weights[~defl] if defl.size else den.weights
-        ax2.vlines(free, 0, w, color=COLORS["nodes"], alpha=0.5, linewidth=0.8)
+        ax2.vlines(free, 0, free_w, color=COLORS["nodes"], alpha=0.5, linewidth=0.8)
         ax2.set_ylabel("quadrature weight", color=COLORS["nodes"])
         ax2.set_ylim(0, None)
     if den.deflated.size and nodes is not None:

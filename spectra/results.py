@@ -190,8 +190,9 @@ class SpectralDensity:
     stderr : ndarray or None
         Pointwise standard error of ``rho`` across probes, when known.
     deflated : ndarray
-        Nodes that are deflated eigenvalues (SLQ with ``deflate=True``), each listed once
-        in ``nodes`` with weight ``1/n``; empty otherwise.
+        Nodes that are deflated eigenvalues (SLQ with ``deflate=True``): the first
+        ``deflated.size`` entries of ``nodes``, each listed once with weight ``1/n``;
+        empty otherwise.
     """
 
     x: np.ndarray
