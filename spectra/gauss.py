@@ -24,7 +24,7 @@ with ``eta`` in the spectral interval. With ``a <= lambda_min`` and ``b >= lambd
 the factor ``lambda - c`` has one sign for ``c = a`` and the other for ``c = b``; so when
 ``f^{(2k+1)}`` keeps one sign on ``[a, b]`` (``1/x``, ``log x``, ``x^p`` on a positive
 interval, ``exp``), the two Radau rules **bracket** the integral, whichever the sign.
-See ``docs/theory/slq_brackets.rst``.
+See :doc:`/theory/slq_brackets`.
 
 References
 ----------

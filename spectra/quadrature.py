@@ -16,7 +16,7 @@ The Gauss rule is biased: for :math:`f(x) = 1/x` it is a lower bound of every
 that includes the quadrature bias: for functions whose derivatives keep one sign
 (``1/x``, ``log``, ``x^p``, ``exp``) the Gauss-Radau bracket of every probe
 (:mod:`spectra.gauss`), otherwise the change from ``k/2`` to ``k`` steps; and they add
-steps until the bias is small against ``rtol``. See ``docs/theory/slq_brackets.rst``.
+steps until the bias is small against ``rtol``. See :doc:`/theory/slq_brackets`.
 
 References
 ----------
@@ -468,7 +468,7 @@ def trace_function(
 ) -> SLQEstimate:
     r"""Estimate :math:`\operatorname{tr} f(A)` by stochastic Lanczos quadrature.
 
-    The error bar includes the quadrature bias (``docs/theory/slq_brackets.rst``).
+    The error bar includes the quadrature bias (:doc:`/theory/slq_brackets`).
     With ``bracket`` (for ``f`` whose derivative of order ``2k+1`` keeps one sign on
     the spectral interval: ``1/x``, ``log x``, ``x^p`` on a positive interval,
     ``exp``) every probe gets the Gauss-Radau bracket of Golub and Meurant, a rigorous
