@@ -212,18 +212,25 @@ SETTLED_RTOL = 1e-8
 
 
 def rounding_sensitivity(f: Callable, rules: list[tuple[np.ndarray, np.ndarray]],
-                         scale: float) -> float:
-    """Largest change of ``sum w f(theta)`` when every node moves by ``64 eps`` of the scale."""
+                         scale: float) -> tuple[float, float]:
+    """Change of ``sum w f(theta)`` when every node moves by ``64 eps`` of the scale.
+
+    Returns the change (the larger of the two directions that stay finite; ``inf`` when
+    neither does) and the magnitude ``sum w |f(theta)|`` to compare it with (which does
+    not vanish when the sum cancels). Nodes are in units of ``scale``.
+    """
     big = max(float(np.max(np.abs(t))) for t, _ in rules)
     d = 64.0 * np.finfo(float).eps * big
-    out = 0.0
+    out, mag = 0.0, 0.0
     with np.errstate(all="ignore"):
         for t, w in rules:
-            base = float(np.sum(w * f(t * scale)))
+            vals = w * f(t * scale)
+            base = float(np.sum(vals))
+            mag += float(np.sum(np.abs(vals)))
             moves = [abs(float(np.sum(w * f((t + s) * scale))) - base) for s in (d, -d)]
             moves = [m for m in moves if np.isfinite(m)]
             out += max(moves) if moves else np.inf
-    return out
+    return out, mag
 
 
 @dataclass

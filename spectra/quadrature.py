@@ -377,18 +377,18 @@ def _exact(op: Operator, f: Callable, positive: bool, rtol: float) -> SLQEstimat
         raise ValueError(f"f is not finite at eigenvalue(s) {lam[~np.isfinite(vals)][:3]}; "
                          "check its domain")
     v = float(vals.sum())
-    sens = rounding_sensitivity(f, [(lam, np.ones_like(lam))], 1.0)
+    sens, mag = rounding_sensitivity(f, [(lam, np.ones_like(lam))], 1.0)
     msg = "exact: A was formed with n products"
-    conv = sens <= 0.1 * rtol * abs(v)
+    conv = sens <= 0.1 * rtol * mag
     if not conv:
-        msg = _singular_message(sens, v, float(lam[np.argmin(np.abs(lam))]))
+        msg = "not converged: " + _singular_message(sens, v, float(lam[np.argmin(np.abs(lam))]))
         warn_not_converged(msg, stacklevel=6)
     return SLQEstimate(v, 0.0, op.shape[0], "slq", conv, msg, vals, v, v, 0.0, 0.0,
                        op.shape[0], True, (float(lam[0]), float(lam[-1])), sens)
 
 
 def _singular_message(sens: float, v: float, near: float) -> str:
-    return (f"not converged: f is ill-conditioned on this spectrum: moving the eigenvalues "
+    return (f"f is ill-conditioned on this spectrum: moving the eigenvalues "
             f"by rounding (64 eps of the spectral scale) changes the result {v:.6g} by "
             f"{sens:.3g}; an eigenvalue at {near:.3g} is zero to working precision (the "
             "matrix is singular or nearly so for f)")
@@ -417,10 +417,11 @@ def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_
         h = float(r.half_widths.mean())
         if h <= max(0.5 * rtol * abs(value), se) or j == len(steps) - 1:
             break
-    sens = rounding_sensitivity(f, r.rules, s) / p
-    tol = rtol * abs(value)
-    conv = bool(np.isfinite(se) and h + 2.0 * se <= tol and sens <= 0.1 * tol)
-    msg = _message(conv, value, se, h, sens, bracket, r, rtol, p, bounds[0] is None)
+    sens, mag = (x / p for x in rounding_sensitivity(f, r.rules, s))
+    singular = not sens <= 0.1 * rtol * mag
+    conv = bool(np.isfinite(se) and h + 2.0 * se <= rtol * abs(value) and not singular)
+    near = s * min(float(np.min(np.abs(t))) for t, _ in r.rules) if singular else None
+    msg = _message(conv, value, se, h, sens, near, bracket, r, rtol, p, bounds[0] is None)
     if not conv:
         warn_not_converged(msg, stacklevel=5)
     return SLQEstimate(value, se + h, used, "slq", conv, msg, r.values,
@@ -428,17 +429,16 @@ def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_
                        r.bounds, sens)
 
 
-def _message(conv: bool, value: float, se: float, h: float, sens: float, bracket: bool,
-             r: ProbeRound, rtol: float, p: int, estimated: bool) -> str:
+def _message(conv: bool, value: float, se: float, h: float, sens: float, near: float | None,
+             bracket: bool, r: ProbeRound, rtol: float, p: int, estimated: bool) -> str:
     kind = "Gauss-Radau bracket half-width" if bracket else "bias estimate |G_k - G_k/2|"
     head = (f"{'converged' if conv else 'not converged'} at {r.k} steps: {kind} {h:.3g}, "
             f"probe standard error {se:.3g}, against rtol * |value| = {rtol * abs(value):.3g}")
     if conv:
         return head
     parts = [head]
-    if sens > 0.1 * rtol * abs(value):
-        near = min(float(np.min(np.abs(t))) for t, _ in r.rules)
-        parts.append(_singular_message(sens, value, near * 1.0))
+    if near is not None:
+        parts.append(_singular_message(sens, value, near))
     if not np.isfinite(h) and bracket:
         parts.append(f"f is not finite at the estimated spectral end {r.bounds[0]:.3g}: "
                      + ("pass spectrum_bounds=(lower, upper)" if estimated else
