@@ -349,18 +349,32 @@ def _check_bounds(bounds: Any) -> tuple[float | None, float | None]:
     return lo, hi
 
 
-def _schedule(num_steps: Any, max_steps: Any, n: int) -> tuple[list[int], bool]:
+def _schedule(num_steps: Any, max_steps: Any, n: int) -> tuple[int, int, bool]:
+    """First and largest step count, and whether the run is adaptive."""
     if num_steps is not None:
         if max_steps is not None:
             raise ValueError("give num_steps (a fixed budget) or max_steps (the cap of an "
                              "adaptive one), not both")
-        return [check_int(num_steps, "num_steps", low=1)], False
+        k = check_int(num_steps, "num_steps", low=1)
+        return k, k, False
     kmax = (min(n, DEFAULT_MAX_STEPS) if max_steps is None
             else check_int(max_steps, "max_steps", low=1))
-    ks = [min(FIRST_STEPS, kmax)]
-    while ks[-1] < kmax:
-        ks.append(min(2 * ks[-1], kmax))
-    return ks, True
+    return min(FIRST_STEPS, kmax), kmax, True
+
+
+def _next_steps(k: int, h: float, prev: tuple[int, float] | None, target: float,
+                kmax: int) -> int:
+    """Steps of the next round: at least double.
+
+    When two rounds show the bias decaying geometrically, jump to 1.2 times the step
+    count at which it is predicted to meet ``target`` (at most ``8 k``).
+    """
+    nxt = 2 * k
+    if prev is not None and np.isfinite(h) and 0.0 < h < prev[1] and target > 0:
+        rate = (h / prev[1]) ** (1.0 / (k - prev[0]))  # bias factor per step
+        need = k + np.log(target / h) / np.log(rate)
+        nxt = int(np.clip(np.ceil(1.2 * need), 2 * k, 8 * k))
+    return min(nxt, kmax)
 
 
 def _exact(op: Operator, f: Callable, positive: bool, rtol: float) -> SLQEstimate:
@@ -395,19 +409,22 @@ def _singular_message(sens: float, v: float, near: float) -> str:
 
 
 def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_probes: int,
-                  steps: list[int], adaptive: bool, bounds: tuple, probe: str, reorth: str,
+                  steps: tuple[int, int, bool], bounds: tuple, probe: str, reorth: str,
                   rng: Any, positive: bool = False) -> SLQEstimate:
     """Adaptive SLQ driver of :func:`trace_function` and :func:`logdet`."""
     n, p = op.shape[0], num_probes
-    if steps[0] >= n or (adaptive and n <= DENSE_MAX and p * steps[0] >= n):
+    k, kmax, adaptive = steps
+
+    def dense_cheaper(used: int, k: int) -> bool:
+        return k >= n or (adaptive and n <= DENSE_MAX and used + p * k >= n)
+
+    if dense_cheaper(0, k):
         return _exact(op, f, positive, rtol)
     Z = draw(probe, n, p, like=op, rng=as_rng(rng))
     s = power_of_two_scale(op, Z)
     ops = scaled_operator(op, s)
-    used, r, se, k = 1, None, np.inf, steps[0]
-    for j, k in enumerate(steps):
-        if k >= n or (adaptive and n <= DENSE_MAX and used + p * k >= n):
-            return _exact(op, f, positive, rtol)
+    used, prev = 1, None
+    while True:
         res = lanczos(ops, k, v0=Z, reorth=resolve_reorth(reorth, op, p, k))
         used += res.num_matvecs
         a, b, trusted = spectral_interval(res, *bounds, op.psd, s, positive)
@@ -415,8 +432,12 @@ def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_
         value = float(r.values.mean())
         se = standard_error(r.values)
         h = float(r.half_widths.mean())
-        if h <= max(0.5 * rtol * abs(value), se) or j == len(steps) - 1:
+        target = max(0.5 * rtol * abs(value), se)
+        if h <= target or k >= kmax:
             break
+        prev, k = (k, h), _next_steps(k, h, prev, target, kmax)
+        if dense_cheaper(used, k):
+            return _exact(op, f, positive, rtol)
     sens, mag = (x / p for x in rounding_sensitivity(f, r.rules, s))
     singular = not sens <= 0.1 * rtol * mag
     conv = bool(np.isfinite(se) and h + 2.0 * se <= rtol * abs(value) and not singular)
@@ -448,7 +469,11 @@ def _message(conv: bool, value: float, se: float, h: float, sens: float, near: f
     if p == 1:
         parts.append("a single probe gives no error estimate (stderr = inf)")
     elif 2 * se > 0.5 * rtol * abs(value):
-        parts.append("more probes are needed (num_probes)")
+        room = rtol * abs(value) - min(h, 0.5 * rtol * abs(value))
+        # with a margin: the spread itself is estimated from p probes
+        need = int(np.ceil(1.5 * p * (2 * se / room) ** 2)) if room > 0 else None
+        parts.append("more probes are needed (num_probes" +
+                     (f"; about {need} for this rtol)" if need else ")"))
     return "; ".join(parts)
 
 
@@ -537,11 +562,11 @@ def _checked_sum(op, f, bracket, rtol, num_probes, num_steps, max_steps, spectru
                  probe, reorth, rng, positive) -> SLQEstimate:
     op = as_operator(op)
     require_symmetric(op, "stochastic Lanczos quadrature", rng=None)
-    steps, adaptive = _schedule(num_steps, max_steps, op.shape[0])
+    steps = _schedule(num_steps, max_steps, op.shape[0])
     return _spectral_sum(
         op, f, bracket, rtol=check_float(rtol, "rtol", low=0.0, high=1.0, low_open=True),
         num_probes=check_int(num_probes, "num_probes", low=1), steps=steps,
-        adaptive=adaptive, bounds=_check_bounds(spectrum_bounds),
+        bounds=_check_bounds(spectrum_bounds),
         probe=check_choice(probe, "probe", ("rademacher", "gaussian", "sphere")),
         reorth=check_choice(reorth, "reorth", ("none", "full", "auto")), rng=rng,
         positive=positive)
