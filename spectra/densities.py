@@ -212,11 +212,15 @@ def density(
     num_probes : int
         Random probes.
     num_steps : int
-        Products per probe. For SLQ at or above the dimension, the exact eigenvalues
-        are returned (``n`` products).
+        Products per probe, plus one product that sets the working scale (the run is
+        made on ``A`` divided by a power of two, so the result for ``c * A`` is the
+        result for ``A`` scaled by ``c`` at any ``c`` where ``c * A`` has normal entries).
+        For SLQ at or above the dimension, the exact eigenvalues are returned (``n``
+        products).
     grid : None, int or array
         Evaluation grid of the display curve: ``None`` (1024 points covering the
-        spectrum), a point count, or explicit increasing points (not renormalised).
+        spectrum), a point count ``>= 2``, or explicit finite, strictly increasing
+        points (not renormalised). Anything else raises ``TypeError``/``ValueError``.
     smoothing : "auto" or float
         SLQ only: standard deviation of the Gaussian display kernel, or ``"auto"``:
         one width per node from its Gauss cell (:func:`auto_smoothing`); the result's
@@ -234,8 +238,9 @@ def density(
     Returns
     -------
     SpectralDensity
-        ``nodes``/``weights``: the quadrature measure (weights sum to one); ``x``/``rho``:
-        the display curve; ``stderr``: its pointwise spread across probes.
+        ``nodes``/``weights``: the quadrature measure (weights sum to one), deflated
+        eigenvalues first and once each (``deflated``); ``x``/``rho``: the display
+        curve; ``stderr``: its pointwise spread across probes.
 
     Examples
     --------

@@ -147,3 +147,13 @@ def test_density_and_logdet_are_scale_equivariant(e):
     np.testing.assert_allclose(ld.stderr, ld0.stderr, rtol=1e-6)
     tr, tr0 = (trace_function(M, "inverse", num_steps=10, rtol=1.0, rng=1) for M in (P * c, P))
     np.testing.assert_allclose(tr.value * c, tr0.value, rtol=1e-9)
+
+
+@pytest.mark.parametrize("c", [1e-300, 1e300])
+def test_exact_route_at_extreme_scales(c):
+    lam = np.linspace(1.0, 3.0, 50)
+    den = density(P * c, num_steps=50)
+    np.testing.assert_allclose(np.sort(den.nodes), c * lam, rtol=1e-12)
+    assert np.all(np.isfinite(den.rho)) and np.all(den.rho >= 0)
+    est = logdet(P * c, num_steps=50)
+    np.testing.assert_allclose(est.value, np.log(lam).sum() + 50 * np.log(c), rtol=1e-12)
