@@ -33,11 +33,11 @@ from .backend import to_numpy
 from .krylov import lanczos
 from .operators import as_operator, require_symmetric
 from .probes import as_rng, draw
-from .quadrature import dense_eigenvalues, slq_measure
+from .quadrature import dense_eigenvalues, power_of_two_scale, scaled_operator, slq_measure
 from .results import NonFiniteError, SpectralDensity
-from .validation import check_choice, check_int
+from .validation import check_bool, check_choice, check_float, check_int
 
-__all__ = ["auto_smoothing", "density", "jackson_weights", "smooth"]
+__all__ = ["auto_smoothing", "check_grid", "density", "jackson_weights", "smooth"]
 
 _DEFAULT_GRID = 1024
 
@@ -65,7 +65,7 @@ def auto_smoothing(nodes: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(nodes, dtype=float)
     span = float(x.max() - x.min()) if x.size else 0.0
-    scale = span if span > 0 else max(abs(float(x[0])), 1.0) * 1e-3
+    scale = span if span > 0 else (abs(float(x[0])) or 1.0) * 1e-3
     if x.size < 2:
         return np.full(x.size, 0.05 * scale if span > 0 else scale)
     order = np.argsort(x)
@@ -88,13 +88,21 @@ def smooth(nodes: Any, weights: Any, grid: Any, sigma: Any) -> np.ndarray:
     from ._numba.densities import gaussian_mixture
 
     nodes = np.ascontiguousarray(nodes, dtype=np.float64)
-    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), nodes.shape)
-    return gaussian_mixture(
-        nodes,
-        np.ascontiguousarray(weights, dtype=np.float64),
-        np.ascontiguousarray(sig),
-        np.ascontiguousarray(grid, dtype=np.float64),
-    )
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if nodes.ndim != 1 or weights.shape != nodes.shape:
+        raise ValueError(f"nodes and weights must be 1-d arrays of one length, got shapes "
+                         f"{nodes.shape} and {weights.shape}")
+    x = check_grid(grid)
+    if isinstance(x, int):
+        raise TypeError("grid must be an array of points here, not a point count")
+    try:
+        sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), nodes.shape)
+    except ValueError:
+        raise ValueError(f"sigma must be one width or one per node ({nodes.size}), got shape "
+                         f"{np.shape(sigma)}") from None
+    if not np.all(sig > 0) or not np.all(np.isfinite(sig)):
+        raise ValueError("sigma must be positive and finite")
+    return gaussian_mixture(nodes, weights, np.ascontiguousarray(sig), x)
 
 
 def jackson_weights(num_moments: int) -> np.ndarray:
@@ -109,15 +117,62 @@ def jackson_weights(num_moments: int) -> np.ndarray:
     return ((N - k + 1) * np.cos(q * k) + np.sin(q * k) / np.tan(q)) / (N + 1)
 
 
-def _grid(grid: Any, lo: float, hi: float, pad: float) -> tuple[np.ndarray, bool]:
-    if grid is None or isinstance(grid, (int, np.integer)):
-        g = _DEFAULT_GRID if grid is None else check_int(grid, "grid (a point count)", low=2)
-        return np.linspace(lo - pad, hi + pad, g), True
-    x = np.asarray(grid, dtype=float)
+_GRID_ALLOWED = ("None, a point count (an integer >= 2) or a finite, strictly increasing "
+                 "1-d array of at least 2 points")
+
+
+def check_grid(grid: Any) -> int | np.ndarray:
+    """Validate a density grid: a point count (``None``: 1024) or explicit points.
+
+    Raises
+    ------
+    TypeError
+        For a string, a bool, a float count or anything not convertible to real points.
+    ValueError
+        For a count below 2, or points that are not 1-d, finite and strictly increasing.
+    """
+    if grid is None:
+        return _DEFAULT_GRID
+    if isinstance(grid, (int, np.integer)) and not isinstance(grid, (bool, np.bool_)):
+        return check_int(grid, "grid (a point count)", low=2)
+    if isinstance(grid, (str, bytes, bool, np.bool_, float, np.floating)):
+        raise TypeError(f"grid must be {_GRID_ALLOWED}, got {grid!r}")
+    try:
+        x = np.asarray(grid, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"grid must be {_GRID_ALLOWED}, got {type(grid).__name__}") from None
     if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)) or np.any(np.diff(x) <= 0):
-        raise ValueError("grid must be an int or a finite, strictly increasing 1-d array "
-                         "of at least 2 points")
-    return x, False
+        raise ValueError(f"grid must be {_GRID_ALLOWED}, got an array of shape {x.shape}")
+    return x
+
+
+def _grid(grid: int | np.ndarray, lo: float, hi: float, pad: float,
+          scale: float) -> tuple[np.ndarray, bool]:
+    """The grid in units of ``scale``: ``grid`` points over ``[lo - pad, hi + pad]``."""
+    if isinstance(grid, int):
+        return np.linspace(lo - pad, hi + pad, grid), True
+    return grid / scale, False
+
+
+def _check_smoothing(smoothing: Any) -> Any:
+    if isinstance(smoothing, str):
+        return check_choice(smoothing, "smoothing", ("auto",))
+    return check_float(smoothing, "smoothing (a Gaussian width, or 'auto')", low=0.0,
+                       low_open=True)
+
+
+def _unit(values: np.ndarray) -> float:
+    """The power of two at the scale of ``values`` (``1.0`` for all zeros)."""
+    m = float(np.max(np.abs(values)))
+    return 1.0 if m == 0.0 or not np.isfinite(m) else float(np.ldexp(1.0, np.frexp(m)[1] - 1))
+
+
+def _rescaled(d: SpectralDensity, s: float) -> SpectralDensity:
+    """A density computed for ``A / s``, in the units of ``A``."""
+    return SpectralDensity(d.x * s, d.rho / s, d.nodes * s, d.weights,
+                           (d.bounds[0] * s, d.bounds[1] * s), d.num_matvecs, d.method,
+                           d.smoothing * s, None if d.stderr is None else d.stderr / s,
+                           d.deflated * s)
 
 
 def _finish(x, per_probe_rho, own_grid):
@@ -157,11 +212,15 @@ def density(
     num_probes : int
         Random probes.
     num_steps : int
-        Products per probe. For SLQ at or above the dimension, the exact eigenvalues
-        are returned (``n`` products).
+        Products per probe, plus one product that sets the working scale (the run is
+        made on ``A`` divided by a power of two, so the result for ``c * A`` is the
+        result for ``A`` scaled by ``c`` at any ``c`` where ``c * A`` has normal entries).
+        For SLQ at or above the dimension, the exact eigenvalues are returned (``n``
+        products).
     grid : None, int or array
         Evaluation grid of the display curve: ``None`` (1024 points covering the
-        spectrum), a point count, or explicit increasing points (not renormalised).
+        spectrum), a point count ``>= 2``, or explicit finite, strictly increasing
+        points (not renormalised). Anything else raises ``TypeError``/``ValueError``.
     smoothing : "auto" or float
         SLQ only: standard deviation of the Gaussian display kernel, or ``"auto"``:
         one width per node from its Gauss cell (:func:`auto_smoothing`); the result's
@@ -179,8 +238,9 @@ def density(
     Returns
     -------
     SpectralDensity
-        ``nodes``/``weights``: the quadrature measure (weights sum to one); ``x``/``rho``:
-        the display curve; ``stderr``: its pointwise spread across probes.
+        ``nodes``/``weights``: the quadrature measure (weights sum to one), deflated
+        eigenvalues first and once each (``deflated``); ``x``/``rho``: the display
+        curve; ``stderr``: its pointwise spread across probes.
 
     Examples
     --------
@@ -194,38 +254,47 @@ def density(
     True
     """
     check_choice(method, "method", ("slq", "kpm"))
-    if not (smoothing == "auto" or (isinstance(smoothing, (int, float)) and smoothing > 0
-                                    and np.isfinite(smoothing))):
-        raise ValueError(f"smoothing must be 'auto' or a positive number, got {smoothing!r}")
+    smoothing = _check_smoothing(smoothing)
+    g = check_grid(grid)
+    deflate = check_bool(deflate, "deflate")
     op = as_operator(op)
     if method == "kpm":
-        return _kpm(op, num_probes, num_steps, grid, probe, rng)
-
+        return _kpm(op, num_probes, num_steps, g, probe, rng)
     m = slq_measure(op, num_probes=num_probes, num_steps=num_steps, probe=probe,
                     reorth=reorth, deflate=deflate, rng=rng)
-    nodes = np.concatenate(m.nodes)
-    weights = np.concatenate(m.weights)
-    weights = np.clip(weights, 0.0, None)
+    s = _unit(np.concatenate(m.nodes))
+    # the display is built for A / s (a power of two: exact) and scaled back
+    den = _slq_display(m, g, smoothing if smoothing == "auto" else smoothing / s, s)
+    return _rescaled(den, s)
+
+
+def _slq_display(m: Any, g: int | np.ndarray, smoothing: Any, s: float) -> SpectralDensity:
+    """Measure (deflated nodes once) and smoothed curve of an SLQ run, in units of ``s``."""
+    rows = [t / s for t in m.nodes]
+    c = m.deflated.size
+    nodes = np.concatenate([m.deflated / s] + [t[c:] for t in rows])
+    comp = [np.clip(w[c:], 0.0, None) for w in m.weights]
+    n_rows = len(rows)
+    weights = np.concatenate([np.clip(m.weights[0][:c], 0.0, None)]
+                             + [w / n_rows for w in comp])
     weights /= weights.sum()
     lo, hi = float(nodes.min()), float(nodes.max())
     if smoothing == "auto":
         # Never narrower than two grid steps, so the curve is resolved and integrates to
         # one (deflated eigenvalues can sit next to a complement node).
-        floor = 2.0 * (hi - lo) / (_DEFAULT_GRID if grid is None else
-                                   int(grid) if isinstance(grid, (int, np.integer)) else
-                                   max(np.size(grid), 2))
-        sigmas = [np.maximum(auto_smoothing(t), floor) for t in m.nodes]
+        floor = 2.0 * (hi - lo) / (g if isinstance(g, int) else g.size)
+        sigmas = [np.maximum(auto_smoothing(t), floor) for t in rows]
     else:
-        sigmas = [np.full(t.size, float(smoothing)) for t in m.nodes]
+        sigmas = [np.full(t.size, float(smoothing)) for t in rows]
     sigma = float(np.median(np.concatenate(sigmas)))
     # Wide enough that no node's Gaussian is cut (widths are capped at 3x the median).
     pad = 5.0 * max(float(np.max(sg)) for sg in sigmas)
-    x, own = _grid(grid, lo, hi, pad)
+    x, own = _grid(g, lo, hi, pad, s)
     per = np.stack([smooth(t, w / w.sum(), x, sg)
-                    for t, w, sg in zip(m.nodes, m.weights, sigmas, strict=True)])
+                    for t, w, sg in zip(rows, m.weights, sigmas, strict=True)])
     rho, stderr = _finish(x, per, own)
     return SpectralDensity(x, rho, nodes, weights, (lo, hi), m.num_matvecs,
-                           "exact" if m.exact else "slq", sigma, stderr)
+                           "exact" if m.exact else "slq", sigma, stderr, m.deflated / s)
 
 
 def _kpm_interval(op: Any, g: Any) -> tuple[float, float, int]:
@@ -253,14 +322,24 @@ def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
     p = check_int(num_probes, "num_probes", low=1)
     half = check_int(num_steps, "num_steps", low=1)
     g = as_rng(rng)
+    Z = draw(probe, n, p, like=op, rng=g)
+    # Work on A / s (s a power of two from one product): norms and the Chebyshev
+    # recurrence then neither underflow nor overflow at any scale of A.
+    s = power_of_two_scale(op, Z)
+    den = _kpm_scaled(scaled_operator(op, s), Z, half, grid, g, s)
+    return _rescaled(den, s)
+
+
+def _kpm_scaled(op, Z, half, grid, g, s) -> SpectralDensity:
+    n, p = Z.shape
     lo, hi, used = _kpm_interval(op, g)
-    width = max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1.0))
+    used += 1  # the scale product
+    width = max(hi - lo, 1e-12 * max(abs(lo), abs(hi), np.finfo(float).tiny))
     lo, hi = lo - 0.01 * width, hi + 0.01 * width
     c, d = 0.5 * (hi + lo), 0.5 * (hi - lo)
 
     # Chebyshev moments with the doubling trick: 2 * half moments from half products.
     xp = op.xp
-    Z = draw(probe, n, p, like=op, rng=g)
     V0, V1 = Z, (op.matmat(Z) - c * Z) / d
     used += p
     mu = np.zeros((p, 2 * half))
@@ -286,7 +365,7 @@ def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
 
     from ._numba.densities import chebyshev_series
 
-    x, own = _grid(grid, lo, hi, 0.0)
+    x, own = _grid(grid, lo, hi, 0.0, s)
     inside = (x > lo) & (x < hi)
     t = (x[inside] - c) / d
     per = np.zeros((p, x.size))

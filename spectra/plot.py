@@ -6,6 +6,7 @@ into ``ax`` when given (else a new figure) and returns the axes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ def style_axes(ax: Any, *, xlabel: str = "eigenvalue $\\lambda$", ylabel: str = 
 
 
 def density(
-    den: SpectralDensity,
+    den: SpectralDensity | Mapping[str, SpectralDensity],
     ax: Any = None,
     *,
     reference: Any = None,
@@ -56,20 +57,26 @@ def density(
     color: str | None = None,
     band: bool = True,
     title: str | None = None,
+    yscale: str = "linear",
+    layout: str = "panels",
 ) -> Any:
-    """Draw a spectral density estimate.
+    """Draw a spectral density estimate, or one per layer.
 
     Parameters
     ----------
-    den : SpectralDensity
-        The estimate.
-    ax : matplotlib Axes, optional
-        Where to draw; a new 6.4 x 4 in figure at 150 dpi otherwise.
-    reference : array_like, optional
-        Reference eigenvalues, drawn as a normalised histogram behind the curve.
+    den : SpectralDensity or mapping of name to SpectralDensity
+        One estimate, or a per-layer result such as
+        ``hessian.density(..., per_layer=True)`` (a dict keyed by module name).
+    ax : matplotlib Axes or sequence of Axes, optional
+        Where to draw: one Axes for one density (or ``layout="ridge"``), at least one
+        Axes per layer for ``layout="panels"``; a new figure otherwise.
+    reference : array_like or mapping, optional
+        Reference eigenvalues (per layer: a mapping with the same keys), drawn as a
+        normalised histogram behind the curve.
     nodes : {"rug", "stems", None}
         Show the raw quadrature nodes: a rug along the axis, or stems whose heights
-        are the weights (on a secondary axis), or not at all.
+        are the weights (on a secondary axis), or not at all. Deflated eigenvalues
+        (``den.deflated``) are drawn once each, as triangles, and left out of the rug.
     bins : int, sequence or str
         Histogram bins of the reference (numpy's rules).
     label : str, optional
@@ -79,41 +86,141 @@ def density(
     band : bool
         Shade ``rho +- 2 stderr`` where the estimate carries a pointwise error.
     title : str, optional
+        Axes title (the figure's title for several panels).
+    yscale : {"linear", "log"}
+        ``"log"`` shows the density on a log axis (floored at ``1e-6`` of its maximum),
+        so that outliers of mass ``1/n`` stay visible next to the bulk.
+    layout : {"panels", "ridge"}
+        Per-layer results only: small multiples (one panel per layer, shared ``x``)
+        or a ridge plot (one axes, each layer's curve scaled to its maximum and offset).
 
     Returns
     -------
-    matplotlib Axes
+    matplotlib Axes, or an ndarray of Axes (one per layer) for ``layout="panels"``
     """
-    if not isinstance(den, SpectralDensity):
-        raise TypeError(f"den must be a SpectralDensity, got {type(den).__name__}")
     check_choice(nodes, "nodes", ("rug", "stems", None))
+    check_choice(yscale, "yscale", ("linear", "log"))
+    check_choice(layout, "layout", ("panels", "ridge"))
+    if isinstance(den, Mapping):
+        return _per_layer(den, ax, reference=reference, nodes=nodes, bins=bins, color=color,
+                          band=band, title=title, yscale=yscale, layout=layout)
+    if not isinstance(den, SpectralDensity):
+        raise TypeError(f"den must be a SpectralDensity or a mapping of layer names to "
+                        f"SpectralDensity (a per-layer result), got {type(den).__name__}")
     ax = _axes(ax)
-    color = color or COLORS["estimate"]
-    if reference is not None:
-        ref = np.asarray(reference, dtype=float).ravel()
-        ax.hist(ref, bins=bins, density=True, color=COLORS["reference"], alpha=0.45,
-                label=f"reference ({ref.size} eigenvalues)")
-    if band and den.stderr is not None:
-        lo = np.clip(den.rho - 2 * den.stderr, 0, None)
-        ax.fill_between(den.x, lo, den.rho + 2 * den.stderr, color=COLORS["band"], alpha=0.35,
-                        linewidth=0, label="$\\pm 2$ s.e. across probes")
-    if label is None:
-        label = f"{den.method.upper()} ({den.num_matvecs} products)"
-    ax.plot(den.x, den.rho, color=color, linewidth=1.6, label=label)
-    if nodes == "rug":
-        ymax = ax.get_ylim()[1]
-        ax.plot(den.nodes, np.full(den.nodes.size, -0.02 * ymax), "|", color=COLORS["nodes"],
-                markersize=6, alpha=0.5, label="quadrature nodes")
-        ax.set_ylim(-0.05 * ymax, ymax)
-    elif nodes == "stems":
-        ax2 = ax.twinx()
-        ax2.vlines(den.nodes, 0, den.weights, color=COLORS["nodes"], alpha=0.5, linewidth=0.8)
-        ax2.set_ylabel("quadrature weight", color=COLORS["nodes"])
-        ax2.set_ylim(0, None)
+    _draw(ax, den, reference=reference, nodes=nodes, bins=bins, label=label, color=color,
+          band=band, yscale=yscale)
     style_axes(ax)
     if title:
         ax.set_title(title)
     ax.legend(frameon=False, fontsize="small")
+    return ax
+
+
+def _draw(ax: Any, den: SpectralDensity, *, reference: Any, nodes: str | None, bins: Any,
+          label: str | None, color: str | None, band: bool, yscale: str) -> None:
+    """One density into ``ax``: reference histogram, band, curve, nodes, deflated ones."""
+    color = color or COLORS["estimate"]
+    log = yscale == "log"
+    if reference is not None:
+        ref = np.asarray(reference, dtype=float).ravel()
+        ax.hist(ref, bins=bins, density=True, color=COLORS["reference"], alpha=0.45,
+                label=f"reference ({ref.size} eigenvalues)", log=log)
+    floor = 1e-6 * float(np.max(den.rho)) if log else 0.0
+    if band and den.stderr is not None:
+        lo = np.clip(den.rho - 2 * den.stderr, floor, None)
+        ax.fill_between(den.x, lo, den.rho + 2 * den.stderr, color=COLORS["band"], alpha=0.35,
+                        linewidth=0, label="$\\pm 2$ s.e. across probes")
+    if label is None:
+        label = f"{den.method.upper()} ({den.num_matvecs} products)"
+    ax.plot(den.x, np.maximum(den.rho, floor) if log else den.rho, color=color,
+            linewidth=1.6, label=label)
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(floor, None)
+    c = den.deflated.size  # deflated eigenvalues come first in ``nodes``, once each
+    free, free_w = den.nodes[c:], den.weights[c:]
+    # rug and markers in axes coordinates: the same on linear and log axes
+    where = ax.get_xaxis_transform()
+    if nodes == "rug":
+        if not log:
+            ax.set_ylim(-0.06 * ax.get_ylim()[1], None)
+        ax.plot(free, np.full(free.size, 0.012), "|", color=COLORS["nodes"], markersize=6,
+                alpha=0.5, transform=where, label="quadrature nodes")
+    elif nodes == "stems":
+        ax2 = ax.twinx()
+        ax2.vlines(free, 0, free_w, color=COLORS["nodes"], alpha=0.5, linewidth=0.8)
+        ax2.set_ylabel("quadrature weight", color=COLORS["nodes"])
+        ax2.set_ylim(0, None)
+    if den.deflated.size and nodes is not None:
+        ax.plot(den.deflated, np.full(den.deflated.size, 0.05), "v", color=COLORS["truth"],
+                markersize=5, transform=where,
+                label=f"deflated eigenvalues ({den.deflated.size}, weight 1/n each)")
+
+
+def _per_layer(dens: Mapping[str, SpectralDensity], ax: Any, *, reference: Any,
+               nodes: str | None, bins: Any, color: str | None, band: bool,
+               title: str | None, yscale: str, layout: str) -> Any:
+    """Small multiples (one panel per layer, shared x) or a ridge plot."""
+    names = list(dens)
+    if not names:
+        raise ValueError("the per-layer result is empty: nothing to draw")
+    for name in names:
+        if not isinstance(dens[name], SpectralDensity):
+            raise TypeError(f"layer {name!r} holds a {type(dens[name]).__name__}, not a "
+                            "SpectralDensity")
+    if reference is not None and not isinstance(reference, Mapping):
+        raise TypeError("reference of a per-layer result must be a mapping of layer names "
+                        "to eigenvalues")
+    refs = reference or {}
+    if layout == "ridge":
+        if yscale == "log":
+            raise ValueError("a ridge plot has no log scale; use layout='panels' with "
+                             "yscale='log'")
+        return _ridge(dens, _axes(ax, (6.4, 1.0 + 0.6 * len(names))), color, title)
+    axes = _panels(len(names), ax)
+    for i, (a, name) in enumerate(zip(axes, names, strict=False)):
+        _draw(a, dens[name], reference=refs.get(name), nodes=nodes, bins=bins, label=None,
+              color=color, band=band, yscale=yscale)
+        style_axes(a, xlabel="eigenvalue $\\lambda$" if i == len(names) - 1 else "",
+                   ylabel="density")
+        a.set_title(name, fontsize="small", loc="left")
+        if i == 0:  # one legend: the panels share their artists
+            a.legend(frameon=False, fontsize="x-small")
+    if title:
+        axes[0].figure.suptitle(title)
+    return axes
+
+
+def _panels(count: int, ax: Any) -> np.ndarray:
+    if ax is not None:
+        axes = np.ravel(np.asarray(ax, dtype=object))
+        if axes.size < count:
+            raise ValueError(f"ax holds {axes.size} Axes for {count} layers")
+        return axes[:count]
+    import matplotlib.pyplot as plt
+
+    _, axs = plt.subplots(count, 1, sharex=True, figsize=(6.4, 0.4 + 1.9 * count), dpi=150,
+                          layout="constrained", squeeze=False)
+    return axs[:, 0]
+
+
+def _ridge(dens: Mapping[str, SpectralDensity], ax: Any, color: str | None,
+           title: str | None) -> Any:
+    names = list(dens)
+    for i, name in enumerate(names):
+        d = dens[name]
+        off = len(names) - 1 - i
+        y = off + 0.9 * d.rho / float(np.max(d.rho))
+        ax.fill_between(d.x, off, y, color=COLORS["band"], alpha=0.5, linewidth=0)
+        ax.plot(d.x, y, color=color or COLORS["estimate"], linewidth=1.2)
+        if d.deflated.size:  # outliers of mass 1/n are invisible on a linear ridge: mark them
+            ax.plot(d.deflated, np.full(d.deflated.size, off + 0.08), "v",
+                    color=COLORS["truth"], markersize=4)
+    ax.set_yticks(np.arange(len(names))[::-1], names)
+    style_axes(ax, ylabel="")
+    if title:
+        ax.set_title(title)
     return ax
 
 

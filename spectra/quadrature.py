@@ -11,6 +11,13 @@ exact for polynomials of degree ``2k - 1``. Averaging over probes estimates
 reaches the dimension the Krylov space is the whole space, and the estimators form
 ``A`` with ``n`` products and return the exact value instead.
 
+The Gauss rule is biased: for :math:`f(x) = 1/x` it is a lower bound of every
+``z^T f(A) z``. :func:`trace_function` and :func:`logdet` therefore report an error bar
+that includes the quadrature bias: for functions whose derivatives keep one sign
+(``1/x``, ``log``, ``x^p``, ``exp``) the Gauss-Radau bracket of every probe
+(:mod:`spectra.gauss`), otherwise the change from ``k/2`` to ``k`` steps; and they add
+steps until the bias is small against ``rtol``. See :doc:`/theory/slq_brackets`.
+
 References
 ----------
 .. [1] S. Ubaru, J. Chen, Y. Saad, "Fast estimation of tr(f(A)) via stochastic
@@ -22,19 +29,29 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .backend import from_numpy, to_numpy
+from .gauss import (
+    ProbeRound,
+    probe_round,
+    rounding_sensitivity,
+    spectral_interval,
+    standard_error,
+)
 from .krylov import lanczos
 from .operators import Operator, as_operator, dense_matrix, require_symmetric
 from .probes import as_rng, draw
-from .results import Estimate
-from .validation import check_choice, check_int
+from .results import Estimate, LanczosResult, NonFiniteError, warn_not_converged
+from .validation import check_bool, check_choice, check_float, check_int
 
-__all__ = ["logdet", "slq_measure", "trace_function"]
+__all__ = [
+    "SLQEstimate", "logdet", "power_of_two_scale", "scaled_operator", "slq_measure",
+    "trace_function",
+]
 
 #: Above this many bytes of stored Lanczos basis, ``reorth="auto"`` runs without
 #: reorthogonalisation (quadrature stays accurate without it; Greenbaum 1989).
@@ -53,7 +70,10 @@ class SLQMeasure:
 
     ``nodes[i]`` and ``weights[i]`` hold probe ``i``'s Ritz values and weights
     ``tau^2 ||z_i||^2 / n`` (each row sums to about one); ``exact`` marks the
-    dense route taken at full budget.
+    dense route taken at full budget. With deflation every row also holds the
+    ``deflated`` eigenvalues (weight ``1/n`` each), which ``deflated`` lists once.
+    ``lanczos`` is the run behind the rules (``None`` for the exact and deflated
+    routes), in units of ``scale``: its tridiagonals belong to ``A / scale``.
     """
 
     nodes: list[np.ndarray]
@@ -61,6 +81,44 @@ class SLQMeasure:
     num_matvecs: int
     exact: bool
     num_steps: int
+    deflated: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    lanczos: LanczosResult | None = None
+    scale: float = 1.0
+
+
+def power_of_two_scale(op: Operator, V: Any) -> float:
+    """The power of two ``2^e <= max |A v| < 2^(e+1)`` of one product (``v = V[:, 0]``).
+
+    Dividing by it is exact in floating point and brings the operator to unit scale, so
+    that the Lanczos norms and breakdown tests neither underflow nor overflow for
+    ``c * A`` anywhere in the range where its entries are normal numbers. Costs one
+    product; ``1.0`` for a product that is zero.
+    """
+    w = op.matmat(V[:, :1])
+    m = float(to_numpy(op.xp.max(op.xp.abs(w))))
+    if not np.isfinite(m):
+        raise NonFiniteError("the operator's product returned NaN or Inf (scale probe)")
+    if m == 0.0:
+        return 1.0
+    return float(np.ldexp(1.0, int(np.frexp(m)[1]) - 1))
+
+
+def scaled_operator(op: Operator, scale: float) -> Operator:
+    """``A / scale`` as an operator (the same object for ``scale == 1``)."""
+    if scale == 1.0:
+        return op
+    inv = 1.0 / scale
+
+    def matmat(V: Any) -> Any:
+        return op.matmat(V) * inv
+
+    return Operator.from_matvec(lambda v: matmat(v[:, None])[:, 0], op.shape, dtype=op.dtype,
+                                device=op.device, symmetric=True, psd=op.psd, matmat=matmat)
+
+
+def _rescaled(m: SLQMeasure, s: float, extra: int) -> SLQMeasure:
+    return SLQMeasure([x * s for x in m.nodes], m.weights, m.num_matvecs + extra, m.exact,
+                      m.num_steps, m.deflated * s, m.lanczos, m.scale * s)
 
 
 def slq_measure(
@@ -105,6 +163,9 @@ def slq_measure(
     Returns
     -------
     SLQMeasure
+        Nodes in the units of ``A``; the Lanczos run behind them is made on ``A``
+        divided by a power of two (:func:`power_of_two_scale`, one extra product), so the
+        rules of ``c * A`` are ``c`` times those of ``A`` over the whole floating-point range.
 
     References
     ----------
@@ -120,16 +181,30 @@ def slq_measure(
     p = check_int(num_probes, "num_probes", low=1)
     k = check_int(num_steps, "num_steps", low=1)
     check_choice(reorth, "reorth", ("auto", "full", "none"))
+    check_choice(probe, "probe", ("rademacher", "gaussian", "sphere"))
+    deflate = check_bool(deflate, "deflate")
+    g = as_rng(rng)
     if k >= n:
         lam = dense_eigenvalues(op)
         return SLQMeasure([lam], [np.full(n, 1.0 / n)], n, True, n)
-    if reorth == "auto":
-        itemsize = 4 if "32" in str(op.dtype) else 8
-        reorth = "full" if p * k * n * itemsize <= AUTO_REORTH_BYTES else "none"
-    Z = draw(probe, n, p, like=op, rng=as_rng(rng))
+    reorth = resolve_reorth(reorth, op, p, k)
+    Z = draw(probe, n, p, like=op, rng=g)
+    s = power_of_two_scale(op, Z)
+    ops = scaled_operator(op, s)
     if deflate and p > 1:
-        return _deflated(op, Z, k, reorth)
-    return _rules(lanczos(op, k, v0=Z, reorth=reorth), n)
+        return _rescaled(_deflated(ops, Z, k, reorth), s, 1)
+    return _rescaled(_rules(lanczos(ops, k, v0=Z, reorth=reorth), n), s, 1)
+
+
+def resolve_reorth(reorth: str, op: Operator, p: int, k: int) -> str:
+    """Resolve ``reorth="auto"`` for ``p`` probes of ``k`` steps.
+
+    ``"full"`` while the bases fit in :data:`AUTO_REORTH_BYTES`, else ``"none"``.
+    """
+    if reorth != "auto":
+        return reorth
+    itemsize = 4 if "32" in str(op.dtype) else 8
+    return "full" if p * k * op.shape[0] * itemsize <= AUTO_REORTH_BYTES else "none"
 
 
 #: Relative residual ``|beta_k s_kj| / max|theta|`` below which a pilot Ritz pair is
@@ -147,7 +222,8 @@ def _rules(res: Any, n: int, extra: tuple = ()) -> SLQMeasure:
             theta, w = np.concatenate([extra[0], theta]), np.concatenate([extra[1], w])
         nodes.append(theta)
         weights.append(w)
-    return SLQMeasure(nodes, weights, res.num_matvecs, False, int(res.alpha.shape[1]))
+    return SLQMeasure(nodes, weights, res.num_matvecs, False, int(res.alpha.shape[1]),
+                      np.asarray(extra[0]) if extra else np.zeros(0), None if extra else res)
 
 
 def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
@@ -187,107 +263,335 @@ def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
     Zc = project(Z[:, 1:])
     if c >= n or float(to_numpy(xp.max(xp.linalg.vector_norm(Zc, axis=0)))) == 0.0:
         nodes = theta[keep]
-        return SLQMeasure([nodes], [np.full(c, 1.0 / n)], pilot.num_matvecs, False, k)
+        return SLQMeasure([nodes], [np.full(c, 1.0 / n)], pilot.num_matvecs, False, k, nodes)
     rest = lanczos(defl, min(k, n - c), v0=Zc, reorth=reorth)
     m = _rules(rest, n, extra=(theta[keep], np.full(c, 1.0 / n)))
-    return SLQMeasure(m.nodes, m.weights, pilot.num_matvecs + rest.num_matvecs, False, k)
+    return SLQMeasure(m.nodes, m.weights, pilot.num_matvecs + rest.num_matvecs, False, k,
+                      theta[keep])
 
 
-def _apply(f: Callable, theta: np.ndarray, what: str) -> np.ndarray:
+
+
+# ----------------------------------------------------------------------- spectral sums
+#: Lanczos steps of the first round of an adaptive run; later rounds double it.
+FIRST_STEPS = 16
+#: Default cap on the steps of an adaptive run (``max_steps=None``), clipped to ``n``.
+DEFAULT_MAX_STEPS = 512
+#: Largest dimension at which an adaptive run forms ``A`` with ``n`` products (and
+#: answers exactly) once another round would cost more products than that.
+DENSE_MAX = 4096
+#: Named functions (``f="inverse"``, ...), all with derivatives of constant sign.
+NAMED = {"inverse": np.reciprocal, "log": np.log, "sqrt": np.sqrt, "exp": np.exp}
+_SIGNED = (np.reciprocal, np.log, np.sqrt, np.exp, np.log1p)
+
+
+@dataclass(frozen=True, eq=False)
+class SLQEstimate(Estimate):
+    """A spectral sum with an error bar that includes the quadrature bias.
+
+    ``stderr = probe_stderr + bias``, so ``value +- 2 stderr`` covers the bias bound
+    plus two standard errors of the probe mean. ``converged`` means
+    ``bias + 2 probe_stderr <= rtol |value|`` (and a result insensitive to rounding of
+    the spectrum).
+
+    Attributes
+    ----------
+    lower, upper : float
+        Probe mean of the Gauss-Radau brackets (``bracketed``; otherwise
+        ``value -+ bias``). Every probe's ``z^T f(A) z`` lies in its own bracket.
+    bias : float
+        Bound (bracketed) or estimate (``|G_k - G_{k/2}|``) of the quadrature bias.
+    probe_stderr : float
+        Spread of the per-probe values over ``sqrt(num_probes)``.
+    num_steps : int
+        Lanczos steps of the final round (``n`` when exact).
+    bracketed : bool
+        Whether the bias is the rigorous Gauss-Radau bound.
+    spectrum_bounds : tuple of float
+        The ``(a, b)`` the Radau rules used (given, or estimated from Ritz values).
+    sensitivity : float
+        Change of ``value`` when every Ritz value moves by rounding (``64 eps`` of the
+        spectral scale); large when ``f`` is singular at a numerically zero eigenvalue.
+    """
+
+    lower: float = -np.inf
+    upper: float = np.inf
+    bias: float = 0.0
+    probe_stderr: float = np.nan
+    num_steps: int = 0
+    bracketed: bool = False
+    spectrum_bounds: tuple[float, float] = (np.nan, np.nan)
+    sensitivity: float = 0.0
+
+
+def _resolve(f: Any, bracket: Any) -> tuple[Callable, bool, str]:
+    if isinstance(f, str):
+        check_choice(f, "f", tuple(NAMED))
+        f = NAMED[f]
+    if not callable(f):
+        raise TypeError(f"f must be callable or one of {', '.join(map(repr, NAMED))}, "
+                        f"got {type(f).__name__}")
+    if bracket is None:
+        bracket = any(f is g for g in _SIGNED)
+    return f, check_bool(bracket, "bracket"), getattr(f, "__name__", "f")
+
+
+def _check_bounds(bounds: Any) -> tuple[float | None, float | None]:
+    if bounds is None:
+        return None, None
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise TypeError(f"spectrum_bounds must be None or a pair (lower, upper) of real "
+                        f"numbers or None, got {bounds!r}")
+    lo, hi = (None if v is None else check_float(v, f"spectrum_bounds[{i}]")
+              for i, v in enumerate(bounds))
+    if lo is not None and hi is not None and not lo < hi:
+        raise ValueError(f"spectrum_bounds must satisfy lower < upper, got {bounds!r}")
+    return lo, hi
+
+
+def _schedule(num_steps: Any, max_steps: Any, n: int) -> tuple[int, int, bool]:
+    """First and largest step count, and whether the run is adaptive."""
+    if num_steps is not None:
+        if max_steps is not None:
+            raise ValueError("give num_steps (a fixed budget) or max_steps (the cap of an "
+                             "adaptive one), not both")
+        k = check_int(num_steps, "num_steps", low=1)
+        return k, k, False
+    kmax = (min(n, DEFAULT_MAX_STEPS) if max_steps is None
+            else check_int(max_steps, "max_steps", low=1))
+    return min(FIRST_STEPS, kmax), kmax, True
+
+
+def _next_steps(k: int, h: float, prev: tuple[int, float] | None, target: float,
+                kmax: int) -> int:
+    """Steps of the next round: at least double.
+
+    When two rounds show the bias decaying geometrically, jump to 1.2 times the step
+    count at which it is predicted to meet ``target`` (at most ``8 k``).
+    """
+    nxt = 2 * k
+    if prev is not None and np.isfinite(h) and 0.0 < h < prev[1] and target > 0:
+        rate = (h / prev[1]) ** (1.0 / (k - prev[0]))  # bias factor per step
+        need = k + np.log(target / h) / np.log(rate)
+        nxt = int(np.clip(np.ceil(1.2 * need), 2 * k, 8 * k))
+    return min(nxt, kmax)
+
+
+def _exact(op: Operator, f: Callable, positive: bool, rtol: float) -> SLQEstimate:
+    lam = dense_eigenvalues(op)
+    if positive and lam[0] <= 0:
+        raise ValueError(f"logdet needs a positive definite operator; its smallest eigenvalue "
+                         f"is {lam[0]:.3g}")
     with np.errstate(all="ignore"):
-        vals = np.asarray(f(theta), dtype=float)
-    if vals.shape != theta.shape:
-        raise ValueError(f"{what} must map an array of Ritz values elementwise; got shape "
-                         f"{vals.shape} for input shape {theta.shape}")
-    bad = ~np.isfinite(vals)
-    if bad.any():
-        raise ValueError(f"{what} is not finite at Ritz value(s) {theta[bad][:3]} "
-                         f"(inside the spectral interval); check its domain")
-    return vals
+        vals = np.asarray(f(lam), dtype=float)
+    if vals.shape != lam.shape:
+        raise ValueError(f"f must map an array of eigenvalues elementwise; got shape "
+                         f"{vals.shape} for input shape {lam.shape}")
+    if not np.all(np.isfinite(vals)):
+        raise ValueError(f"f is not finite at eigenvalue(s) {lam[~np.isfinite(vals)][:3]}; "
+                         "check its domain")
+    v = float(vals.sum())
+    sens, mag = rounding_sensitivity(f, [(lam, np.ones_like(lam))], 1.0)
+    msg = "exact: A was formed with n products"
+    conv = sens <= 0.1 * rtol * mag
+    if not conv:
+        msg = "not converged: " + _singular_message(sens, v, float(lam[np.argmin(np.abs(lam))]))
+        warn_not_converged(msg, stacklevel=6)
+    return SLQEstimate(v, 0.0, op.shape[0], "slq", conv, msg, vals, v, v, 0.0, 0.0,
+                       op.shape[0], True, (float(lam[0]), float(lam[-1])), sens)
+
+
+def _singular_message(sens: float, v: float, near: float) -> str:
+    return (f"f is ill-conditioned on this spectrum: moving the eigenvalues "
+            f"by rounding (64 eps of the spectral scale) changes the result {v:.6g} by "
+            f"{sens:.3g}; an eigenvalue at {near:.3g} is zero to working precision (the "
+            "matrix is singular or nearly so for f)")
+
+
+def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_probes: int,
+                  steps: tuple[int, int, bool], bounds: tuple, probe: str, reorth: str,
+                  rng: Any, positive: bool = False) -> SLQEstimate:
+    """Adaptive SLQ driver of :func:`trace_function` and :func:`logdet`."""
+    n, p = op.shape[0], num_probes
+    k, kmax, adaptive = steps
+
+    def dense_cheaper(used: int, k: int) -> bool:
+        return k >= n or (adaptive and n <= DENSE_MAX and used + p * k >= n)
+
+    if dense_cheaper(0, k):
+        return _exact(op, f, positive, rtol)
+    Z = draw(probe, n, p, like=op, rng=as_rng(rng))
+    s = power_of_two_scale(op, Z)
+    ops = scaled_operator(op, s)
+    used, prev = 1, None
+    while True:
+        res = lanczos(ops, k, v0=Z, reorth=resolve_reorth(reorth, op, p, k))
+        used += res.num_matvecs
+        a, b, trusted = spectral_interval(res, *bounds, op.psd, s, positive)
+        r = probe_round(res, f, bracket, (a, b), s, trusted)
+        value = float(r.values.mean())
+        se = standard_error(r.values)
+        h = float(r.half_widths.mean())
+        target = max(0.5 * rtol * abs(value), se)
+        if h <= target or k >= kmax:
+            break
+        prev, k = (k, h), _next_steps(k, h, prev, target, kmax)
+        if dense_cheaper(used, k):
+            return _exact(op, f, positive, rtol)
+    sens, mag = (x / p for x in rounding_sensitivity(f, r.rules, s))
+    singular = not sens <= 0.1 * rtol * mag
+    conv = bool(np.isfinite(se) and h + 2.0 * se <= rtol * abs(value) and not singular)
+    near = s * min(float(np.min(np.abs(t))) for t, _ in r.rules) if singular else None
+    msg = _message(conv, value, se, h, sens, near, bracket, r, rtol, p, bounds[0] is None)
+    if not conv:
+        warn_not_converged(msg, stacklevel=5)
+    return SLQEstimate(value, se + h, used, "slq", conv, msg, r.values,
+                       float(r.lower.mean()), float(r.upper.mean()), h, se, r.k, r.rigorous,
+                       r.bounds, sens)
+
+
+def _message(conv: bool, value: float, se: float, h: float, sens: float, near: float | None,
+             bracket: bool, r: ProbeRound, rtol: float, p: int, estimated: bool) -> str:
+    kind = "Gauss-Radau bracket half-width" if bracket else "bias estimate |G_k - G_k/2|"
+    head = (f"{'converged' if conv else 'not converged'} at {r.k} steps: {kind} {h:.3g}, "
+            f"probe standard error {se:.3g}, against rtol * |value| = {rtol * abs(value):.3g}")
+    if conv:
+        return head
+    parts = [head]
+    if near is not None:
+        parts.append(_singular_message(sens, value, near))
+    if not np.isfinite(h) and bracket:
+        parts.append(f"f is not finite at the estimated spectral end {r.bounds[0]:.3g}: "
+                     + ("pass spectrum_bounds=(lower, upper)" if estimated else
+                        "the given lower bound lies outside f's domain"))
+    elif h > 0.5 * rtol * abs(value):
+        parts.append("more steps are needed (num_steps / max_steps)")
+    if p == 1:
+        parts.append("a single probe gives no error estimate (stderr = inf)")
+    elif 2 * se > 0.5 * rtol * abs(value):
+        room = rtol * abs(value) - min(h, 0.5 * rtol * abs(value))
+        # with a margin: the spread itself is estimated from p probes
+        need = int(np.ceil(1.5 * p * (2 * se / room) ** 2)) if room > 0 else None
+        parts.append("more probes are needed (num_probes" +
+                     (f"; about {need} for this rtol)" if need else ")"))
+    return "; ".join(parts)
 
 
 def trace_function(
     op: Any,
-    f: Callable[[np.ndarray], np.ndarray],
+    f: Callable[[np.ndarray], np.ndarray] | str,
     *,
+    rtol: float = 1e-2,
     num_probes: int = 10,
-    num_steps: int = 40,
+    num_steps: int | None = None,
+    max_steps: int | None = None,
+    bracket: bool | None = None,
+    spectrum_bounds: tuple[float | None, float | None] | None = None,
     probe: str = "rademacher",
     reorth: str = "none",
     rng: Any = None,
-) -> Estimate:
+) -> SLQEstimate:
     r"""Estimate :math:`\operatorname{tr} f(A)` by stochastic Lanczos quadrature.
+
+    The error bar includes the quadrature bias (:doc:`/theory/slq_brackets`).
+    With ``bracket`` (for ``f`` whose derivative of order ``2k+1`` keeps one sign on
+    the spectral interval: ``1/x``, ``log x``, ``x^p`` on a positive interval,
+    ``exp``) every probe gets the Gauss-Radau bracket of Golub and Meurant, a rigorous
+    bound of its quadrature error given bounds of the spectrum; otherwise the bias is
+    estimated by the change from ``k // 2`` to ``k`` steps (free: the leading block of
+    the same tridiagonal). Without ``num_steps`` the steps double from
+    :data:`FIRST_STEPS` until the bias is below ``rtol / 2`` of the value (or below the
+    probe spread, which more steps cannot reduce), up to ``max_steps``.
 
     Parameters
     ----------
     op : Operator or matrix-like
         Symmetric.
-    f : callable
-        Vectorised scalar function, applied to arrays of Ritz values.
+    f : callable or {"inverse", "log", "sqrt", "exp"}
+        Vectorised scalar function, applied to arrays of Ritz values; a name picks a
+        numpy function (``"inverse"``: ``1/x``).
+    rtol : float
+        Requested relative accuracy, in ``(0, 1]``: ``converged`` means
+        ``bias + 2 probe_stderr <= rtol |value|``; otherwise a
+        :class:`~spectra.ConvergenceWarning` is emitted.
     num_probes : int
-        Number of random probes; the standard error is their spread over
-        ``sqrt(num_probes)`` (infinite for a single probe).
-    num_steps : int
-        Lanczos steps per probe (``num_probes * num_steps`` products). From the
-        dimension on, the exact value is computed with ``n`` products.
+        Random probes (the probe spread needs at least two).
+    num_steps : int, optional
+        A fixed number of Lanczos steps (``num_probes * num_steps + 1`` products). From
+        the dimension on, the exact value is computed with ``n`` products.
+    max_steps : int, optional
+        Cap of the adaptive run (default ``min(n, 512)``). An adaptive run on
+        ``n <= 4096`` forms ``A`` instead (``n`` products, exact) as soon as another
+        round would cost more.
+    bracket : bool, optional
+        Whether ``f`` has derivatives of constant sign on the spectral interval (then
+        the bias bound is rigorous). Default: ``True`` for ``numpy.reciprocal``,
+        ``log``, ``sqrt``, ``exp``, ``log1p`` and the names above, ``False`` otherwise
+        (say ``bracket=True`` for ``lambda x: 1 / x``).
+    spectrum_bounds : (float or None, float or None), optional
+        Known ``lambda_min`` lower bound and ``lambda_max`` upper bound (e.g. the shift
+        ``s`` of a PSD matrix plus ``s I``). ``None``: estimated from the Ritz values
+        widened by their residuals (clipped at 0 for operators declared PSD).
     probe : {"rademacher", "gaussian", "sphere"}
     reorth : {"none", "full", "auto"}
         Default ``"none"``: Gauss quadrature from the plain three-term recurrence is
-        accurate although orthogonality is lost (Greenbaum 1989; Knizhnerman 1996), at
-        ``O(n)`` memory and work per step instead of ``O(n k)``.
+        accurate although orthogonality is lost (Greenbaum 1989; Knizhnerman 1996).
     rng : None, int, numpy or torch Generator
 
     Returns
     -------
-    Estimate
+    SLQEstimate
+        ``value``, ``stderr = probe_stderr + bias``, ``lower``/``upper``, ``converged``.
 
     Examples
     --------
     >>> import numpy as np
     >>> from spectra import trace_function
     >>> from spectra.testing import matrix_from_eigenvalues
-    >>> A = matrix_from_eigenvalues(np.linspace(1, 4, 300), rng=0)
-    >>> est = trace_function(A, np.sqrt, num_probes=20, num_steps=20, rng=0)
-    >>> bool(abs(est.value - np.sqrt(np.linspace(1, 4, 300)).sum()) < 3 * est.stderr)
+    >>> lam = np.linspace(1, 4, 300)
+    >>> est = trace_function(matrix_from_eigenvalues(lam, rng=0), np.sqrt, rtol=0.05, rng=0)
+    >>> bool(abs(est.value - np.sqrt(lam).sum()) < 2 * est.stderr and est.converged)
     True
     """
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    f, bracket, _ = _resolve(f, bracket)
+    return _checked_sum(op, f, bracket, rtol, num_probes, num_steps, max_steps,
+                        spectrum_bounds, probe, reorth, rng, False)
+
+
+def _checked_sum(op, f, bracket, rtol, num_probes, num_steps, max_steps, spectrum_bounds,
+                 probe, reorth, rng, positive) -> SLQEstimate:
     op = as_operator(op)
-    m = slq_measure(op, num_probes=num_probes, num_steps=num_steps, probe=probe,
-                    reorth=reorth, rng=rng)
-    return _spectral_sum(m, f, op.shape[0])
-
-
-def _spectral_sum(m: SLQMeasure, f: Callable, n: int) -> Estimate:
-    pairs = zip(m.nodes, m.weights, strict=True)
-    per = np.array([n * np.sum(w * _apply(f, x, "f")) for x, w in pairs])
-    if m.exact:
-        return Estimate(float(per[0]), 0.0, m.num_matvecs, "slq", True,
-                        "exact: num_steps reached the dimension, A was formed with n products",
-                        per)
-    p = per.size
-    stderr = float(per.std(ddof=1) / np.sqrt(p)) if p > 1 else float("inf")
-    msg = "" if p > 1 else "a single probe gives no error estimate (stderr = inf)"
-    return Estimate(float(per.mean()), stderr, m.num_matvecs, "slq", True, msg, per)
+    require_symmetric(op, "stochastic Lanczos quadrature", rng=None)
+    steps = _schedule(num_steps, max_steps, op.shape[0])
+    return _spectral_sum(
+        op, f, bracket, rtol=check_float(rtol, "rtol", low=0.0, high=1.0, low_open=True),
+        num_probes=check_int(num_probes, "num_probes", low=1), steps=steps,
+        bounds=_check_bounds(spectrum_bounds),
+        probe=check_choice(probe, "probe", ("rademacher", "gaussian", "sphere")),
+        reorth=check_choice(reorth, "reorth", ("none", "full", "auto")), rng=rng,
+        positive=positive)
 
 
 def logdet(
     op: Any,
     *,
+    rtol: float = 1e-2,
     num_probes: int = 10,
-    num_steps: int = 40,
+    num_steps: int | None = None,
+    max_steps: int | None = None,
+    spectrum_bounds: tuple[float | None, float | None] | None = None,
     probe: str = "rademacher",
     reorth: str = "none",
     rng: Any = None,
-) -> Estimate:
+) -> SLQEstimate:
     r"""Estimate :math:`\log\det A = \operatorname{tr}\log A` of a positive definite ``A``.
 
-    Parameters are those of :func:`trace_function`.
+    Parameters are those of :func:`trace_function`; ``log`` is always bracketed
+    (its derivatives alternate in sign on ``(0, inf)``).
 
     Returns
     -------
-    Estimate
+    SLQEstimate
 
     Raises
     ------
@@ -295,13 +599,5 @@ def logdet(
         If Lanczos finds a Ritz value ``<= 0``: Ritz values lie inside the spectral
         interval, so ``A`` then has an eigenvalue ``<= 0`` and no real log-determinant.
     """
-    op = as_operator(op)
-    m = slq_measure(op, num_probes=num_probes, num_steps=num_steps, probe=probe,
-                    reorth=reorth, rng=rng)
-    low = min(float(x.min()) for x in m.nodes)
-    if low <= 0:
-        raise ValueError(
-            f"logdet needs a positive definite operator; an eigenvalue estimate {low:.3g} <= 0 "
-            "was found (A has an eigenvalue at or below it)"
-        )
-    return _spectral_sum(m, np.log, op.shape[0])
+    return _checked_sum(op, np.log, True, rtol, num_probes, num_steps, max_steps,
+                        spectrum_bounds, probe, reorth, rng, True)

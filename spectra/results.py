@@ -189,6 +189,10 @@ class SpectralDensity:
         Width (standard deviation) of the Gaussian used for ``rho``; 0 if none.
     stderr : ndarray or None
         Pointwise standard error of ``rho`` across probes, when known.
+    deflated : ndarray
+        Nodes that are deflated eigenvalues (SLQ with ``deflate=True``): the first
+        ``deflated.size`` entries of ``nodes``, each listed once with weight ``1/n``;
+        empty otherwise.
     """
 
     x: np.ndarray
@@ -200,6 +204,7 @@ class SpectralDensity:
     method: str
     smoothing: float = 0.0
     stderr: np.ndarray | None = field(default=None, repr=False)
+    deflated: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def cdf(self, t: Any) -> np.ndarray:
         """Cumulative distribution of the quadrature measure at ``t``."""

@@ -20,7 +20,7 @@ DOCS = ROOT / "docs"
 GENERATED = ("_build", "auto_examples", "api/generated")
 #: The theory pages; docstrings cite them by these names (``:doc:`/theory/...```).
 THEORY_PAGES = tuple(f"theory/{name}" for name in (
-    "lanczos", "slq_kpm", "trace_estimators", "gramians", "free_decompression",
+    "lanczos", "slq_kpm", "slq_brackets", "trace_estimators", "gramians", "free_decompression",
     "optimizer", "pruning"))
 SNIPPET_PAGES = sorted(p for p in DOCS.rglob("*.rst")
                        if not any(part in p.relative_to(DOCS).as_posix() for part in GENERATED)

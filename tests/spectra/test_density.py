@@ -104,7 +104,8 @@ def test_deflation_reduces_w1_at_equal_products(outliers):
     A, lam = outliers
     plain = [density(A, num_probes=6, num_steps=40, deflate=False, rng=s) for s in range(8)]
     defl = [density(A, num_probes=6, num_steps=40, deflate=True, rng=s) for s in range(8)]
-    assert all(d.num_matvecs == p.num_matvecs == 240 for d, p in zip(defl, plain, strict=True))
+    # 6 x 40 steps and one scale product
+    assert all(d.num_matvecs == p.num_matvecs == 241 for d, p in zip(defl, plain, strict=True))
     w_plain = np.mean([wasserstein1(d, lam) for d in plain])
     w_defl = np.mean([wasserstein1(d, lam) for d in defl])
     assert w_defl < 0.7 * w_plain
@@ -144,3 +145,23 @@ def test_deflation_on_torch_operator_matches_numpy(outliers):
     b = density(A, num_probes=4, num_steps=30, rng=0)
     assert a.num_matvecs == b.num_matvecs
     assert abs(wasserstein1(a, lam) - wasserstein1(b, lam)) < 0.2 * wasserstein1(b, lam) + 1e-4
+
+
+def test_deflated_eigenvalues_are_listed_once_with_weight_one_over_n(outliers):
+    A, lam = outliers
+    n = lam.size
+    den = density(A, num_probes=6, num_steps=40, deflate=True, rng=0)
+    assert den.deflated.size >= 3  # 4.0, 5.5 and 7.0 at least
+    c = den.deflated.size
+    # listed once, first, with weight 1/n each (not once per probe)
+    np.testing.assert_array_equal(den.nodes[:c], den.deflated)
+    np.testing.assert_allclose(den.weights[:c], 1.0 / n, rtol=1e-12)
+    for x in (4.0, 5.5, 7.0):
+        assert np.sum(np.abs(den.nodes - x) < 1e-8) == 1
+    np.testing.assert_allclose(den.weights[c:].sum(), 1.0 - c / n, rtol=1e-12)
+    np.testing.assert_allclose(den.weights.sum(), 1.0, rtol=1e-12)
+    # the measure is unchanged by listing them once: same CDF as the per-probe union
+    plain_cdf = den.cdf(np.array([3.5, 5.0, 6.0, 8.0]))
+    np.testing.assert_allclose(plain_cdf[-1], 1.0)
+    np.testing.assert_allclose(np.diff(plain_cdf)[1:], [1.0 / n, 1.0 / n], rtol=1e-9)
+    assert density(A, num_probes=6, num_steps=40, deflate=False, rng=0).deflated.size == 0
