@@ -38,9 +38,20 @@ class Sample:
 
     n: int
     blocks: list
-    matrix: np.ndarray | None = None
+    matrices: list | None = None
     sampler: Callable | None = None
     total: int | None = None
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """The first block as a matrix (``None`` when only eigenvalues were given)."""
+        return self.matrices[0] if self.matrices else None
+
+    @property
+    def psd(self) -> bool:
+        """Every block is positive semi-definite (up to rounding)."""
+        e = self.pooled
+        return bool(e.min() >= -1e-10 * max(float(np.abs(e).max()), 1e-300))
 
     @property
     def eigs(self) -> np.ndarray:
@@ -52,16 +63,18 @@ class Sample:
         """Eigenvalues of all blocks together (their average law is the compressed law)."""
         return np.concatenate(self.blocks)
 
-    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False) -> np.ndarray:
-        """Eigenvalues of a random ``k x k`` principal block of the first sample.
+    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False,
+                  block: int = 0) -> np.ndarray:
+        """Eigenvalues of a random ``k x k`` principal block of block number ``block``.
 
         A real sub-block when a matrix is at hand (``haar=False``), otherwise a Haar
         compression of the eigenvalues (an exact free compression in law).
         """
-        if self.matrix is not None and not haar:
+        if self.matrices is not None and not haar:
             idx = np.sort(rng.choice(self.n, size=k, replace=False))
-            return np.linalg.eigvalsh(self.matrix[np.ix_(idx, idx)])
-        return haar_compress(self.eigs, k, rng)
+            M = self.matrices[block]
+            return np.linalg.eigvalsh(M[np.ix_(idx, idx)])
+        return haar_compress(self.blocks[block], k, rng)
 
 
 def _check_matrix(A: np.ndarray) -> np.ndarray:
@@ -107,7 +120,7 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
                 raise ValueError(f"the sampler returned shape {B.shape}, expected {(n, n)}")
             mats.append(_check_matrix(B))
         blocks = [_check_eigs(np.linalg.eigvalsh(M), minimum) for M in mats]
-        return Sample(n, blocks, matrix=mats[0], sampler=sample, total=total)
+        return Sample(n, blocks, matrices=mats, sampler=sample, total=total)
     if total is not None:
         total = check_int(total, "total", low=1)
     if isinstance(sample, (list, tuple)) and sample and np.ndim(sample[0]) == 2:
@@ -123,10 +136,10 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
         return Sample(e.size, [e], total=total)
     if arr.ndim == 2:
         A = _check_matrix(arr)
-        return Sample(A.shape[0], [_check_eigs(np.linalg.eigvalsh(A), minimum)], matrix=A,
+        return Sample(A.shape[0], [_check_eigs(np.linalg.eigvalsh(A), minimum)], matrices=[A],
                       total=total)
     if arr.ndim == 3:
         mats = [_check_matrix(a) for a in arr]
         blocks = [_check_eigs(np.linalg.eigvalsh(M), minimum) for M in mats]
-        return Sample(arr.shape[1], blocks, matrix=mats[0], total=total)
+        return Sample(arr.shape[1], blocks, matrices=mats, total=total)
     raise ValueError(f"sample must be 1-, 2- or 3-dimensional, got {arr.ndim} dimensions")
