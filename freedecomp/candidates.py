@@ -5,9 +5,9 @@ matrix:
 
 * the **free families** (``rational``, ``algebraic``, ``free``): the block's spectrum
   is split into exact zeros, outliers and bulk (:mod:`freedecomp.outliers`); a model
-  of the bulk -- carrying the exact atom at zero when the block is rank-deficient
-  (:func:`freedecomp.models.with_atom`) -- is decompressed by the bulk ratio
-  ``(N - k)/(n - k)``, and the ``k`` outliers are mapped along the real characteristic
+  of the bulk (with the zeros) is decompressed by the bulk ratio ``(N - k)/(n - k)``,
+  its atom at zero set to the exact rank-kept mass when the block is rank-deficient,
+  and the ``k`` outliers are mapped along the real characteristic
   (:doc:`/theory/free_decompression`);
 * the **baselines**: ``nystrom-pad`` (block eigenvalues times ``N/n``, padded with
   ``N - n`` zeros: the far-outlier limit of the flow) and ``block`` (the block's
@@ -30,7 +30,7 @@ import numpy as np
 
 from . import models as _m
 from .evaluation import discrete_evaluation, evaluate_model, validation_error
-from .outliers import Split, map_outliers, split_blocks
+from .outliers import Split, map_outliers, split_blocks, zero_tolerance
 from .result import GridEvaluation, Score
 
 __all__ = ["BASELINES", "CANDIDATES", "Estimate", "estimate", "validate"]
@@ -86,6 +86,7 @@ class Estimate:
 def _baseline(family: str, blocks: Sequence[np.ndarray], alpha: float, num: int,
               grid: Any) -> Estimate:
     e = np.concatenate(list(blocks))
+    e = np.where(np.abs(e) <= zero_tolerance(e), 0.0, e)  # exact zeros: one atom
     if family == "block":
         ev = discrete_evaluation(e, np.full(e.size, 1.0 / e.size), num, grid)
         return Estimate(ev, None, "block", 0, [])
@@ -132,22 +133,54 @@ def estimate(family: str, order: tuple, blocks: Sequence[np.ndarray], alpha: flo
     if bulk.size < 8 or np.ptp(bulk) <= 0:
         raise ValueError("too few bulk eigenvalues to fit a model")
     zeros = sum(s.zeros for s in splits)
-    model = _FITTERS[family](bulk, *order)
-    if zeros:
-        model = _m.with_atom(model, 0.0, zeros / (zeros + bulk.size))
+    if zeros and family == "free":
+        raise ValueError("the free-form model cannot carry the atom at zero")
+    model = _FITTERS[family](np.concatenate([s.rest for s in splits]), *order)
     alpha_b = (N - k) / (n - k)
     raw = evaluate_model(model, alpha_b, num=num, grid=grid)
     ev = raw.normalised()
+    missed = 0.0
+    if zeros:
+        sd = model.scale * np.sqrt(alpha_b)
+        ev, missed = _exact_zero_atom(ev, zeros / (zeros + bulk.size), alpha_b, sd)
+        # the mass check counts the exact atom in place of the model's own near zero
+        far = sum(m for a, m in raw.atoms if abs(a) >= 0.05 * sd)
+        cont = raw.mass - sum(m for _, m in raw.atoms)
+        raw = replace(raw, mass=cont + far + ev.atoms[0][1])
     f = (N - k) / N
     atoms = [(a, w * f) for a, w in ev.atoms]
     zero_mass = sum(w for a, w in atoms if zeros and a == 0.0)
-    spurious = sum(w for a, w in atoms) - zero_mass
+    spurious = sum(w for a, w in atoms) - zero_mass + missed
     mapped = _mapped(splits, alpha)
     for _, locs, _ in mapped:
         atoms += [(float(x), 1.0 / N) for x in locs.mean(axis=0)]
     ev = replace(ev, rho=ev.rho * f, atoms=atoms)
     return Estimate(ev, raw, model.name, model.complexity, mapped, spurious, zero_mass,
                     alpha_b)
+
+
+def _exact_zero_atom(ev: GridEvaluation, w: float, alpha: float, sd: float
+                     ) -> tuple[GridEvaluation, float]:
+    r"""Put the model's atom near zero exactly at zero with the rank-kept mass.
+
+    A rank-deficient block (exact zeros of fraction ``w``) keeps its rank under the
+    flow, so the atom at zero of the decompressed law is
+    :math:`1 - (1 - w)/\alpha` (:doc:`/theory/free_decompression`, "Atoms and rank").
+    The model's atoms within ``0.05 sd`` of zero are replaced by that atom and the
+    continuous part rescaled; the returned figure is how far the model's own atom was
+    from that mass (a penalty in validation).
+    """
+    target = 1.0 - (1.0 - w) / alpha
+    near = [(a, m) for a, m in ev.atoms if abs(a) < 0.05 * sd]
+    rest = [(a, m) for a, m in ev.atoms if abs(a) >= 0.05 * sd]
+    found = sum(m for _, m in near)
+    cont = float(np.trapezoid(ev.rho, ev.x))
+    left = 1.0 - target - sum(m for _, m in rest)
+    if not (cont > 0 and left > 0):
+        raise ValueError("the model leaves no continuous mass beside the atom at zero")
+    rho = np.where(np.abs(ev.x) < 0.05 * sd, 0.0, ev.rho)
+    rho = rho * left / max(float(np.trapezoid(rho, ev.x)), 1e-300)
+    return replace(ev, rho=rho, atoms=[(0.0, target), *rest]), abs(found - target)
 
 
 def _penalty(est: Estimate, psd: bool, top: float) -> float:

@@ -119,8 +119,7 @@ def _fit(sampled: str, eigs: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray
     inner = np.sort(e)[-min(n, m):] * (m / n)
     if m > n:
         inner = np.concatenate([np.zeros(m - n), inner])
-    t, w, res = _m.fit_population(inner, m / n)
-    return t * m / n, w, res
+    return _m.fit_population(inner, m / n)  # the sample covariance of n points: Sigma
 
 
 @dataclass

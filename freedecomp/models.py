@@ -50,7 +50,6 @@ __all__ = [
     "fit_rational",
     "free_cumulants",
     "track_roots",
-    "with_atom",
 ]
 
 LEVELS, NEWTON, ETA_TOP, ETA_BOTTOM = 100, 4, 30.0, 1e-11
@@ -59,7 +58,7 @@ PARALLEL_MIN = 4096
 
 def track_roots(C: np.ndarray, x: np.ndarray, u0: np.ndarray, eta_hi: float, eta_lo: float,
                 *, kind: int = 0, t: np.ndarray | None = None, w: np.ndarray | None = None,
-                c: float = 0.0, levels: int = LEVELS) -> tuple[np.ndarray, np.ndarray]:
+                c: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Run the compiled Newton homotopy (``freedecomp._homotopy.homotopy_solve``).
 
     Grids of fewer than ``PARALLEL_MIN`` points use the single-threaded twin: measured on
@@ -78,7 +77,7 @@ def track_roots(C: np.ndarray, x: np.ndarray, u0: np.ndarray, eta_hi: float, eta
         e if t is None else np.ascontiguousarray(t, float),
         e if w is None else np.ascontiguousarray(w, float), float(c),
         x, np.ascontiguousarray(u0, np.complex128),
-        float(eta_hi), float(eta_lo), int(levels), NEWTON, 1e-15,
+        float(eta_hi), float(eta_lo), LEVELS, NEWTON, 1e-15,
     )
 
 
@@ -184,12 +183,11 @@ class CurveModel:
         E = self._equation(alpha)
         if self.family == "curve":
             z0 = y + 1j * ETA_TOP * sd
-            lev = self.info.get("levels", LEVELS)
-            m, res = track_roots(E, y, -1.0 / z0, ETA_TOP * sd, eta_lo, levels=lev)
+            m, res = track_roots(E, y, -1.0 / z0, ETA_TOP * sd, eta_lo)
             bad = ~(res < 1e-10)
             if bad.any():  # retry the few failures stopping higher above the axis
                 m[bad], res[bad] = track_roots(E, y[bad], -1.0 / z0[bad], ETA_TOP * sd,
-                                               100 * eta_lo, levels=lev)
+                                               100 * eta_lo)
             m = self._polish(m, y + 1j * eta_lo, alpha)
         else:
             h = self.half
@@ -235,71 +233,17 @@ class CurveModel:
             return []
         out = []
         sd = np.sqrt(alpha)
-        spots = [self.shift + self.scale * r.real for r in np.roots(lead[::-1])
-                 if abs(r.imag) <= 1e-8 * sd]
-        if "atom" in self.info:  # a multiple root of ``lead``: its location is known
-            xa = self.info["atom"][0]
-            spots = [xa] + [x for x in spots if abs(x - xa) > 0.05 * self.scale * sd]
-        known = self.info.get("atom", (None,))[0]
-        for x0 in spots:
-            x0 = float(x0)
-            # the tracked root loses the pole of a known (multiple-root) atom below
-            # eta ~ 1e-4 sd; the mass eta Im m is already exact to ~1e-4 at 1e-3 sd
-            etas, tol = ((3e-3, 1e-3), 5e-3) if x0 == known else ((1e-7, 1e-8), 1e-3)
+        for r in np.roots(lead[::-1]):
+            if abs(r.imag) > 1e-8 * sd:
+                continue
+            x0 = self.shift + self.scale * r.real
             masses = []
-            for eta in etas:
+            for eta in (1e-7, 1e-8):
                 m, _ = self.solve(alpha, np.array([x0]), eta=eta * sd * self.scale)
                 masses.append(float(eta * sd * self.scale * m[0].imag))
-            if masses[1] > 1e-6 and abs(masses[0] - masses[1]) < tol:
+            if masses[1] > 1e-6 and abs(masses[0] - masses[1]) < 1e-3:
                 out.append((float(x0), masses[1]))
         return out
-
-
-def _mul2d(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Product of two bivariate polynomials given as coefficient arrays ``[i, j]``."""
-    out = np.zeros((A.shape[0] + B.shape[0] - 1, A.shape[1] + B.shape[1] - 1))
-    for i, j in zip(*np.nonzero(A), strict=True):
-        out[i:i + B.shape[0], j:j + B.shape[1]] += A[i, j] * B
-    return out
-
-
-def with_atom(model: CurveModel, x0: float, w: float) -> CurveModel:
-    r"""The curve of :math:`w\,\delta_{x_0} + (1 - w)\,\nu` from the curve of :math:`\nu`.
-
-    In the model's standardised variable the atom sits at :math:`y_0 = (x_0 - \mu)/s`
-    and :math:`m = w/(y_0 - y) + (1 - w)\,m_\nu`. Substituting
-    :math:`m_\nu = (m (y_0 - y) - w)/((1 - w)(y_0 - y))` into :math:`P(y, m_\nu) = 0` and
-    multiplying by :math:`((1 - w)(y_0 - y))^{d_m}` gives a polynomial curve of degrees
-    :math:`(d_z + d_m, d_m)`, which the flow decompresses exactly: the atom's mass then
-    follows the free-convolution rule (:doc:`/theory/free_decompression`, "Atoms and
-    rank"), :math:`w_N = 1 - (1 - w)/\alpha`. The extra branches of this curve lie
-    close to the physical one far above the axis, so its roots are tracked with
-    ``4 * LEVELS`` homotopy levels.
-    """
-    if model.family != "curve":
-        raise ValueError("only curve models (rational, algebraic) can carry an exact atom")
-    y0 = (x0 - model.shift) / model.scale
-    C = model.C
-    dm = C.shape[1] - 1
-    num = np.array([[-w, y0], [0.0, -1.0]])          # m (y0 - y) - w
-    den = np.array([[(1 - w) * y0], [-(1 - w)]])      # (1 - w)(y0 - y)
-    out = np.zeros((C.shape[0] + dm, dm + 1))
-    num_pow, den_pows = [np.ones((1, 1))], [np.ones((1, 1))]
-    for _ in range(dm):
-        num_pow.append(_mul2d(num_pow[-1], num))
-        den_pows.append(_mul2d(den_pows[-1], den))
-    for i in range(C.shape[0]):
-        for j in range(dm + 1):
-            if C[i, j] == 0:
-                continue
-            term = _mul2d(num_pow[j], den_pows[dm - j])
-            ypow = np.zeros((i + 1, 1))
-            ypow[i, 0] = C[i, j]
-            term = _mul2d(ypow, term)
-            out[:term.shape[0], :term.shape[1]] += term
-    out /= np.abs(out).max()
-    return CurveModel(f"{model.name}+atom", model.complexity + 1, out, model.shift,
-                      model.scale, info={"atom": (x0, w), "levels": 4 * LEVELS})
 
 
 def _pade(r: np.ndarray, L: int, M: int) -> tuple[np.ndarray, np.ndarray]:
