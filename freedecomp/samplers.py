@@ -77,6 +77,24 @@ class Sample:
         return haar_compress(self.blocks[block], k, rng)
 
 
+def _as_real(value: Any, what: str) -> np.ndarray:
+    """``value`` as a float array; complex, string and object data are refused by name."""
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{what} must be real: got complex values (free decompression needs "
+                        "the eigenvalues of a real symmetric matrix; pass .real if the "
+                        "imaginary part is rounding)")
+    if arr.dtype.kind in "US" or (arr.dtype.kind == "O" and any(
+            isinstance(v, (str, bytes)) for v in arr.ravel())):
+        raise TypeError(f"{what} must be numbers, got an array of {arr.dtype} "
+                        f"(e.g. {arr.ravel()[0]!r})")
+    try:
+        return np.asarray(arr, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be numbers, got {type(value).__name__} holding "
+                        f"{arr.dtype} values") from exc
+
+
 def _check_matrix(A: np.ndarray) -> np.ndarray:
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"a submatrix must be square, got shape {A.shape}")
@@ -115,7 +133,7 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
         mats = []
         for _ in range(num_samples):
             idx = np.sort(rng.choice(total, size=n, replace=False))
-            B = np.asarray(sample(idx), dtype=float)
+            B = _as_real(sample(idx), "the block returned by the sampler")
             if B.shape != (n, n):
                 raise ValueError(f"the sampler returned shape {B.shape}, expected {(n, n)}")
             mats.append(_check_matrix(B))
@@ -124,10 +142,17 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
     if total is not None:
         total = check_int(total, "total", low=1)
     if isinstance(sample, (list, tuple)) and sample and np.ndim(sample[0]) == 2:
-        sample = np.stack([np.asarray(s, dtype=float) for s in sample])
+        shapes = sorted({np.shape(s) for s in sample})
+        if len(shapes) > 1:
+            raise ValueError(f"the blocks must all have the same size n x n, got shapes "
+                             f"{shapes}; decompress blocks of one size together")
+        sample = np.stack([_as_real(s, "a block") for s in sample])
+    if isinstance(sample, str):
+        raise TypeError("sample must be eigenvalues (1-d), a symmetric matrix (2-d), a stack "
+                        "of them (3-d) or a callable block sampler, got a str")
     try:
-        arr = np.asarray(sample, dtype=float)
-    except (TypeError, ValueError) as exc:
+        arr = _as_real(sample, "sample")
+    except ValueError as exc:  # ragged nested sequences
         raise TypeError(
             f"sample must be eigenvalues (1-d), a symmetric matrix (2-d), a stack of them "
             f"(3-d) or a callable block sampler, got {type(sample).__name__}") from exc
