@@ -1,11 +1,13 @@
 """Markdown tables of the realistic free-decompression benchmark, written into the docs.
 
-``python benchmarks/fd_report.py benchmarks/results/fd_realistic_before.json`` rewrites
+``python benchmarks/fd_report.py benchmarks/results/fd_realistic_before.json [--rst]`` rewrites
 the matching section of ``docs/bench/freedecomp.md`` (between the markers
 ``<!-- fd-realistic:LABEL:begin -->`` and ``...:end -->``; appended when absent), and
 keeps everything else on the page. The JSON is what ``bench_freedecomp.py realistic``
 saves: ``{"label", "command", "load", "date", "rows": [...]}`` with one row per
-(case, ratio, seed, method).
+(case, ratio, seed, method). ``--rst`` also writes the N/8 summary into
+``docs/free_decompression_applies.rst`` (between ``.. fd-realistic-table-begin`` and
+``.. fd-realistic-table-end``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fd_methods import LABELS  # noqa: E402
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "bench" / "freedecomp.md"
+APPLIES = Path(__file__).resolve().parents[1] / "docs" / "free_decompression_applies.rst"
 
 
 def _median(values):
@@ -136,11 +139,66 @@ def write_section(text: str, label: str, page: Path = PAGE) -> None:
     page.write_text(new)
 
 
+def _list_table(header: list[str], body: list[list[str]]) -> str:
+    out = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header, *body]:
+        out.append(f"   * - {row[0]}")
+        out += [f"     - {c}" for c in row[1:]]
+    return "\n".join(out)
+
+
+def realistic_rst(data: dict, ratio: int = 8) -> str:
+    """The W1/sd summary at one block ratio as an RST list-table (for the docs page)."""
+    agg = aggregate(data["rows"])
+    cases = list(dict.fromkeys(r["case"] for r in data["rows"]))
+    methods = [m for m in dict.fromkeys(r["method"] for r in data["rows"])
+               if any(k[2] == m and k[1] == ratio for k in agg)]
+    body = []
+    for c in cases:
+        cells = []
+        for m in methods:
+            a = agg.get((c, ratio, m))
+            cells.append("" if a is None else (a["note"] or "-") if math.isnan(a["w1"])
+                         else _fmt(a["w1"]))
+        body.append([c, *cells])
+    head = (f"Blocks of N/{ratio}, medians over {data.get('seeds')} seeds; driver commit "
+            f"``{data.get('commit')}``, {data['date']}, load {data['load']} (shared machine).")
+    return head + "\n\n" + _list_table(["case", *(LABELS[m] for m in methods)], body)
+
+
+def alpha_rst(data: dict) -> str:
+    """The alpha sweep as an RST list-table."""
+    by = defaultdict(list)
+    for r in data["rows"]:
+        by[r["alpha"]].append(r)
+    body = [[str(a), _fmt(_median([r["w1"] for r in rs])), _fmt(_median([r["none"] for r in rs])),
+             f"{sum(r['decompressible'] for r in rs)}/{len(rs)}",
+             f"{sum(r['warned'] for r in rs)}/{len(rs)}",
+             f"{_median([r['seconds'] for r in rs]):.2f}"] for a, rs in sorted(by.items())]
+    head = (f"Medians over {data.get('seeds')} seeds; driver commit ``{data.get('commit')}``, "
+            f"{data['date']}, load {data['load']} (shared machine).")
+    return head + "\n\n" + _list_table(
+        ["alpha", "W1/sd", "block as it is", "decompressible", "warned", "time (s)"], body)
+
+
+def write_rst(text: str, marker: str, page: Path = APPLIES) -> None:
+    """Put ``text`` between the comments ``.. MARKER-begin`` and ``.. MARKER-end``."""
+    begin, end = f".. {marker}-begin", f".. {marker}-end"
+    old = page.read_text()
+    if begin not in old or end not in old:
+        raise ValueError(f"{page} has no {begin} / {end} markers")
+    head, rest = old.split(begin, 1)
+    page.write_text(f"{head}{begin}\n\n{text.strip()}\n\n{end}{rest.split(end, 1)[1]}")
+
+
 def main(argv: list[str]) -> None:
-    for path in argv:
+    for path in (a for a in argv if not a.startswith("--")):
         data = json.loads(Path(path).read_text())
         write_section(tables(data), data["label"])
         print(f"wrote the {data['label']} section of {PAGE}", file=sys.stderr)
+        if "--rst" in argv and data["rows"] and "ratio" in data["rows"][0]:
+            write_rst(realistic_rst(data), "fd-realistic-table")
+            print(f"wrote its N/8 summary into {APPLIES}", file=sys.stderr)
 
 
 if __name__ == "__main__":
