@@ -19,8 +19,8 @@ Cases (``name``: N, what it is)
 * ``rff_cov``: 2048, covariance ``Z^T Z / 1797`` of 2048 random Fourier features;
 * ``road``: normalized Laplacian of a road graph: pygsp's Minnesota graph (2642 nodes)
   when pygsp is installed, else a planar road-like graph (Euclidean minimum spanning
-  tree of 2500 random points plus 30% of the remaining Delaunay edges; mean degree
-  about 2.6) -- the source is in the case's ``note``;
+  tree of 2500 random points plus 12% of the remaining Delaunay edges; mean degree
+  about 2.5, like Minnesota) -- the source is in the case's ``note``;
 * ``spiked``: 2048, Wishart ``X X^T / m`` (c = N/m = 0.5) with population spikes 15, 30, 60.
 
 ``python benchmarks/fd_realistic.py`` builds (or loads) every case and prints N, the
@@ -173,7 +173,7 @@ def _rff_cov(features=2048):
     return Z.T @ Z / X.shape[0]
 
 
-def road_graph(num_nodes: int = 2500, extra: float = 0.3, seed: int = 7):
+def road_graph(num_nodes: int = 2500, extra: float = 0.12, seed: int = 7):
     """Adjacency of a planar road-like graph and a description of its source.
 
     pygsp's Minnesota road graph when pygsp is installed; otherwise the Euclidean
@@ -206,7 +206,7 @@ def road_graph(num_nodes: int = 2500, extra: float = 0.3, seed: int = 7):
         X = sp.coo_array((np.ones(keep.sum()), (e[keep, 0], e[keep, 1])),
                          shape=(num_nodes,) * 2).tocsr()
         A = (((T + X + X.T) > 0).astype(float)).tocsr()
-        src = "planar road-like graph (Delaunay MST + 30% of other edges; pygsp not installed)"
+        src = "planar road-like graph (Delaunay MST + 12% of other edges; pygsp not installed)"
     deg = np.asarray(A.sum(axis=1)).ravel()
     keep = np.flatnonzero(deg > 0)
     A = A[keep][:, keep]

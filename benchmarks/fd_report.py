@@ -167,18 +167,29 @@ def realistic_rst(data: dict, ratio: int = 8) -> str:
 
 
 def alpha_rst(data: dict) -> str:
-    """The alpha sweep as an RST list-table."""
+    """The alpha sweep as an RST list-table: per law, ours / the block / flags."""
     by = defaultdict(list)
     for r in data["rows"]:
-        by[r["alpha"]].append(r)
-    body = [[str(a), _fmt(_median([r["w1"] for r in rs])), _fmt(_median([r["none"] for r in rs])),
-             f"{sum(r['decompressible'] for r in rs)}/{len(rs)}",
-             f"{sum(r['warned'] for r in rs)}/{len(rs)}",
-             f"{_median([r['seconds'] for r in rs]):.2f}"] for a, rs in sorted(by.items())]
+        by[(r["alpha"], r.get("law", "mp"))].append(r)
+    lawnames = list(dict.fromkeys(r.get("law", "mp") for r in data["rows"]))
+    body = []
+    for alpha in sorted({k[0] for k in by}):
+        row = [str(alpha)]
+        for law in lawnames:
+            rs = by.get((alpha, law), [])
+            row += [_fmt(_median([r["w1"] for r in rs])), _fmt(_median([r["none"] for r in rs])),
+                    f"{sum(r['decompressible'] for r in rs)}/{len(rs)}, "
+                    f"{sum(r['warned'] for r in rs)}/{len(rs)}"]
+        body.append(row)
+    names = {"mp": "MP", "loguniform": "log-uniform"}
+    header = ["alpha"]
+    for law in lawnames:
+        nm = names.get(law, law)
+        header += [f"{nm}: W1/sd", f"{nm}: block as it is",
+                   f"{nm}: decompressible, warned"]
     head = (f"Medians over {data.get('seeds')} seeds; driver commit ``{data.get('commit')}``, "
             f"{data['date']}, load {data['load']} (shared machine).")
-    return head + "\n\n" + _list_table(
-        ["alpha", "W1/sd", "block as it is", "decompressible", "warned", "time (s)"], body)
+    return head + "\n\n" + _list_table(header, body)
 
 
 def write_rst(text: str, marker: str, page: Path = APPLIES) -> None:
