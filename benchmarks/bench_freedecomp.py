@@ -228,16 +228,33 @@ def _index_sets(N: int, n: int, case: str, ratio: int, seed: int) -> list[np.nda
     return [np.sort(g.choice(N, size=n, replace=False)) for _ in range(4)]
 
 
+#: The files whose last commit identifies the decompression code that was measured.
+_DRIVER_FILES = ("freedecomp/driver.py", "freedecomp/models.py", "freedecomp/result.py",
+                 "freedecomp/_homotopy.py", "freedecomp/laws")
+
+
 def _header(label: str, command: str, seeds: int) -> dict:
     import platform
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    driver = subprocess.run(["git", "log", "-1", "--format=%h", "--", *_DRIVER_FILES],
+                            capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout.strip()
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     return {"label": label, "command": command, "load": load, "seeds": seeds,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
+            "driver_commit": driver,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}",
             "rows": []}
+
+
+def _block_findings(A: np.ndarray, idx: np.ndarray) -> str:
+    """What ``freedecomp.checks`` says about a random block, in a few words."""
+    from freedecomp.checks import sparse_block_findings
+
+    found = sparse_block_findings(A[np.ix_(idx, idx)])
+    return ", ".join(f"{f.name} {100 * f.figure:.0f}%" for f in found) or "no finding"
 
 
 def _suite(cases, ratios, seeds, methods, data, limit, verbose) -> dict:
@@ -259,6 +276,8 @@ def _suite(cases, ratios, seeds, methods, data, limit, verbose) -> dict:
                     o = fd_methods.run_method(m, A, sets, seed, graph=case.graph, limit=limit)
                     row = {"case": name, "N": N, "ratio": ratio, "seed": seed, "method": m,
                            "case_note": case.note, **fd_methods.metrics(o, truth)}
+                    if m == "none" and case.graph is not None:
+                        row["note"] = _block_findings(A, sets[0])
                     data["rows"].append(row)
                     if verbose:
                         print(f"{name} N/{ratio} seed {seed} {m}: w1/sd {row['w1']:.4g} "
@@ -296,7 +315,7 @@ def run_patches(*, ratios=(8, 16), seeds=5, label="patches", command=None,
     _warm_up()
     cmd = command or f"python benchmarks/bench_freedecomp.py patches --seeds {seeds}"
     data = _suite(("road",), ratios, seeds, ("none", "nystrom", "ours", "patches", "slq"),
-                  _header(label, cmd, seeds), 60.0, verbose)
+                  _header(label, cmd, seeds) | {"section": "patches"}, 60.0, verbose)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"fd_patches_{label.replace(' ', '_')}.json").write_text(
         __import__("json").dumps(data, indent=1))

@@ -84,11 +84,15 @@ def tables(data: dict) -> str:
     methods = list(dict.fromkeys(r["method"] for r in rows))
     sizes = {r["case"]: r["N"] for r in rows}
     notes = {r["case"]: r.get("case_note", "") for r in rows}
-    out = [f"## Realistic matrices ({data['label']})", "",
+    title = ("Sparse graphs: random blocks against connected patches"
+             if data.get("section") == "patches" else f"Realistic matrices ({data['label']})")
+    out = [f"## {title}", "",
            f"Command: `{data['command']}`, {data['date']}; load average {data['load']} at "
            f"start ({data.get('machine', '')}; the machine was shared with other jobs, so "
-           "times are noisy). Driver: commit "
-           f"`{data.get('commit', '?')}`. Medians over {data.get('seeds', '?')} block seeds. "
+           "times are noisy). Code: commit "
+           f"`{data.get('commit', '?')}`; decompression code last changed in "
+           f"`{data.get('driver_commit', '?')}`. "
+           f"Medians over {data.get('seeds', '?')} block seeds. "
            "W1/sd = Wasserstein-1 to the exact spectrum over its standard deviation; "
            "top = relative error of the estimated largest eigenvalue (quantile "
            "1 - 1/(2N)); trace = (estimate - tr A) / sum |lambda|; logdet = nats per "
@@ -111,14 +115,15 @@ def tables(data: dict) -> str:
                 else:
                     cells.append(_fmt(a["w1"]))
             out.append(f"| {c} | " + " | ".join(cells) + " |")
-        out += [""] + _targets(agg, cases, ratio)
+        if data.get("section", "realistic") == "realistic":
+            out += [""] + _targets(agg, cases, ratio)
         out += ["", f"### Blocks of N/{ratio}: every figure (median)", "",
                 "| case | method | W1/sd | top | trace | logdet (nats) | warned | time (s) "
                 "| note |", "|---|---|---|---|---|---|---|---|---|"]
         for c in cases:
             for m in methods:
                 a = agg.get((c, ratio, m))
-                if a is None:
+                if a is None or a["note"] == "not installed":
                     continue
                 out.append(f"| {c} | {LABELS[m]} | {_fmt(a['w1'])} | {_fmt(a['top'], True)} | "
                            f"{_fmt(a['trace'], True)} | {_fmt(a['logdet'])} | {a['warned']} | "
@@ -137,6 +142,10 @@ def write_section(text: str, label: str, page: Path = PAGE) -> None:
     else:
         new = old.rstrip() + "\n\n" + block + "\n"
     page.write_text(new)
+    if page == PAGE:
+        from run_all import assemble
+
+        assemble()  # docs/benchmarks.md is assembled from the section pages
 
 
 def _list_table(header: list[str], body: list[list[str]]) -> str:
@@ -152,7 +161,8 @@ def realistic_rst(data: dict, ratio: int = 8) -> str:
     agg = aggregate(data["rows"])
     cases = list(dict.fromkeys(r["case"] for r in data["rows"]))
     methods = [m for m in dict.fromkeys(r["method"] for r in data["rows"])
-               if any(k[2] == m and k[1] == ratio for k in agg)]
+               if any(k[2] == m and k[1] == ratio and v["note"] != "not installed"
+                      for k, v in agg.items())]
     body = []
     for c in cases:
         cells = []
@@ -162,7 +172,8 @@ def realistic_rst(data: dict, ratio: int = 8) -> str:
                          else _fmt(a["w1"]))
         body.append([c, *cells])
     head = (f"Blocks of N/{ratio}, medians over {data.get('seeds')} seeds; driver commit "
-            f"``{data.get('commit')}``, {data['date']}, load {data['load']} (shared machine).")
+            f"``{data.get('driver_commit')}``, {data['date']}, load {data['load']} "
+            "(shared machine).")
     return head + "\n\n" + _list_table(["case", *(LABELS[m] for m in methods)], body)
 
 
@@ -187,7 +198,8 @@ def alpha_rst(data: dict) -> str:
         nm = names.get(law, law)
         header += [f"{nm}: W1/sd", f"{nm}: block as it is",
                    f"{nm}: decompressible, warned"]
-    head = (f"Medians over {data.get('seeds')} seeds; driver commit ``{data.get('commit')}``, "
+    head = (f"Medians over {data.get('seeds')} seeds; driver commit "
+            f"``{data.get('driver_commit')}``, "
             f"{data['date']}, load {data['load']} (shared machine).")
     return head + "\n\n" + _list_table(header, body)
 
@@ -207,7 +219,7 @@ def main(argv: list[str]) -> None:
         data = json.loads(Path(path).read_text())
         write_section(tables(data), data["label"])
         print(f"wrote the {data['label']} section of {PAGE}", file=sys.stderr)
-        if "--rst" in argv and data["rows"] and "ratio" in data["rows"][0]:
+        if "--rst" in argv and data.get("section", "realistic") == "realistic":
             write_rst(realistic_rst(data), "fd-realistic-table")
             print(f"wrote its N/8 summary into {APPLIES}", file=sys.stderr)
 
