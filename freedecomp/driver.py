@@ -288,10 +288,11 @@ class _FreeFit:
         smp = self.smp
         alpha = N / smp.n
         est = estimate(self.family, self.order, smp.blocks, alpha, psd=smp.psd, num=num,
-                       grid=grid)
+                       grid=grid, matrices=smp.matrices)
         ev, raw = est.ev, est.raw
         d = dict(self.diag, alpha=alpha, model=est.name, warnings=[],
-                 outlier_count=sum(v.shape[1] for v, _, _ in est.outliers),
+                 outlier_count=sum(v.shape[1] for v, _, _ in est.outliers)
+                 + int(est.local[0].size),
                  mass_before_normalisation=raw.mass if raw else 1.0,
                  negative_mass=raw.negative if raw else 0.0,
                  residual=raw.residual if raw else 0.0,
@@ -337,19 +338,21 @@ def _spread(fit: _FreeFit, alpha: float, x: np.ndarray) -> dict[str, Any]:
     """
     smp = fit.smp
     if len(smp.blocks) > 1:
-        sets, kind = smp.blocks, "samples"
+        sets, kind = list(zip(smp.blocks, smp.matrices or [None] * len(smp.blocks),
+                              strict=True)), "samples"
     else:
         k = (3 * smp.n) // 4
-        sets, kind = [smp.subsample(k, fit.g) for _ in range(fit.opts.repeats)], "subsamples"
+        sets, kind = [smp.subblock(k, fit.g) for _ in range(fit.opts.repeats)], "subsamples"
     rhos, edges, outl = [], [], []
     N = alpha * smp.n
     # refits are solved on every 4th grid point and interpolated (they only feed bands,
     # edge spreads and the stability figure, all far coarser than the grid step)
     sub = np.unique(np.concatenate([np.arange(0, x.size, 4), [x.size - 1]]))
     xs = x[sub]
-    for e in sets:
+    for e, M in sets:
         try:
-            est = estimate(fit.family, fit.order, [e], N / e.size, psd=smp.psd, grid=xs)
+            est = estimate(fit.family, fit.order, [e], N / e.size, psd=smp.psd, grid=xs,
+                           matrices=[M])
         except FIT_ERRORS:
             continue
         outl.append(est.outliers)
@@ -382,6 +385,10 @@ def _outliers(est: Estimate, spread: dict[str, Any] | None) -> tuple[Outlier, ..
         for j in range(locs.shape[1]):
             out.append(Outlier(float(locs[:, j].mean()), float(err[j]),
                                float(vals[:, j].mean()), side))
+    values, count = est.local
+    mid = float(np.median(est.ev.measure()[0]))
+    out += [Outlier(float(v), float("nan"), float(v), "upper" if v > mid else "lower",
+                    count=count, localised=True) for v in values]
     return tuple(sorted(out, key=lambda o: -o.location))
 
 

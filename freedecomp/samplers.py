@@ -66,6 +66,15 @@ class Sample:
         """Eigenvalues of all blocks together (their average law is the compressed law)."""
         return np.concatenate(self.blocks)
 
+    def subblock(self, k: int, rng: np.random.Generator, haar: bool = False,
+                 block: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """Like :meth:`subsample`, with the sub-block itself (``None`` for Haar ones)."""
+        if self.matrices is not None and not haar:
+            idx = np.sort(rng.choice(self.n, size=k, replace=False))
+            M = self.matrices[block][np.ix_(idx, idx)]
+            return np.linalg.eigvalsh(M), M
+        return haar_compress(self.blocks[block], k, rng), None
+
     def subsample(self, k: int, rng: np.random.Generator, haar: bool = False,
                   block: int = 0) -> np.ndarray:
         """Eigenvalues of a random ``k x k`` principal block of block number ``block``.
