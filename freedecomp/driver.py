@@ -306,7 +306,9 @@ class _FreeFit:
         return _finish(ev, N, smp, d, spread, est, outliers)
 
     def finish(self, results: list[Decompression]) -> list[Decompression]:
-        """Free-compression check on the last size (real sub-blocks against Haar ones)."""
+        """Sparse-graph findings, then the free-compression check (real against Haar)."""
+        if self.opts.check and self.smp.matrix is not None:
+            results = _sparse_findings(self.smp, results)
         if not (self.opts.check and self.smp.matrix is not None and self.chosen is not None):
             return results
         chosen = self.chosen
@@ -320,6 +322,19 @@ class _FreeFit:
         diag = _free_compression_check(self.smp, self.scores, chosen, self.g,
                                        self.opts.repeats, last.diagnostics)
         return [*results[:-1], replace(last, diagnostics=diag)]
+
+
+def _sparse_findings(smp: Sample, results: list[Decompression]) -> list[Decompression]:
+    """Blocks of a sparse graph are not free compressions: say so on every size."""
+    from .checks import sparse_block_findings
+
+    found = sparse_block_findings(smp.matrix)
+    if not found:
+        return results
+    msgs = tuple(f"{f.name} ({f.figure:.0%}): {f.message}" for f in found)
+    return [replace(r, diagnostics=replace(
+        r.diagnostics, free_compression=False, decompressible=False,
+        warnings=(*r.diagnostics.warnings, *msgs))) for r in results]
 
 
 def _zero_fraction(smp: Sample) -> float:
@@ -481,5 +496,6 @@ def _free_compression_check(smp: Sample, scores: dict[str, Score], chosen: str,
         warns.append(
             f"the sample does not behave like a free compression: real sub-blocks validate "
             f"at {e_true:.3f} sd, Haar-rotated ones at {e_haar:.3f} sd{hint}")
-    return replace(diag, free_compression=free, validation_error_haar=e_haar,
+    return replace(diag, free_compression=free and diag.free_compression is not False,
+                   validation_error_haar=e_haar,
                    warnings=tuple(warns))
