@@ -41,9 +41,20 @@ class Sample:
 
     n: int
     blocks: list
-    matrix: np.ndarray | None = None
+    matrices: list | None = None
     sampler: Callable | None = None
     total: int | None = None
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """The first block as a matrix (``None`` when only eigenvalues were given)."""
+        return self.matrices[0] if self.matrices else None
+
+    @property
+    def psd(self) -> bool:
+        """Every block is positive semi-definite (up to rounding)."""
+        e = self.pooled
+        return bool(e.min() >= -1e-10 * max(float(np.abs(e).max()), 1e-300))
 
     @property
     def eigs(self) -> np.ndarray:
@@ -55,16 +66,45 @@ class Sample:
         """Eigenvalues of all blocks together (their average law is the compressed law)."""
         return np.concatenate(self.blocks)
 
-    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False) -> np.ndarray:
-        """Eigenvalues of a random ``k x k`` principal block of the first sample.
+    def subblock(self, k: int, rng: np.random.Generator, haar: bool = False,
+                 block: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """Like :meth:`subsample`, with the sub-block itself (``None`` for Haar ones)."""
+        if self.matrices is not None and not haar:
+            idx = np.sort(rng.choice(self.n, size=k, replace=False))
+            M = self.matrices[block][np.ix_(idx, idx)]
+            return np.linalg.eigvalsh(M), M
+        return haar_compress(self.blocks[block], k, rng), None
+
+    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False,
+                  block: int = 0) -> np.ndarray:
+        """Eigenvalues of a random ``k x k`` principal block of block number ``block``.
 
         A real sub-block when a matrix is at hand (``haar=False``), otherwise a Haar
         compression of the eigenvalues (an exact free compression in law).
         """
-        if self.matrix is not None and not haar:
+        if self.matrices is not None and not haar:
             idx = np.sort(rng.choice(self.n, size=k, replace=False))
-            return np.linalg.eigvalsh(self.matrix[np.ix_(idx, idx)])
-        return haar_compress(self.eigs, k, rng)
+            M = self.matrices[block]
+            return np.linalg.eigvalsh(M[np.ix_(idx, idx)])
+        return haar_compress(self.blocks[block], k, rng)
+
+
+def _as_real(value: Any, what: str) -> np.ndarray:
+    """``value`` as a float array; complex, string and object data are refused by name."""
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{what} must be real: got complex values (free decompression needs "
+                        "the eigenvalues of a real symmetric matrix; pass .real if the "
+                        "imaginary part is rounding)")
+    if arr.dtype.kind in "US" or (arr.dtype.kind == "O" and any(
+            isinstance(v, (str, bytes)) for v in arr.ravel())):
+        raise TypeError(f"{what} must be numbers, got an array of {arr.dtype} "
+                        f"(e.g. {arr.ravel()[0]!r})")
+    try:
+        return np.asarray(arr, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be numbers, got {type(value).__name__} holding "
+                        f"{arr.dtype} values") from exc
 
 
 def _check_matrix(A: np.ndarray) -> np.ndarray:
@@ -105,19 +145,26 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
         mats = []
         for _ in range(num_samples):
             idx = np.sort(rng.choice(total, size=n, replace=False))
-            B = np.asarray(sample(idx), dtype=float)
+            B = _as_real(sample(idx), "the block returned by the sampler")
             if B.shape != (n, n):
                 raise ValueError(f"the sampler returned shape {B.shape}, expected {(n, n)}")
             mats.append(_check_matrix(B))
         blocks = [_check_eigs(np.linalg.eigvalsh(M), minimum) for M in mats]
-        return Sample(n, blocks, matrix=mats[0], sampler=sample, total=total)
+        return Sample(n, blocks, matrices=mats, sampler=sample, total=total)
     if total is not None:
         total = check_int(total, "total", low=1)
     if isinstance(sample, (list, tuple)) and sample and np.ndim(sample[0]) == 2:
-        sample = np.stack([np.asarray(s, dtype=float) for s in sample])
+        shapes = sorted({np.shape(s) for s in sample})
+        if len(shapes) > 1:
+            raise ValueError(f"the blocks must all have the same size n x n, got shapes "
+                             f"{shapes}; decompress blocks of one size together")
+        sample = np.stack([_as_real(s, "a block") for s in sample])
+    if isinstance(sample, str):
+        raise TypeError("sample must be eigenvalues (1-d), a symmetric matrix (2-d), a stack "
+                        "of them (3-d) or a callable block sampler, got a str")
     try:
-        arr = np.asarray(sample, dtype=float)
-    except (TypeError, ValueError) as exc:
+        arr = _as_real(sample, "sample")
+    except ValueError as exc:  # ragged nested sequences
         raise TypeError(
             f"sample must be eigenvalues (1-d), a symmetric matrix (2-d), a stack of them "
             f"(3-d) or a callable block sampler, got {type(sample).__name__}") from exc
@@ -126,12 +173,12 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
         return Sample(e.size, [e], total=total)
     if arr.ndim == 2:
         A = _check_matrix(arr)
-        return Sample(A.shape[0], [_check_eigs(np.linalg.eigvalsh(A), minimum)], matrix=A,
+        return Sample(A.shape[0], [_check_eigs(np.linalg.eigvalsh(A), minimum)], matrices=[A],
                       total=total)
     if arr.ndim == 3:
         mats = [_check_matrix(a) for a in arr]
         blocks = [_check_eigs(np.linalg.eigvalsh(M), minimum) for M in mats]
-        return Sample(arr.shape[1], blocks, matrix=mats[0], total=total)
+        return Sample(arr.shape[1], blocks, matrices=mats, total=total)
     raise ValueError(f"sample must be 1-, 2- or 3-dimensional, got {arr.ndim} dimensions")
 
 
