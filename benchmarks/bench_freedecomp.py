@@ -298,14 +298,33 @@ def _warm_up() -> None:
 
 def run_realistic(*, ratios=(8, 16), seeds=5, methods=fd_methods.METHODS,
                   cases=fd_realistic.CASES, label="current", limit=60.0, command=None,
-                  verbose=False) -> dict:
-    """The realistic suite: every (case, ratio, seed, method) row, saved as JSON."""
+                  verbose=False, reuse: str | None = None) -> dict:
+    """The realistic suite: every (case, ratio, seed, method) row, saved as JSON.
+
+    ``reuse``: a saved label whose rows of *other* methods (or other seeds and ratios)
+    are kept -- e.g. freealg's and SLQ's rows, which do not depend on our driver.
+    """
     _warm_up()
     cmd = command or f"python benchmarks/bench_freedecomp.py realistic --seeds {seeds}"
     data = _suite(cases, ratios, seeds, methods, _header(label, cmd, seeds), limit, verbose)
+    if reuse:
+        data = _merge(data, reuse)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"fd_realistic_{label.replace(' ', '_')}.json").write_text(
         __import__("json").dumps(data, indent=1))
+    return data
+
+
+def _merge(data: dict, label: str) -> dict:
+    """``data`` plus the rows of the saved ``label`` that ``data`` does not have."""
+    import json
+
+    old = json.loads((RESULTS / f"fd_realistic_{label.replace(' ', '_')}.json").read_text())
+    have = {(r["case"], r["ratio"], r["seed"], r["method"]) for r in data["rows"]}
+    kept = [r for r in old["rows"] if (r["case"], r["ratio"], r["seed"], r["method"]) not in have]
+    data["rows"] += kept
+    data["reused"] = f"{len(kept)} rows from '{label}' ({old['date']}, load {old['load']})"
+    data["seeds"] = max(data["seeds"], old["seeds"])
     return data
 
 
@@ -386,6 +405,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--methods", default=",".join(fd_methods.METHODS))
     p.add_argument("--cases", default=",".join(fd_realistic.CASES))
     p.add_argument("--limit", type=float, default=60.0, help="freealg time limit (s)")
+    p.add_argument("--reuse", default=None,
+                   help="keep the rows of this saved label that this run does not produce")
     a = p.parse_args(argv)
     if a.section == "textbook":
         print(run_textbook(quick=a.quick))
@@ -400,7 +421,7 @@ def main(argv: list[str]) -> int:
     if a.section == "realistic":
         data = run_realistic(ratios=ratios, seeds=a.seeds, methods=tuple(a.methods.split(",")),
                              cases=tuple(a.cases.split(",")), label=a.label or "current",
-                             limit=a.limit, command=command, verbose=True)
+                             limit=a.limit, command=command, verbose=True, reuse=a.reuse)
     else:
         data = run_patches(ratios=ratios, seeds=a.seeds, label=a.label or "patches",
                            command=command, verbose=True)

@@ -10,8 +10,8 @@ is computed from that measure against the exact eigenvalues, the same way for al
 * ``ours4``: ``decompress`` on a stack of 4 independent blocks;
 * ``freeform`` / ``algebraic``: freealg's ``FreeForm`` (Jacobi basis, K = 20,
   alpha = beta = 0.5, Pade continuation) and ``AlgebraicForm`` (deg_m = 3, deg_z = 2),
-  the configurations of the textbook section of ``bench_freedecomp.py``, each under a
-  time limit (``limit`` seconds, SIGALRM); their densities on a grid spanning the
+  the configurations of the textbook section of ``bench_freedecomp.py``, each in a
+  child process killed after ``limit`` seconds; their densities on a grid spanning the
   sample's range and its Nystrom scaling are clipped at zero and renormalised
   (favourable to them);
 * ``patches``: for sparse graphs only, the pooled eigenvalues of 4 connected
@@ -30,7 +30,6 @@ sum|lambda| (the relative trace error for PSD matrices); ``logdet`` = |E log(|x|
 from __future__ import annotations
 
 import math
-import signal
 import time
 import warnings
 from collections.abc import Callable
@@ -91,6 +90,8 @@ def _timed(fn: Callable[[], tuple[np.ndarray, np.ndarray, bool | None]]) -> Outc
         nodes, weights, warned = fn()
     except _Timeout:
         return Outcome(None, None, time.perf_counter() - t, None, "timeout")
+    except RuntimeError as exc:  # a crash in the child process: its exception's name
+        return Outcome(None, None, time.perf_counter() - t, None, f"crash: {exc}")
     except Exception as exc:  # noqa: BLE001 - a crash is a result
         return Outcome(None, None, time.perf_counter() - t, None,
                        f"crash: {type(exc).__name__}")
@@ -114,18 +115,36 @@ class _Timeout(Exception):
     pass
 
 
-def _with_limit(fn: Callable, seconds: float):
-    """Run ``fn()`` and raise :class:`_Timeout` after ``seconds`` (SIGALRM, main thread)."""
-    def handler(signum, frame):
-        raise _Timeout
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def _child(queue, fn, args):
     try:
-        return fn()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        queue.put(("ok", fn(*args)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        queue.put(("crash", type(exc).__name__))
+
+
+def _with_limit(fn: Callable, args: tuple, seconds: float):
+    """``fn(*args)`` in a forked child process, killed after ``seconds``.
+
+    freealg's fits run long stretches in compiled code and catch exceptions broadly,
+    so an alarm in this process does not stop them; a child process can be.
+    """
+    import multiprocessing as mp
+    import queue as _queue
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(q, fn, args), daemon=True)
+    proc.start()
+    try:
+        status, value = q.get(timeout=seconds)
+    except _queue.Empty:
+        proc.kill()
+        proc.join()
+        raise _Timeout from None
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(value)
+    return value
 
 
 def _freealg():
@@ -159,27 +178,25 @@ def _grid_measure(fa_obj, N: int, eigs: np.ndarray, alpha: float, **kw):
     return measure_from_grid(x, rho, [])
 
 
+def _freeform_fit(eigs: np.ndarray, N: int):
+    ff = _freealg().FreeForm(eigs)
+    ff.fit(method="jacobi", K=20, alpha=0.5, beta=0.5, continuation="pade")
+    return _grid_measure(ff, N, eigs, N / eigs.size)
+
+
+def _algebraic_fit(eigs: np.ndarray, N: int):
+    af = _freealg().AlgebraicForm(eigs)
+    af.fit(deg_m=3, deg_z=2)
+    return _grid_measure(af, N, eigs, N / eigs.size, kind="free")
+
+
 def _freeform(eigs: np.ndarray, N: int, limit: float):
-    fa = _freealg()
-
-    def go():
-        ff = fa.FreeForm(eigs)
-        ff.fit(method="jacobi", K=20, alpha=0.5, beta=0.5, continuation="pade")
-        return _grid_measure(ff, N, eigs, N / eigs.size)
-
-    nodes, weights = _with_limit(go, limit)
+    nodes, weights = _with_limit(_freeform_fit, (eigs, N), limit)
     return nodes, weights, None
 
 
 def _algebraic(eigs: np.ndarray, N: int, limit: float):
-    fa = _freealg()
-
-    def go():
-        af = fa.AlgebraicForm(eigs)
-        af.fit(deg_m=3, deg_z=2)
-        return _grid_measure(af, N, eigs, N / eigs.size, kind="free")
-
-    nodes, weights = _with_limit(go, limit)
+    nodes, weights = _with_limit(_algebraic_fit, (eigs, N), limit)
     return nodes, weights, None
 
 

@@ -97,7 +97,8 @@ def tables(data: dict) -> str:
            "top = relative error of the estimated largest eigenvalue (quantile "
            "1 - 1/(2N)); trace = (estimate - tr A) / sum |lambda|; logdet = nats per "
            "eigenvalue of E log(|x| + d), d = 1e-3 max|lambda|; warned = seeds on which a "
-           "FreeDecompressionWarning was emitted. Methods: see `benchmarks/fd_methods.py`.",
+           "FreeDecompressionWarning was emitted. Methods: see `benchmarks/fd_methods.py`."
+           + (f" Reused: {data['reused']}." if data.get("reused") else ""),
            "", "| case | N | what it is |", "|---|---|---|"]
     out += [f"| {c} | {sizes[c]} | {notes[c]} |" for c in cases]
     for ratio in sorted({r["ratio"] for r in rows}):
@@ -119,7 +120,7 @@ def tables(data: dict) -> str:
             out += [""] + _targets(agg, cases, ratio)
         out += ["", f"### Blocks of N/{ratio}: every figure (median)", "",
                 "| case | method | W1/sd | top | trace | logdet (nats) | warned | time (s) "
-                "| note |", "|---|---|---|---|---|---|---|---|---|"]
+                "| seeds | note |", "|---|---|---|---|---|---|---|---|---|---|"]
         for c in cases:
             for m in methods:
                 a = agg.get((c, ratio, m))
@@ -127,7 +128,7 @@ def tables(data: dict) -> str:
                     continue
                 out.append(f"| {c} | {LABELS[m]} | {_fmt(a['w1'])} | {_fmt(a['top'], True)} | "
                            f"{_fmt(a['trace'], True)} | {_fmt(a['logdet'])} | {a['warned']} | "
-                           f"{a['seconds']:.2f} | {a['note']} |")
+                           f"{a['seconds']:.2f} | {a['seeds']} | {a['note']} |")
     return "\n".join(out) + "\n"
 
 
