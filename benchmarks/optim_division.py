@@ -235,6 +235,10 @@ def study(seeds: list[int], lrs=LRS, names: list[str] | None = None,
 
 
 # ---------------------------------------------------------------------- the report
+#: What the study measured (written from the table below once the runs were in).
+FINDINGS = """\
+(findings pending: the study is running)"""
+
 LABELS = {"adamw": "AdamW",
           "soft_finite": "SNRAdamW soft gate, alpha = b/(n-b) = 0.28 (Algorithm 1)",
           "snr_a0": "SNRAdamW snr gate, alpha = 0 (library default)",
