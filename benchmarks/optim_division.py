@@ -198,6 +198,12 @@ def configs(lr: float) -> dict[str, dict]:
                         "alpha": 1.0}}
 
 
+def tuning_configs(lr: float) -> dict[str, dict]:
+    """Algorithm 1's softness tuned for ours: tau = 0.3 and 3 (1 is in :func:`configs`)."""
+    base = configs(lr)["soft_finite"]
+    return {f"soft_finite_t{t:g}": {**base, "softness": t} for t in (0.3, 3.0)}
+
+
 def run_name(name: str, lr: float, seed: int) -> str:
     return f"{name}__lr{lr:g}__s{seed}"
 
@@ -222,8 +228,8 @@ def study(seeds: list[int], lrs=LRS, names: list[str] | None = None,
     out: dict = {}
     for seed in seeds:  # seed-major: a partial study still has paired seeds
         for lr in lrs:
-            for name, cfg in configs(lr).items():
-                if names is not None and name not in names:
+            for name, cfg in {**configs(lr), **tuning_configs(lr)}.items():
+                if (name not in names) if names is not None else name not in configs(lr):
                     continue
                 r = cached(name, cfg, seed, cap or CAPS[lr])
                 out.setdefault((lr, name), []).append(r)
@@ -242,14 +248,16 @@ FINDINGS = """\
 LABELS = {"adamw": "AdamW",
           "soft_finite": "SNRAdamW soft gate, alpha = b/(n-b) = 0.28 (Algorithm 1)",
           "snr_a0": "SNRAdamW snr gate, alpha = 0 (library default)",
-          "soft_a1": "SNRAdamW soft gate, alpha = 1 (fresh-batch threshold)"}
+          "soft_a1": "SNRAdamW soft gate, alpha = 1 (fresh-batch threshold)",
+          "soft_finite_t0.3": "SNRAdamW soft gate, alpha = b/(n-b), softness 0.3",
+          "soft_finite_t3": "SNRAdamW soft gate, alpha = b/(n-b), softness 3"}
 
 
 def load_study(seeds: list[int], lrs=LRS) -> dict:
     """The cached runs, ``{(lr, name): [records in seed order]}``; only complete seeds."""
     out: dict = {}
     for lr in lrs:
-        for name, cfg in configs(lr).items():
+        for name, cfg in {**configs(lr), **tuning_configs(lr)}.items():
             recs = []
             for seed in seeds:
                 f = FOLDER / f"{run_name(name, lr, seed)}.json"
@@ -300,7 +308,7 @@ def table(res: dict) -> list[str]:
              "val. acc. at the end |", "|---|---|---|---|---|---|---|---|---|"]
     for lr in LRS:
         base = res[(lr, "adamw")]
-        for name in configs(lr):
+        for name in {**configs(lr), **tuning_configs(lr)}:
             recs = res[(lr, name)]
             if not recs:
                 continue
@@ -348,7 +356,8 @@ def plot(res: dict, out: Path) -> Path:
             ax.plot(grid, np.median(Y, 0), color=colors[name], label=LABELS[name], lw=1.4)
         ax.axhline(0.95, color="0.6", lw=0.6, ls=":")
         ax.set_ylim(0, 1.02)
-        ax.set_xlim(0, CAPS[lr])
+        hits = [r["hit99"] for name in configs(lr) for r in res[(lr, name)] if r["hit99"]]
+        ax.set_xlim(0, min(CAPS[lr], 2.0 * max(hits)) if hits else CAPS[lr])
         ax.set_title(f"a / b mod 97, 25% train, batch {BATCH}, lr {lr:g}: median and range "
                      f"of {nseeds} seeds", fontsize=8.5)
         style_axes(ax, xlabel="step", ylabel="validation accuracy")
