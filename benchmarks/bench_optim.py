@@ -8,7 +8,10 @@ gate and learning-rate study, made with ``python benchmarks/bench_optim.py grok 
 --cfg JSON --batch B``). ``--quick`` runs one seed with a 300-step cap into
 ``results/optim/quick/`` and writes ``benchmarks_optim_quick.md``.
 
-Grokking setup (ANCHORS.md): modular addition ``a + b mod 97`` over all 9,409 pairs,
+The paper's setting (modular division at 25% train, a small transformer) is in
+``benchmarks/optim_division.py``; its runs are cached in ``results/optim/division/``.
+
+Earlier grokking setup (ANCHORS.md): modular addition ``a + b mod 97`` over all 9,409 pairs,
 train fraction 0.5 (a random half, drawn per seed), an embedding MLP: one shared
 embedding table 97 x 128, the two token embeddings concatenated (256) -> Linear 256 ->
 ReLU -> Linear 97, cross-entropy; PyTorch's default initialisation drawn from a seeded
@@ -42,8 +45,17 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import hessian  # noqa: E402
+import optim_division  # noqa: E402  (the paper's setting: division mod 97, a transformer)
+from optim_spectral import (  # noqa: E402
+    plot_spectral,
+    slr_warmup,
+    spectral_runs,
+    spectral_table,
+    train_digits,
+)
+
 from hessian.training.optim import SNRAdamW  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -176,83 +188,6 @@ def cached_run(folder: Path, name: str, cfg: dict, seed: int, batch: int | None,
     rec["name"] = name
     path.write_text(json.dumps(rec))
     return rec
-
-
-# ====================================================================== spectral LR
-def digits_split():
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    X = torch.tensor(d.data / 16.0, dtype=torch.float32)
-    y = torch.tensor(d.target, dtype=torch.long)
-    g = torch.Generator().manual_seed(0)
-    perm = torch.randperm(len(y), generator=g)
-    tr, te = perm[:1500], perm[1500:]
-    return X[tr], y[tr], X[te], y[te]
-
-
-def digits_mlp(seed: int) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    model = nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(),
-                          nn.Linear(64, 10))
-    with torch.no_grad():
-        for m in model:
-            if isinstance(m, nn.Linear):
-                bound = 1.0 / np.sqrt(m.weight.shape[1])
-                m.weight.uniform_(-bound, bound, generator=g)
-                m.bias.uniform_(-bound, bound, generator=g)
-    return model
-
-
-def train_digits(kind: str, lr: float | None, seed: int, steps: int, batch: int = 64,
-                 spectral: dict | None = None, warmup: Any = None) -> dict:
-    """SGD (momentum 0.9) or Adam on digits; ``lr`` (times ``warmup(step)``) or SpectralLR."""
-    Xtr, ytr, Xte, yte = digits_split()
-    model = digits_mlp(seed)
-    loss_fn = nn.CrossEntropyLoss()
-    if kind == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = None
-    if spectral is not None:
-        curv = (Xtr[:256], ytr[:256])  # the fixed curvature batch (4 training batches)
-        sched = hessian.SpectralLR(opt, model, loss_fn, curv, rng=seed, **spectral)
-    elif warmup is not None:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup)
-    g = torch.Generator().manual_seed(100 + seed)
-    n = len(ytr)
-    order, pos = torch.randperm(n, generator=g), 0
-    curve, lrs = [], []
-    diverged_at = None
-    for t in range(1, steps + 1):
-        if pos + batch > n:
-            order, pos = torch.randperm(n, generator=g), 0
-        idx = order[pos:pos + batch]
-        pos += batch
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(Xtr[idx]), ytr[idx])
-        if not torch.isfinite(loss):
-            diverged_at = t
-            break
-        loss.backward()
-        opt.step()
-        if sched is not None:
-            sched.step()
-        if t % 25 == 0 or t == steps:
-            with torch.no_grad():
-                full = float(loss_fn(model(Xtr), ytr))
-                acc = float((model(Xte).argmax(1) == yte).float().mean())
-            curve.append((t, full, acc))
-            lrs.append(opt.param_groups[0]["lr"])
-            if not np.isfinite(full) or full > 1e3:
-                diverged_at = t
-                break
-    spec = spectral is not None
-    hist = [(r.step, r.ritz, r.upper, r.cap) for r in sched.history] if spec else []
-    return {"kind": kind, "lr": lr, "seed": seed, "steps": steps, "curve": curve, "lrs": lrs,
-            "diverged_at": diverged_at, "history": hist,
-            "hvps": sum(r.num_matvecs for r in sched.history) if spec else 0}
 
 
 # ====================================================================== the report
@@ -452,91 +387,6 @@ def step_timing(repeats: int = 5, steps: int = 100) -> list[str]:
                    f"{os.getloadavg()[0]:.1f} on 2 cores while measuring."]
 
 
-SLR_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
-SLR_SPECTRAL = ((0.3, 0.5), (1.0, 0.5), (3.0, 0.5), (1.0, 0.25), (3.0, 0.25))  # (base, c)
-
-
-def slr_warmup(t: int) -> float:
-    return min(1.0, (t + 1) / 100)
-
-
-def spectral_runs(seeds: list[int], steps: int) -> dict:
-    path = RESULTS / f"spectral_lr_{len(seeds)}x{steps}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    out: dict = {"const": {}, "spectral": {}}
-    for lr in SLR_GRID:
-        out["const"][str(lr)] = [train_digits("sgd", lr, s, steps,
-                                              spectral=None, warmup=slr_warmup)
-                                 for s in seeds]
-    for lr, c in SLR_SPECTRAL:
-        out["spectral"][f"{lr}/{c}"] = [
-            train_digits("sgd", lr, s, steps, spectral=dict(every=10, factor=c,
-                                                            num_steps=10, base=slr_warmup))
-            for s in seeds]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out))
-    return out
-
-
-def _status(r: dict) -> str:
-    if r["diverged_at"] is not None:
-        return f"diverged at {r['diverged_at']}"
-    return "failed (loss above its start)" if r["curve"][-1][1] > np.log(10) else "stable"
-
-
-def spectral_table(out: dict) -> list[str]:
-    lines = ["| schedule (SGD, momentum 0.9, 100-step warm-up) | final train loss (median "
-             "[range]) | test accuracy (median) | runs stable | HVPs per run |",
-             "|---|---|---|---|---|"]
-    for kind in ("const", "spectral"):
-        for lr, recs in out[kind].items():
-            if kind == "const":
-                label = f"constant lr {lr}"
-            else:
-                b, c = lr.split("/")
-                label = f"SpectralLR, base lr {b}, c = {c} (every 10 steps)"
-            fl = [r["curve"][-1][1] if r["curve"] else np.inf for r in recs]
-            acc = [r["curve"][-1][2] if r["curve"] else 0.0 for r in recs]
-            ok = sum(_status(r) == "stable" for r in recs)
-            lines.append(f"| {label} | {np.median(fl):.2g} [{min(fl):.2g}-"
-                         f"{max(fl):.2g}] | {np.median(acc):.3f} | {ok}/{len(recs)} | "
-                         f"{recs[0]['hvps']} |")
-    return lines
-
-
-def plot_spectral(out: dict, dest: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from spectra.plot import COLORS, style_axes
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.0, 3.8), dpi=150, layout="constrained")
-    best = min(out["const"], key=lambda k: np.median([r["curve"][-1][1] for r in
-                                                      out["const"][k]]))
-    series = [("const", best, COLORS["reference"], f"constant lr {best} (best of grid)"),
-              ("const", "1.0", COLORS["nodes"], "constant lr 1.0"),
-              ("spectral", "1.0/0.5", COLORS["estimate"], "SpectralLR, base 1.0, c = 0.5"),
-              ("spectral", "1.0/0.25", COLORS["band"], "SpectralLR, base 1.0, c = 0.25")]
-    for kind, lr, color, label in series:
-        r = out[kind][lr][0]
-        c = np.array(r["curve"])
-        ax1.plot(c[:, 0], np.clip(c[:, 1], 1e-5, 1e3), color=color, label=label)
-        ax2.plot(c[:, 0], r["lrs"], color=color, label=label)
-    ax1.set_yscale("log")
-    ax2.set_yscale("log")
-    ax1.set_title("MLP 64-64-64-10 on digits, seed 0", fontsize=10)
-    style_axes(ax1, xlabel="step", ylabel="training loss (full train set)")
-    style_axes(ax2, xlabel="step", ylabel="learning rate")
-    ax1.legend(frameon=False, fontsize=7)
-    path = dest / "optim_spectral_lr.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 FINDINGS = """\
 What we measured (setup in the module docstring of `benchmarks/bench_optim.py`; the
 numbers are from the tables below):
@@ -568,7 +418,7 @@ numbers are from the tables below):
   the 10 gate configurations of the study table at lr 1e-3 (seed 0), which were needed to
   find a gate that trains at batch 512 at all. The 5-seed configuration (hard gate,
   softness 1, alpha 0, ungated decay) was fixed before the 5-seed runs and is the same in
-  both regimes. Not done: the small transformer.
+  both regimes.
 - **Spectral learning rate.** On the digits MLP, SpectralLR kept base rates of 1 and 3
   (where constant rates diverge) from diverging in 3/3 seeds, but ended at training loss
   0.26-0.87 against 0.00017 for the best constant rate (0.3); with base 0.3 the cap
@@ -599,12 +449,16 @@ def run(quick: bool = False, out: Path | None = None) -> str:
     md += [f"Produced by `python benchmarks/bench_optim.py{' --quick' if quick else ''}` "
            f"(raw per-run JSON in `benchmarks/results/optim/`); load average at the end "
            f"{load:.1f} on 2 cores. Steps, not seconds, are the metric.", ""]
+    md += ["## The paper's setting: a / b mod 97 at 25% train, a 1-layer transformer", ""]
+    md += [optim_division.FINDINGS, ""]
+    md += optim_division.section(out)
+    md += ["## Earlier setting: a + b mod 97 at 50% train, an embedding MLP", ""]
     md += [FINDINGS, ""]
-    md += ["## Grokking: a + b mod 97, AdamW vs SNRAdamW, 5 paired seeds", ""]
+    md += ["### Grokking: a + b mod 97, AdamW vs SNRAdamW, 5 paired seeds", ""]
     md += grok_table(res) + ["", f"![grokking]({p1.relative_to(out)})", ""]
-    md += ["## Equal tuning: the same learning-rate grid for both (seed 0, steps to 99%)", ""]
+    md += ["### Equal tuning: the same learning-rate grid for both (seed 0, steps to 99%)", ""]
     md += tuning_table() + [""]
-    md += ["## What the gate needs: every gate configuration tried (seed 0)", ""]
+    md += ["### What the gate needs: every gate configuration tried (seed 0)", ""]
     md += study_table() + [""]
     md += ["## Cost of one optimizer step", ""]
     md += step_timing(3 if quick else 5, 20 if quick else 100) + [""]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .training.optim import (
     GATES,
     SNRAdamW,
+    finite_alpha,
     leave_one_out_signal,
     momentum_noise,
     snr_adamw_foreach,
@@ -18,6 +19,7 @@ from .training.optim import (
 __all__ = [
     "GATES",
     "SNRAdamW",
+    "finite_alpha",
     "leave_one_out_signal",
     "momentum_noise",
     "snr_adamw_foreach",

@@ -13,7 +13,9 @@
 matrix written by ``scipy.sparse.save_npz``) or a Matrix Market ``.mtx`` file. Every
 command writes ``<name>.png`` and ``<name>.json`` (its figures) into ``--out``
 (default ``out/<command>``) and prints a short table. Bad input ends with one line
-``impalpable: error: ...`` on standard error and exit status 2.
+``impalpable: error: ...`` on standard error and exit status 2: among it, files that are
+not regular files (a named pipe would block), and files whose declared size (read from
+the header alone) with the command's working vectors exceeds the available memory.
 
 This module parses the arguments and reports errors; the subcommands live in
 :mod:`impalpable.commands`. torch and :mod:`hessian` are imported only by the
@@ -33,6 +35,7 @@ from spectra.validation import check_float, check_int
 
 from .commands import COMMANDS
 from .commands.matrix import DENSITY_METHODS, EXACT_LIMIT, TRACE_METHODS
+from .io import check_memory
 
 __all__ = ["build_parser", "main"]
 
@@ -174,8 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _work_vectors(args: argparse.Namespace) -> int:
+    """A lower bound on the length-n float64 vectors a matrix command holds at once."""
+    if args.command == "density":
+        return 2 * args.probes + args.steps  # a probe block and one Krylov basis
+    if args.command == "eigs":
+        return 3 * args.k + 20  # the Lanczos basis of the default restart
+    if args.command == "trace":
+        return args.matvecs  # the sketch and the probes
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run a subcommand; its warnings become ``impalpable: warning:`` lines (and JSON)."""
+    source = getattr(args, "matrix", None) or getattr(args, "sample", None)
+    if source is not None and Path(source).is_file():  # sizes before anything is read
+        check_memory(source, _work_vectors(args))
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         report = COMMANDS[args.command](args)

@@ -7,19 +7,25 @@ command line can print it and exit with status 2 instead of a traceback.
 
 from __future__ import annotations
 
+import os
+import stat
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["EXTENSIONS", "InputError", "MatrixFile", "file_stem", "load_matrix", "load_sample"]
+__all__ = ["EXTENSIONS", "InputError", "MatrixFile", "available_memory", "check_memory",
+           "declared_size", "file_stem", "load_matrix", "load_sample"]
 
 #: Accepted file name endings.
 EXTENSIONS = (".npy", ".npz", ".mtx", ".mtx.gz")
 _SPARSE_KEYS = {"format", "shape", "data"}
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
+_EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # an archive with no members (numpy.savez(path))
+_GIB = 2.0**30
 
 
 class InputError(ValueError):
@@ -101,6 +107,10 @@ def _read_npy(path: Path) -> Any:
 
 
 def _read_npz(path: Path) -> Any:
+    if _head(path, 4) == _EMPTY_ZIP_MAGIC:
+        raise InputError(f"{path}: the .npz archive holds no arrays; a matrix archive holds "
+                         "exactly one dense array (numpy.savez(path, A)) or one scipy sparse "
+                         "matrix (scipy.sparse.save_npz)")
     if _head(path, 4) != _ZIP_MAGIC:
         raise InputError(f"{path}: not a NumPy .npz archive (not a zip file); write it with "
                          "numpy.savez or scipy.sparse.save_npz")
@@ -116,6 +126,165 @@ def _read_npz(path: Path) -> Any:
                 "a matrix archive holds exactly one dense array (numpy.savez(path, A)) "
                 "or one scipy sparse matrix (scipy.sparse.save_npz)")
         return z[keys[0]]
+
+
+# ---------------------------------------------------------------------- sizes before reading
+def _check_regular(path: Path) -> None:
+    """Refuse named pipes, sockets and devices: reading one could block forever."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode)
+                or stat.S_ISBLK(mode) else "not a regular file")
+        raise InputError(f"{path}: is {kind}; the command reads regular files only (save "
+                         "the matrix to a file first)")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a matrix file's header declares, read without loading its data.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Declared shape (any number of dimensions for ``.npy``/``.npz``).
+    stored : int
+        Declared stored entries (all of them for a dense array).
+    itemsize : int
+        Bytes per stored value.
+    sparse : bool
+        Whether the file holds a sparse (coordinate or CSR/CSC) matrix.
+    """
+
+    shape: tuple
+    stored: int
+    itemsize: int
+    sparse: bool
+
+    @property
+    def bytes(self) -> int:
+        """Memory to hold the matrix once read (values, plus indices when sparse)."""
+        if not self.sparse:
+            return self.stored * self.itemsize
+        rows = self.shape[0] if self.shape else 0
+        return self.stored * (self.itemsize + 16) + 8 * (rows + 1)  # COO read, then CSR
+
+
+def _npy_header(fh: Any) -> tuple[tuple, np.dtype]:
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+    if read is None:
+        raise ValueError(f"npy format version {version}")
+    shape, _, dtype = read(fh)
+    return tuple(int(d) for d in shape), dtype
+
+
+def declared_size(path: str | Path) -> Declared | None:
+    """The shape and storage a matrix file declares, from its header alone.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file of one of :data:`EXTENSIONS`.
+
+    Returns
+    -------
+    Declared or None
+        ``None`` when the header cannot be read (the full reader then reports why).
+    """
+    path = Path(path)
+    try:
+        ext = _suffix(path)
+        if ext == ".npy":
+            with open(path, "rb") as fh:
+                shape, dtype = _npy_header(fh)
+            return Declared(shape, int(np.prod(shape, dtype=object)), dtype.itemsize, False)
+        if ext == ".npz":
+            return _npz_declared(path)
+        import scipy.io
+
+        rows, cols, entries, fmt, field, _ = scipy.io.mminfo(str(path))
+        size = 16 if field == "complex" else 8
+        if fmt == "array":
+            return Declared((rows, cols), rows * cols, size, False)
+        return Declared((rows, cols), int(entries), size, True)
+    except (InputError, OSError, ValueError, TypeError, KeyError, IndexError,
+            zipfile.BadZipFile, SyntaxError):
+        return None
+
+
+def _npz_declared(path: Path) -> Declared | None:
+    with zipfile.ZipFile(path) as z:
+        names = {n[:-4] if n.endswith(".npy") else n: n for n in z.namelist()}
+        if _SPARSE_KEYS <= set(names):
+            with z.open(names["shape"]) as fh:
+                shape = tuple(int(v) for v in np.lib.format.read_array(fh,
+                                                                       allow_pickle=False))
+            with z.open(names["data"]) as fh:
+                dshape, dtype = _npy_header(fh)
+            return Declared(shape, int(np.prod(dshape, dtype=object)), dtype.itemsize, True)
+        if len(names) != 1:
+            return None
+        with z.open(next(iter(names.values()))) as fh:
+            shape, dtype = _npy_header(fh)
+        return Declared(shape, int(np.prod(shape, dtype=object)), dtype.itemsize, False)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (``MemAvailable``), if known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(path: str | Path, work_vectors: int = 0) -> Declared | None:
+    """Refuse a file whose declared size does not fit in memory, before reading it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The matrix file.
+    work_vectors : int
+        Float64 vectors of the matrix's dimension the computation holds besides the
+        matrix (probe blocks, Lanczos bases).
+
+    Returns
+    -------
+    Declared or None
+        The declared size (``None``: the header could not be read).
+
+    Raises
+    ------
+    InputError
+        When the matrix and the working vectors need more memory than is available;
+        the message names the file, the declared shape and both amounts.
+    """
+    path = Path(path)
+    dec = declared_size(path)
+    avail = available_memory()
+    if dec is None or avail is None:
+        return dec
+    n = max(dec.shape) if dec.shape else 0
+    need = dec.bytes + 8 * n * max(int(work_vectors), 0)
+    if need > avail:
+        dims = " x ".join(f"{d:,}" for d in dec.shape)
+        kind = (f"sparse, {dec.stored:,} stored entr{'y' if dec.stored == 1 else 'ies'}"
+                if dec.sparse
+                else f"dense, {dec.itemsize}-byte entries")
+        work = f" and {work_vectors} working vectors of length {n:,}" if work_vectors else ""
+        raise InputError(
+            f"{path}: declares a {dims} matrix ({kind}); holding it{work} needs about "
+            f"{need / _GIB:,.1f} GiB, but {avail / _GIB:,.1f} GiB of memory are available")
+    return dec
 
 
 def _read_mtx(path: Path) -> Any:
@@ -136,6 +305,8 @@ def _read(path: Path) -> Any:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a matrix file")
+    _check_regular(path)
+    check_memory(path)
     readers = {".npy": (_read_npy, "a .npy array"), ".npz": (_read_npz, "a .npz archive"),
                ".mtx": (_read_mtx, "a Matrix Market file"),
                ".mtx.gz": (_read_mtx, "a gzipped Matrix Market file")}

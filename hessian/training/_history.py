@@ -243,7 +243,7 @@ class SpectrumHistory:
         ks = {r.eigenvalues.size for r in recs}
         if len(ks) > 1:
             raise ValueError(f"records disagree on the number of eigenvalues: {sorted(ks)}")
-        k = ks.pop() if ks else 0
+        k = ks.pop() if ks else int(self.config.get("k", 0) or 0)
         grid = _history_grid(recs, self.grid)
         put = object.__setattr__
         put(self, "records", recs)
@@ -251,8 +251,8 @@ class SpectrumHistory:
         put(self, "config", dict(self.config))
         put(self, "kind", kinds[0] if kinds else "")
         put(self, "steps", steps)
-        put(self, "top_eigenvalues", np.array([r.eigenvalues for r in recs]).reshape(-1, k))
-        put(self, "residual_norms", np.array([r.residual_norms for r in recs]).reshape(-1, k))
+        put(self, "top_eigenvalues", _rows([r.eigenvalues for r in recs], k))
+        put(self, "residual_norms", _rows([r.residual_norms for r in recs], k))
         put(self, "converged", np.array([r.converged for r in recs], dtype=bool))
         put(self, "trace", np.array([r.trace for r in recs], dtype=float))
         put(self, "trace_stderr", np.array([r.trace_stderr for r in recs], dtype=float))
@@ -331,6 +331,11 @@ class SpectrumHistory:
         return cls(tuple(r for r in records if r.kind == kind), grid, config)
 
 
+def _rows(rows: list, k: int) -> np.ndarray:
+    """Stack per-record vectors of length ``k`` into ``(R, k)``; ``(0, k)`` when empty."""
+    return np.array(rows, dtype=float).reshape(len(rows), k)
+
+
 def _cell_density(rec: SpectrumRecord, grid: np.ndarray) -> np.ndarray:
     r"""Mean of the smoothed density over the cell of each grid point.
 
@@ -370,6 +375,10 @@ def _history_file(path: str | os.PathLike) -> Path:
     return p if p.suffix == ".jsonl" else p / FILENAME
 
 
+#: How every header line begins (a cut-short header still begins like this).
+_HEADER_START = b'{"format":"' + FORMAT.encode() + b'"'
+
+
 def _header(config: dict) -> dict:
     return {"format": FORMAT, "version": VERSION, "config": config}
 
@@ -390,6 +399,11 @@ def _read(file: Path) -> tuple[dict | None, list[dict], int]:
             try:
                 obj = json.loads(raw)
             except ValueError:
+                if i == 0 and not _HEADER_START.startswith(raw.strip()[:len(_HEADER_START)]):
+                    raise ValueError(
+                        f"{file}: not a spectrum history (its first line is not a {FORMAT} "
+                        "header); it was left unchanged: pass the path of a history or of "
+                        "a new file") from None
                 if any(p.strip() for p in pieces[i + 1:]):
                     raise ValueError(f"{file}: line {i + 1} is not valid JSON (only a "
                                      "truncated last line is tolerated)") from None

@@ -37,8 +37,10 @@ dropped (with a warning) and any other malformed line is an error. JSON floats a
 written with Python's shortest round-trip ``repr``, so a history read back equals the
 one written bit for bit. Creating a monitor on an existing history *resumes* it: the
 records are loaded, the settings are checked against the file, a truncated last line is
-cut off, and steps already recorded are skipped. Records, histories and the file format
-are implemented in ``hessian.training._history``.
+cut off, steps already recorded are skipped, and :meth:`~SpectrumMonitor.step` without a
+step number continues one past the last recorded step. A file at ``path`` that is not a
+history (its first line is not a history header) is refused and left unchanged.
+Records, histories and the file format are implemented in ``hessian.training._history``.
 
 *Warm start.* Between records the model moves little, so the previous top eigenvector
 is a good start vector for Lanczos: ``warm_start=True`` passes it (the sum of the top
@@ -233,6 +235,8 @@ class SpectrumMonitor:
                        "probe": probe, "trace_matvecs": self.trace_matvecs,
                        "trace_method": trace_method, "seed": self.seed, "dims": dims,
                        "every": self.every}
+        if self._last:  # resumed: step() without a number continues after the last record
+            self._counter = max(self._last.values()) + 1
         if self.file is not None and resumed is None:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             self.file.write_bytes(b"")
@@ -250,7 +254,8 @@ class SpectrumMonitor:
         Parameters
         ----------
         step : int, optional
-            The training step (default: an internal counter starting at 0).
+            The training step (default: an internal counter starting at 0, or, on a
+            resumed history, one past its last recorded step).
 
         Returns
         -------

@@ -31,7 +31,10 @@ correction the gate asks whether the *momentum* is significant (M-SVAG's varianc
 adaptation); with ``alpha=1`` whether a *single batch's* gradient is. The momentum
 averages about :math:`(1+\beta_1)/(1-\beta_1) \approx 19` batches, so the second test is
 about 20 times stricter: on grokking at batch 512 it shut nearly every coordinate
-(``docs/benchmarks_optim.md``), hence the default ``alpha=0``. Per coordinate,
+(``docs/benchmarks_optim.md``), hence the default ``alpha=0``. For a fixed training
+set of :math:`n` examples drawn in batches of :math:`b`, ``alpha="finite"`` uses
+:math:`\alpha = b/(n-b)` (:func:`finite_alpha`): the gate then asks whether the whole
+training set's gradient is significant. Per coordinate,
 with :math:`x = \hat m^2` and :math:`n = \kappa \hat s`:
 
 ============= ==================================================== ======================
@@ -78,6 +81,7 @@ References
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -91,6 +95,7 @@ from ._snr_step import momentum_noise, snr_adamw_foreach, snr_adamw_single
 __all__ = [
     "GATES",
     "SNRAdamW",
+    "finite_alpha",
     "leave_one_out_signal",
     "momentum_noise",
     "snr_adamw_foreach",
@@ -135,6 +140,80 @@ def leave_one_out_signal(per_example: Tensor) -> Tensor:
     return mean * mean - var / (b - 1)
 
 
+def finite_alpha(batch_size: int, num_examples: int) -> float:
+    r"""The finite-dataset threshold :math:`\alpha = b/(n-b)` of the gate.
+
+    With minibatches of :math:`b` drawn without replacement from a fixed training set
+    of :math:`n` examples (per-example gradient variance :math:`S^2` over the set), the
+    batch mean has variance :math:`\frac{S^2}{b}\frac{n-b}{n-1}` across steps, which is
+    what :math:`\hat s` estimates, while the leave-one-out penalty of the whole
+    training set is :math:`S^2/(n-1)`. Their ratio is :math:`b/(n-b)`: with this
+    :math:`\alpha` the gate asks whether the *full training set* carries signal beyond
+    each example's agreement with itself (:doc:`/theory/optimizer`, "Finite
+    datasets"; Litman and Guo [1]_ give the same threshold).
+
+    Parameters
+    ----------
+    batch_size : int
+        :math:`b`, in ``[1, num_examples - 1]``.
+    num_examples : int
+        :math:`n \ge 2`, the size of the training set the batches are drawn from.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        When ``batch_size >= num_examples`` (a full batch has no sampling noise: the
+        threshold is infinite) or out of range.
+
+    References
+    ----------
+    .. [1] E. Litman and G. Guo, arXiv:2605.01172 (2026).
+
+    Examples
+    --------
+    >>> round(finite_alpha(512, 2352), 4)
+    0.2783
+    """
+    n = check_int(num_examples, "num_examples", low=2)
+    b = check_int(batch_size, "batch_size", low=1)
+    if b >= n:
+        raise ValueError(
+            f"batch_size must be below num_examples for alpha='finite', got batch_size={b}"
+            f" and num_examples={n}: a batch of the whole training set has no sampling "
+            "noise, the threshold b/(n-b) is infinite; train full-batch with gate=None "
+            "(plain AdamW) or pass a numeric alpha")
+    return b / (n - b)
+
+
+def _check_alpha(g: dict) -> None:
+    """Validate ``alpha`` with ``num_examples`` and ``batch_size`` (in place)."""
+    if isinstance(g["alpha"], str):
+        check_choice(g["alpha"], "alpha", ("finite",))
+        if g["num_examples"] is None:
+            raise ValueError("alpha='finite' needs num_examples=n, the size of the training "
+                             "set the minibatches are drawn from (threshold b/(n-b))")
+        g["num_examples"] = check_int(g["num_examples"], "num_examples", low=2)
+        if g["batch_size"] is not None:
+            finite_alpha(g["batch_size"], g["num_examples"])  # refuse b >= n up front
+    else:
+        check_float(g["alpha"], "alpha", low=0.0, hint=" (or the string 'finite')")
+        for name in ("num_examples", "batch_size"):
+            if g[name] is not None:
+                raise ValueError(f"{name} is used only with alpha='finite'; got {name}="
+                                 f"{g[name]!r} with alpha={g['alpha']!r}")
+
+
+def _all_finite(groups: list[dict]) -> bool:
+    """Whether every gradient of ``groups`` is finite (one host synchronisation)."""
+    flags = [torch.isfinite(p.grad).all().to("cpu", non_blocking=True)
+             for g in groups for p in g["params"] if p.grad is not None and not p.grad.is_sparse]
+    return bool(torch.stack(flags).all()) if flags else True
+
+
 # ====================================================================== the optimizer
 class SNRAdamW(torch.optim.Optimizer):
     r"""AdamW with a per-coordinate signal-to-noise gate on the update (module docstring).
@@ -167,15 +246,26 @@ class SNRAdamW(torch.optim.Optimizer):
     warmup : int, optional
         Steps with the gate held open while :math:`\hat s` settles; default
         :math:`\lceil 1/(1-\rho) \rceil` (100 for ``rho=0.99``).
-    alpha : float
-        Multiplier :math:`\alpha \ge 0` of the single-batch variance in the threshold.
+    alpha : float or "finite"
+        Multiplier :math:`\alpha \ge 0` of the batch-gradient variance in the threshold.
         ``alpha=1`` is the leave-one-out boundary of one fresh batch
         (:doc:`/theory/optimizer`);
         the default 0 with ``momentum_correction`` tests the momentum against its own
-        noise :math:`\rho(\beta_1,t)\hat s` (M-SVAG's calibration). Measured on
+        noise :math:`\rho(\beta_1,t)\hat s` (M-SVAG's calibration). ``"finite"``: the
+        threshold of a fixed training set of ``num_examples`` examples,
+        :math:`\alpha = b/(n-b)` with :math:`b` the batch size of each step
+        (:func:`finite_alpha`; Litman and Guo [1]_), recomputed at every step. Measured on
         grokking (``docs/benchmarks_optim.md``): with ``alpha=1`` the gate shut 98-100%
         of the coordinates at batch 512 and the ungated decay pulled the network to
         chance; with ``alpha=0`` it trained in both regimes.
+    num_examples : int, optional
+        :math:`n`, the number of training examples the batches are drawn from; required
+        with ``alpha="finite"`` and refused otherwise.
+    batch_size : int, optional
+        :math:`b` for ``alpha="finite"`` when every batch has the same size. The batch
+        size reaches the optimizer explicitly (it cannot be read from the gradients):
+        ``step(batch_size=b)`` for this step, else this option; with neither,
+        :meth:`step` raises. ``b`` must be below ``num_examples``.
     momentum_correction : bool
         Add the momentum average's own noise :math:`\rho(\beta_1, t)\hat s` to the
         threshold (M-SVAG). With ``alpha=0`` and ``False`` the noise term vanishes and
@@ -197,12 +287,20 @@ class SNRAdamW(torch.optim.Optimizer):
     foreach : bool, optional
         Use the multi-tensor implementation; default: on when every parameter is on a
         CUDA device (torch's default for AdamW), else the single-tensor loop.
+    check_finite : bool
+        Before each step, check that every gradient is finite (one host
+        synchronisation per step, hence off by default). When one holds NaN or Inf the
+        step is skipped: no parameter and no state is changed, a ``RuntimeWarning`` is
+        emitted and :attr:`skipped_steps` counts it (as ``torch.amp.GradScaler`` skips
+        steps). Off, a NaN gradient propagates into the weights as in
+        ``torch.optim.AdamW``.
 
     Raises
     ------
     ValueError
         A hyperparameter out of range or an unknown ``gate``/``reduction`` (the
-        message lists the allowed values).
+        message lists the allowed values); ``alpha="finite"`` without ``num_examples``
+        or with ``batch_size >= num_examples``.
     TypeError
         A non-numeric hyperparameter or complex parameters.
     RuntimeError
@@ -251,21 +349,28 @@ class SNRAdamW(torch.optim.Optimizer):
         temperature: float = 0.25,
         reduction: str | None = None,
         warmup: int | None = None,
-        alpha: float = 0.0,
+        alpha: float | str = 0.0,
+        num_examples: int | None = None,
+        batch_size: int | None = None,
         momentum_correction: bool = True,
         gate_weight_decay: bool = False,
         gate_ema: float | None = None,
         amsgrad: bool = False,
         maximize: bool = False,
         foreach: bool | None = None,
+        check_finite: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr, betas=betas, rho=rho, eps=eps, weight_decay=weight_decay, gate=gate,
             softness=softness, temperature=temperature, reduction=reduction, warmup=warmup,
-            alpha=alpha, momentum_correction=momentum_correction,
+            alpha=alpha, num_examples=num_examples, batch_size=batch_size,
+            momentum_correction=momentum_correction,
             gate_weight_decay=gate_weight_decay, gate_ema=gate_ema, amsgrad=amsgrad,
             maximize=maximize, foreach=foreach,
         )
+        self.check_finite = check_bool(check_finite, "check_finite")
+        #: Steps skipped because a gradient was NaN or infinite (``check_finite=True``).
+        self.skipped_steps = 0
         self._check(dict(defaults))  # refuse bad defaults even before any group exists
         super().__init__(params, defaults)
         self._open: list[Tensor | None] = [None] * len(self.param_groups)
@@ -281,8 +386,9 @@ class SNRAdamW(torch.optim.Optimizer):
         g["betas"] = tuple(check_float(b, f"betas[{i}]", low=0.0, high=1.0, high_open=True)
                            for i, b in enumerate(betas))
         g["rho"] = check_float(g["rho"], "rho", low=0.0, high=1.0, high_open=True)
-        for name in ("eps", "weight_decay", "alpha"):
+        for name in ("eps", "weight_decay"):
             check_float(g[name], name, low=0.0)
+        _check_alpha(g)
         for name in ("softness", "temperature"):
             check_float(g[name], name, low=0.0, low_open=True)
         check_choice(g["gate"], "gate", (*GATES, None))
@@ -351,28 +457,47 @@ class SNRAdamW(torch.optim.Optimizer):
         return params, grads, m, v, s, mx, ga, steps
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
+    def step(self, closure: Any = None, *, batch_size: int | None = None) -> Any:
         """Perform one optimisation step.
 
         Parameters
         ----------
         closure : callable, optional
             Re-evaluates the model and returns the loss.
+        batch_size : int, optional
+            Number of examples in the batch whose gradient is in ``.grad`` (keyword
+            only). Used by groups with ``alpha="finite"`` (threshold ``b/(n-b)``) and
+            overriding their ``batch_size`` option for this step, for a short last
+            batch say; other groups ignore it.
 
         Returns
         -------
         The closure's loss, or None.
+
+        Raises
+        ------
+        ValueError
+            A group with ``alpha="finite"`` and no batch size (neither here nor in the
+            group), or a batch size not below its ``num_examples``. Nothing is updated.
         """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        for gi, group in enumerate(self.param_groups):
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", low=1)
+        hypers = [self._hyper(group, batch_size) for group in self.param_groups]
+        if self.check_finite and not _all_finite(self.param_groups):
+            self.skipped_steps += 1
+            warnings.warn(
+                "SNRAdamW skipped a step: a gradient holds NaN or Inf (check_finite=True); "
+                "parameters and optimizer state are unchanged "
+                f"({self.skipped_steps} step(s) skipped so far)", RuntimeWarning, stacklevel=2)
+            return loss
+        for gi, (group, h) in enumerate(zip(self.param_groups, hypers, strict=True)):
             lists = self._init_group(group)
             if not lists[0]:
                 continue
-            h = dict(group)
-            h["beta1"], h["beta2"] = group["betas"]
             foreach = group["foreach"]
             if foreach is None:
                 foreach = all(p.device.type == "cuda" for p in lists[0])
@@ -381,6 +506,21 @@ class SNRAdamW(torch.optim.Optimizer):
             self._open[gi] = opened
             self._counted[gi] = counted
         return loss
+
+    @staticmethod
+    def _hyper(group: dict, batch_size: int | None) -> dict:
+        """The step's hyperparameters of ``group``, with the numeric ``alpha``."""
+        h = dict(group)
+        h["beta1"], h["beta2"] = group["betas"]
+        if group["alpha"] == "finite":
+            b = batch_size if batch_size is not None else group["batch_size"]
+            if b is None:
+                raise ValueError(
+                    "alpha='finite' needs the batch size of each step: pass "
+                    "optimizer.step(batch_size=b), or SNRAdamW(..., batch_size=b) when "
+                    "every batch has b examples")
+            h["alpha"] = finite_alpha(b, group["num_examples"])
+        return h
 
     # ------------------------------------------------------------------ logging
     def gate_fraction(self) -> list[float]:

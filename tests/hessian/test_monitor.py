@@ -25,12 +25,13 @@ def sgd_step(model, X, y, lr=0.3):
             p -= lr * p.grad
 
 
-def train(mon, steps, seed=0, lr=0.3, model=None):
-    """Full-batch gradient descent (deterministic), calling the monitor every step."""
+def train(mon, steps, seed=0, lr=0.3, model=None, numbered=False):
+    """Full-batch gradient descent (deterministic), calling the monitor every step
+    (``numbered``: with the step numbers 0, 1, ..., as a loop replayed from the start)."""
     X, y = data("mlp", 24)
     model = mlp(seed) if model is None else model
-    for _ in range(steps):
-        mon.step()
+    for t in range(steps):
+        mon.step(t) if numbered else mon.step()
         sgd_step(model, X, y, lr)
     return model
 
@@ -147,7 +148,8 @@ def test_resume_after_crash_loses_one_record(tmp_path):
         mon2 = monitor(mlp(4), path=tmp_path)
     assert [r.step for r in mon2.records] == [0, 2, 4]
     assert file.read_bytes() == raw[: raw.rstrip(b"\n").rfind(b"\n") + 1]  # cut cleanly
-    train(mon2, 9, seed=4)  # the rerun replays training from the start
+    assert mon2.next_step == 5  # without numbers, step() would continue after step 4
+    train(mon2, 9, seed=4, numbered=True)  # the rerun replays training from the start
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         h = hessian.SpectrumHistory.load(tmp_path)
