@@ -198,6 +198,11 @@ class Diagnostics(_ByKey):
     nnls_residual, self_consistency_error : float or None
         Relative residual of the population fit; W1 (in sds) between the fitted law at
         ``n`` and the sample (deformed path).
+    block_estimates : tuple of dict or None
+        Blocks given as operators or densities (:mod:`freedecomp.blocks`): per block its
+        ``method`` (dense, slq, density), ``num_matvecs``, ``outliers`` (exact deflated
+        eigenvalues), ``quadrature_error`` and ``probe_error`` (W1, absolute) and
+        ``relative_error`` (their sum over the block's sd).
     warnings : tuple of str
         Human-readable warnings.
     """
@@ -225,6 +230,7 @@ class Diagnostics(_ByKey):
     population: tuple | None = None
     nnls_residual: float | None = None
     self_consistency_error: float | None = None
+    block_estimates: tuple | None = None
     warnings: tuple[str, ...] = ()
 
 
