@@ -419,8 +419,9 @@ def prepare_blocks(sample: Any, *, n: int | None, total: int | None,
             idx = np.sort(probe_rng.choice(total, size=n, replace=False))
             first = sample(idx)
             if _is_operator(first):
-                return _operator_sample(sample, first, idx, n, total, rng, num_samples,
-                                        minimum, opts)
+                rows = check_int(getattr(sample, "rows_per_index", 1), "rows_per_index", low=1)
+                return _operator_sample(sample, first, idx, (n, total, rows), rng,
+                                        num_samples, minimum, opts)
             return prepare_sample(_Replay(sample, idx, first), n=n, total=total, rng=rng,
                                   num_samples=num_samples, minimum=minimum)
     return prepare_sample(sample, n=n, total=total, rng=rng, num_samples=num_samples,
@@ -453,10 +454,16 @@ class _Replay:
         return self.sampler(idx)
 
 
-def _operator_sample(sampler: Callable, first: Any, idx0: np.ndarray, n: int, total: int,
+def _operator_sample(sampler: Callable, first: Any, idx0: np.ndarray, sizes: tuple,
                      rng: np.random.Generator, num_samples: int, minimum: int,
                      opts: dict) -> BlockSample:
-    """Estimate ``num_samples`` operator blocks (the first is ``first``, on ``idx0``)."""
+    """Estimate ``num_samples`` operator blocks (the first is ``first``, on ``idx0``).
+
+    ``sizes = (n, total, rows)``: ``n`` of ``total`` indices per block, ``rows`` rows of
+    the matrix per index (a sampler's ``rows_per_index``, e.g. a data point's outputs);
+    the blocks are ``n rows`` square, the matrix ``total rows``.
+    """
+    n, total, rows = sizes
     num_samples = check_int(num_samples, "num_samples", low=1)
     specs, first_idx = [], None
     bar = _progress(num_samples, opts)
@@ -466,14 +473,14 @@ def _operator_sample(sampler: Callable, first: Any, idx0: np.ndarray, n: int, to
         if b == 0:
             idx = first_idx = idx0
         shape = tuple(getattr(op, "shape", ()))
-        if shape != (n, n):
+        if shape != (n * rows, n * rows):
             raise ValueError(f"the block sampler returned an operator of shape {shape} for "
-                             f"{n} indices; expected {(n, n)}")
+                             f"{n} indices; expected {(n * rows, n * rows)}")
         specs.append(block_spectrum(op, rng=rng, **opts))
         bar.update(1)
     bar.close()
-    smp = _sample_of(specs, minimum, total=total)
-    smp.sampler, smp.indices = sampler, first_idx
+    smp = _sample_of(specs, minimum, total=total * rows)
+    smp.sampler, smp.indices = sampler, (first_idx if rows == 1 else None)
     smp.options = {k: v for k, v in opts.items() if k in ("psd", "dense_max", "num_probes",
                                                           "num_steps")}
     return smp
@@ -544,13 +551,14 @@ def embed(result: Decompression, *, scale: float, size: int, rank: float | None 
         When ``rank`` exceeds ``size`` or ``N``.
     """
     N = result.size
-    zero = sum(m for a, m in result.atoms if a == 0.0)
+    tiny = 1e-12 * max(float(np.abs(result.x).max()), 1e-300)
+    zero = sum(m for a, m in result.atoms if abs(a) <= tiny)
     r = N * (1.0 - zero) if rank is None else float(rank)
     r = min(r, float(size))
     if r > N + 1e-9:
         raise ValueError(f"rank {r:g} exceeds the size {N} of the decompressed matrix")
     f = (r / size) / max(1.0 - zero, 1e-300)  # mass factor of the nonzero part
-    atoms = [(a * scale, m * f) for a, m in result.atoms if a != 0.0]
+    atoms = [(a * scale, m * f) for a, m in result.atoms if abs(a) > tiny]
     if size > r:
         atoms.append((0.0, 1.0 - r / size))
     x = result.x * scale
