@@ -67,7 +67,7 @@ DENSE_MAX = 3000
 COARSE_POINTS = 2000
 #: Relative SLQ error (W1 over the block's sd) above which a warning is emitted.
 ERROR_WARN = 0.05
-_SLQ_OPTIONS = ("num_probes", "num_steps", "dense_max", "psd")
+_SLQ_OPTIONS = ("num_probes", "num_steps", "dense_max", "psd", "progress")
 #: Fewest distinct quadrature nodes a density must have to stand for a block (the
 #: driver's ``MIN_EIGENVALUES``: the eigenvalues a model fit needs).
 MIN_NODES = 16
@@ -401,7 +401,8 @@ def prepare_blocks(sample: Any, *, n: int | None, total: int | None,
     ----------
     options : dict, optional
         Block-estimation options: ``num_probes``, ``num_steps``, ``dense_max``, ``psd``
-        (see :func:`block_spectrum`).
+        (see :func:`block_spectrum`) and ``progress`` (a tqdm bar over the blocks:
+        ``None``, the default, shows it only when standard error is a terminal).
     """
     opts = _block_options({**getattr(sample, "block_options", {}), **(options or {})})
     if isinstance(sample, (SpectralDensity, BlockSpectrum)):
@@ -433,9 +434,10 @@ def _block_options(options: dict) -> dict:
     if unknown:
         raise TypeError(f"unknown block options {sorted(unknown)}; allowed: {_SLQ_OPTIONS}")
     out = {k: check_int(v, k, low=1 if k != "dense_max" else 0)
-           for k, v in options.items() if k != "psd" and v is not None}
-    if options.get("psd") is not None:
-        out["psd"] = check_bool(options["psd"], "psd")
+           for k, v in options.items() if k not in ("psd", "progress") and v is not None}
+    for flag in ("psd", "progress"):
+        if options.get(flag) is not None:
+            out[flag] = check_bool(options[flag], flag)
     return out
 
 
@@ -466,7 +468,7 @@ def _operator_sample(sampler: Callable, first: Any, idx0: np.ndarray, sizes: tup
     n, total, rows = sizes
     num_samples = check_int(num_samples, "num_samples", low=1)
     specs, first_idx = [], None
-    bar = _progress(num_samples, opts)
+    bar = _progress(num_samples, opts.pop("progress", None))
     for b in range(num_samples):
         idx = np.sort(rng.choice(total, size=n, replace=False))
         op = first if b == 0 else sampler(idx)
@@ -486,11 +488,12 @@ def _operator_sample(sampler: Callable, first: Any, idx0: np.ndarray, sizes: tup
     return smp
 
 
-def _progress(total: int, opts: dict) -> Any:
-    """A tqdm bar over the block estimates (quiet unless standard error is a terminal)."""
+def _progress(total: int, enabled: bool | None) -> Any:
+    """A tqdm bar over the block estimates: ``None`` shows it only on a terminal."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="block spectra", unit="block", leave=False, disable=None)
+    return tqdm(total=total, desc="block spectra", unit="block", leave=False,
+                disable=None if enabled is None else not enabled)
 
 
 def _sample_of(specs: Sequence[BlockSpectrum], minimum: int, total: int | None) -> BlockSample:
