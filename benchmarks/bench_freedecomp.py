@@ -1,7 +1,9 @@
 """Free decompression: impalpable.freedecomp against freealg (PyPI) on the same matrices.
 
 Run: ``.venv/bin/python benchmarks/bench_freedecomp.py [--quick]``. Writes a Markdown
-section to stdout; ``run(quick=False) -> str`` returns it.
+section to stdout; ``run(quick=False) -> str`` returns it. ``--at-scale`` runs the "at
+scale" section instead (``benchmarks/fd_at_scale.py``: operator blocks from kernels and
+model curvature).
 
 Notes
 -----
@@ -203,4 +205,9 @@ def run(quick: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    print(run(quick="--quick" in sys.argv))
+    if "--at-scale" in sys.argv:  # the "at scale" section: benchmarks/fd_at_scale.py
+        from fd_at_scale import run as run_at_scale
+
+        print(run_at_scale(quick="--quick" in sys.argv))
+    else:
+        print(run(quick="--quick" in sys.argv))
