@@ -6,7 +6,7 @@ digits (all 1797 points, float64); the GGN of its mean cross-entropy over all th
 of the data-space Gram (``9`` rows per point) from ``num_samples`` subsamples of 10%
 and 25% of the points (:func:`hessian.extrapolated_density`), against SLQ on the
 full-data GGN at budgets of 10 probes x ``s`` steps: which budget reaches the same W1,
-and in how much time.
+and in how much time. Imported by ``fd_at_scale.py`` (which limits BLAS to one thread).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import time
 import warnings
 
 import numpy as np
+from fd_at_scale import IMG
 
-from fd_at_scale import IMG  # noqa: E402  (sets the BLAS threads first)
-
-import spectra  # noqa: E402
-from spectra.distances import wasserstein1  # noqa: E402
+import spectra
+from spectra.distances import wasserstein1
 
 
 def _digits_mlp(seed: int = 0):
