@@ -1,9 +1,20 @@
 """Free decompression: impalpable.freedecomp against freealg (PyPI) on the same matrices.
 
-Run: ``.venv/bin/python benchmarks/bench_freedecomp.py [--quick]``. Writes a Markdown
-section to stdout; ``run(quick=False) -> str`` returns it. ``--at-scale`` runs the "at
-scale" section instead (``benchmarks/fd_at_scale.py``: operator blocks from kernels and
-model curvature).
+Three sections:
+
+* ``textbook``: closed-form ensembles (this file);
+* ``realistic``: the realistic suite of ``fd_realistic.py`` (NTK, Hessian, GGN,
+  activation Gram, RBF kernel, random-feature covariance, road-graph Laplacian, spiked
+  control) with the methods and metrics of ``fd_methods.py``;
+* ``patches``: sparse graphs, random blocks against connected patches;
+* ``at-scale``: operator blocks from kernels and model curvature (``fd_at_scale.py``,
+  prints its Markdown).
+
+Run: ``.venv/bin/python benchmarks/bench_freedecomp.py [textbook|realistic|patches]
+[--quick] [--seeds K] [--ratios 8,16] [--label L]``. ``textbook`` prints its Markdown;
+``realistic`` and ``patches`` save their rows to ``benchmarks/results/fd_*_L.json`` and
+write their section of ``docs/bench/freedecomp.md`` (``fd_report.py``), keeping the
+rest of the page. ``run(quick=False) -> str`` returns all three (``run_all.py``).
 
 Notes
 -----
@@ -33,10 +44,16 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import fd_methods  # noqa: E402
+import fd_realistic  # noqa: E402
 
 from freedecomp import decompress, laws  # noqa: E402
 from freedecomp.result import measure_from_grid  # noqa: E402
 from spectra.testing import matrix_from_eigenvalues, wasserstein1  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _wishart(N, c, rng):
@@ -164,8 +181,8 @@ def _fresh_process_time(block, N, columns, repeats=3):
     return min(times)
 
 
-def run(quick: bool = False) -> str:
-    """Run the benchmark and return a Markdown section."""
+def run_textbook(quick: bool = False) -> str:
+    """Run the textbook section and return its Markdown."""
     lines = ["## Free decompression (freedecomp vs freealg)", "",
              "Times: best of 3; warm = wall (CPU) seconds of one `decompress` call in this "
              "process; fresh = a new interpreter importing freedecomp, loading the Numba "
@@ -204,10 +221,211 @@ def run(quick: bool = False) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    if "--at-scale" in sys.argv:  # the "at scale" section: benchmarks/fd_at_scale.py
+
+# ======================================================================= realistic suite
+def _index_sets(N: int, n: int, case: str, ratio: int, seed: int) -> list[np.ndarray]:
+    """4 independent uniformly random principal index sets (the first is "the" block)."""
+    key = sum(map(ord, case)) * 1009 + ratio * 101 + seed
+    g = np.random.default_rng(key)
+    return [np.sort(g.choice(N, size=n, replace=False)) for _ in range(4)]
+
+
+#: The files whose last commit identifies the decompression code that was measured.
+_DRIVER_FILES = ("freedecomp/driver.py", "freedecomp/models.py", "freedecomp/result.py",
+                 "freedecomp/_homotopy.py", "freedecomp/laws")
+
+
+def _header(label: str, command: str, seeds: int) -> dict:
+    import platform
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    driver = subprocess.run(["git", "log", "-1", "--format=%h", "--", *_DRIVER_FILES],
+                            capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return {"label": label, "command": command, "load": load, "seeds": seeds,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit,
+            "driver_commit": driver,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}",
+            "rows": []}
+
+
+def _block_findings(A: np.ndarray, idx: np.ndarray) -> str:
+    """What ``freedecomp.checks`` says about a random block, in a few words."""
+    from freedecomp.checks import sparse_block_findings
+
+    found = sparse_block_findings(A[np.ix_(idx, idx)])
+    return ", ".join(f"{f.name} {100 * f.figure:.0f}%" for f in found) or "no finding"
+
+
+def _suite(cases, ratios, seeds, methods, data, limit, verbose) -> dict:
+    for name in cases:
+        case = fd_realistic.load_case(name)
+        A, truth, N = case.matrix, case.eigenvalues, case.size
+        for ratio in ratios:
+            for seed in range(seeds):
+                sets = _index_sets(N, N // ratio, name, ratio, seed)
+                for m in methods:
+                    if m == "slq" and ratio != ratios[0]:
+                        out = None  # SLQ does not depend on the block size: run once per seed
+                        for r in data["rows"]:
+                            if (r["case"], r["seed"], r["method"]) == (name, seed, "slq"):
+                                out = dict(r, ratio=ratio)
+                        if out is not None:
+                            data["rows"].append(out)
+                            continue
+                    o = fd_methods.run_method(m, A, sets, seed, graph=case.graph, limit=limit)
+                    row = {"case": name, "N": N, "ratio": ratio, "seed": seed, "method": m,
+                           "case_note": case.note, **fd_methods.metrics(o, truth)}
+                    if m == "none" and case.graph is not None:
+                        row["note"] = _block_findings(A, sets[0])
+                    data["rows"].append(row)
+                    if verbose:
+                        print(f"{name} N/{ratio} seed {seed} {m}: w1/sd {row['w1']:.4g} "
+                              f"top {row['top']:+.3g} trace {row['trace']:+.3g} "
+                              f"{row['seconds']:.1f}s {row['note']}", file=sys.stderr,
+                              flush=True)
+    return data
+
+
+def _warm_up() -> None:
+    """Compile (or load) the Numba kernels before anything is timed."""
+    import spectra
+
+    _ours(laws.MarchenkoPastur(0.1).sample_matrix(128, 0), 64, 256, None, 1)
+    spectra.density(laws.MarchenkoPastur(0.1).sample_matrix(128, 0), num_probes=2,
+                    num_steps=20, rng=0)
+
+
+def run_realistic(*, ratios=(8, 16), seeds=5, methods=fd_methods.METHODS,
+                  cases=fd_realistic.CASES, label="current", limit=60.0, command=None,
+                  verbose=False) -> dict:
+    """The realistic suite: every (case, ratio, seed, method) row, saved as JSON."""
+    _warm_up()
+    cmd = command or f"python benchmarks/bench_freedecomp.py realistic --seeds {seeds}"
+    data = _suite(cases, ratios, seeds, methods, _header(label, cmd, seeds), limit, verbose)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"fd_realistic_{label.replace(' ', '_')}.json").write_text(
+        __import__("json").dumps(data, indent=1))
+    return data
+
+
+def run_patches(*, ratios=(8, 16), seeds=5, label="patches", command=None,
+                verbose=False) -> dict:
+    """Sparse graphs: a random block (as it is and decompressed) against graph patches."""
+    _warm_up()
+    cmd = command or f"python benchmarks/bench_freedecomp.py patches --seeds {seeds}"
+    data = _suite(("road",), ratios, seeds, ("none", "nystrom", "ours", "patches", "slq"),
+                  _header(label, cmd, seeds) | {"section": "patches"}, 60.0, verbose)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"fd_patches_{label.replace(' ', '_')}.json").write_text(
+        __import__("json").dumps(data, indent=1))
+    return data
+
+
+def _alpha_block(law: str, alpha: int, n: int, rng: np.random.Generator):
+    """(n x n block, exact eigenvalues or law of the alpha*n matrix) for the alpha sweep."""
+    from freedecomp.samplers import haar_compress
+
+    if law == "mp":
+        # a block of the size-N Wishart matrix is a Wishart matrix of ratio c / alpha
+        return laws.MarchenkoPastur(0.5 / alpha).sample_matrix(n, rng), \
+            laws.MarchenkoPastur(0.5).to_density()
+    N = alpha * n  # log-uniform on [1e-3, 1]: three decades, outside the model families
+    truth = np.geomspace(1e-3, 1.0, N)
+    return np.diag(haar_compress(truth, n, rng)), truth
+
+
+def run_alpha(*, seeds: int = 3, n: int = 256, alphas=(2, 4, 8, 16, 32, 64)) -> dict:
+    """Error against alpha from n x n blocks: Marchenko-Pastur c = 1/2 (inside the model
+    families) and a log-uniform law over three decades (outside), free compressions."""
+    import json
+    import warnings as _w
+
+    from freedecomp import FreeDecompressionWarning
+    from spectra.distances import as_measure
+
+    _warm_up()
+    data = _header("alpha", f"python benchmarks/bench_freedecomp.py alpha --seeds {seeds}",
+                   seeds)
+    for law in ("mp", "loguniform"):
+        for alpha in alphas:
+            for seed in range(seeds):
+                B, truth = _alpha_block(law, alpha, n, np.random.default_rng(seed))
+                x, w = as_measure(truth)
+                sd = float(np.sqrt(w @ x**2 - (w @ x) ** 2))
+                t = time.perf_counter()
+                with _w.catch_warnings(record=True) as caught:
+                    _w.simplefilter("always")
+                    r = decompress(B, alpha * n, rng=seed)
+                data["rows"].append({
+                    "law": law, "alpha": alpha, "seed": seed,
+                    "seconds": time.perf_counter() - t,
+                    "w1": wasserstein1(r.density, truth) / sd,
+                    "none": wasserstein1(np.linalg.eigvalsh(B), truth) / sd,
+                    "decompressible": bool(r.diagnostics.get("decompressible")),
+                    "warned": any(issubclass(c.category, FreeDecompressionWarning)
+                                  for c in caught)})
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "fd_alpha.json").write_text(json.dumps(data, indent=1))
+    return data
+
+
+def main(argv: list[str]) -> int:
+    """Command line: see the module docstring."""
+    import argparse
+
+    from fd_report import tables, write_section
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("section", nargs="?", default="textbook",
+                   choices=("textbook", "realistic", "patches", "alpha", "at-scale"))
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--ratios", default="8,16")
+    p.add_argument("--label", default=None)
+    p.add_argument("--methods", default=",".join(fd_methods.METHODS))
+    p.add_argument("--cases", default=",".join(fd_realistic.CASES))
+    p.add_argument("--limit", type=float, default=60.0, help="freealg time limit (s)")
+    a = p.parse_args(argv)
+    if a.section == "textbook":
+        print(run_textbook(quick=a.quick))
+        return 0
+    if a.section == "at-scale":  # operator blocks from kernels and curvature: fd_at_scale.py
         from fd_at_scale import run as run_at_scale
 
-        print(run_at_scale(quick="--quick" in sys.argv))
+        print(run_at_scale(quick=a.quick))
+        return 0
+    if a.section == "alpha":
+        from fd_report import alpha_rst, write_rst
+
+        write_rst(alpha_rst(run_alpha(seeds=a.seeds)), "fd-alpha-table")
+        return 0
+    ratios = tuple(int(r) for r in a.ratios.split(","))
+    command = "python benchmarks/bench_freedecomp.py " + " ".join(argv)
+    if a.section == "realistic":
+        data = run_realistic(ratios=ratios, seeds=a.seeds, methods=tuple(a.methods.split(",")),
+                             cases=tuple(a.cases.split(",")), label=a.label or "current",
+                             limit=a.limit, command=command, verbose=True)
     else:
-        print(run(quick="--quick" in sys.argv))
+        data = run_patches(ratios=ratios, seeds=a.seeds, label=a.label or "patches",
+                           command=command, verbose=True)
+    write_section(tables(data), data["label"])
+    return 0
+
+
+def run(quick: bool = False) -> str:
+    """Every section (``run_all.py``): quick = one seed, blocks of N/8, no freealg."""
+    from fd_report import tables
+
+    seeds, ratios = (1, (8,)) if quick else (5, (8, 16))
+    methods = ("none", "nystrom", "ours", "ours4", "slq") if quick else fd_methods.METHODS
+    parts = [run_textbook(quick),
+             tables(run_realistic(ratios=ratios, seeds=seeds, methods=methods, label="run_all")),
+             tables(run_patches(ratios=ratios, seeds=seeds, label="run_all patches"))]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

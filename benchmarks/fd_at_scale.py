@@ -1,7 +1,7 @@
 """Free decompression at scale: operator blocks from kernels and model curvature.
 
 Run: ``.venv/bin/python benchmarks/fd_at_scale.py [--quick] [--N 16000] [--part kernel|ggn]``
-(or ``benchmarks/bench_freedecomp.py --at-scale``). Prints a Markdown section and writes
+(or ``benchmarks/bench_freedecomp.py at-scale``). Prints a Markdown section and writes
 two figures into ``docs/img/`` (``fd_at_scale_kernel.png``, ``fd_at_scale_ggn.png``).
 
 Kernel part: the RBF kernel (median bandwidth) of ``N`` Gaussian-mixture points

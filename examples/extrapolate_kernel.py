@@ -13,8 +13,10 @@ times ``N/n``, padded with zeros) as the baseline.
 
 The example checks what the method promises: the SLQ block spectrum lies within its
 own reported W1 error of the block's exact eigenvalues, the outliers it deflated are
-exact eigenvalues of the block, and the extrapolated trace (the invariant free
-decompression carries from ``n`` to ``N``) matches the exact trace.
+exact eigenvalues of the block, the extrapolated trace (the invariant free
+decompression carries from ``n`` to ``N``) matches the exact trace to 2% and the top
+eigenvalue to 20%. Which model ``decompress`` keeps (a free-decompression family or a
+baseline such as Nystrom-pad) is decided by its own validation and printed.
 
 Run ``python examples/extrapolate_kernel.py [--small] [--out DIR]``.
 """
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         "w1_over_sd": {"decompression": wasserstein1(res.density, lam) / sd,
                        "nystrom": wasserstein1(nys, lam) / sd},
         "trace": {"exact": float(lam.sum()), "decompression": res.trace()},
-        "top": {"exact": float(lam[-1]), "decompression": float(res.eigenvalues(10)[-1]),
+        "top": {"exact": float(lam[-1]), "decompression": float(res.quantile(1 - 0.5 / N)),
                 "nystrom": float(nys[-1])},
         "block": {"w1": wasserstein1(bs.eigs, exact_block), "reported": bs.error,
                   "outliers": int(bs.outliers.size), "products": bs.num_matvecs},
@@ -90,8 +92,11 @@ def main(argv: list[str] | None = None) -> dict:
     top = exact_block[-blk["outliers"]:]
     np.testing.assert_allclose(bs.outliers, top, rtol=1e-6)  # deflated = exact eigenvalues
     tr = result["trace"]
-    # the invariant the blocks hand to the extrapolation: N/n times a block's trace
+    # the invariant the blocks hand to the extrapolation (N/n times a block's trace) and
+    # that the extrapolation keeps; the top eigenvalue within 20%
     assert abs(bs.eigs.sum() * N / n / tr["exact"] - 1) < 0.02, (bs.eigs.sum(), tr)
+    assert abs(tr["decompression"] / tr["exact"] - 1) < 0.02, tr
+    assert abs(result["top"]["decompression"] / result["top"]["exact"] - 1) < 0.2, result["top"]
 
     _plot(result, lam, res, nys, args.out)
     w = result["w1_over_sd"]
@@ -109,7 +114,7 @@ def _plot(result: dict, lam: np.ndarray, res, nys: np.ndarray, out: Path) -> Non
 
     w = result["w1_over_sd"]
     fig = kernel_figure(lam, {
-        f"free decompression, 4 SLQ-fed blocks of n = {result['n']} (W1/sd "
+        f"decompress ({result['model']}), 4 SLQ-fed blocks of n = {result['n']} (W1/sd "
         f"{w['decompression']:.2g})": res,
         f"Nystrom: block eigenvalues x N/n (W1/sd {w['nystrom']:.2g})": nys},
         title=f"RBF kernel of N = {result['N']:,} Gaussian-mixture points, extrapolated "

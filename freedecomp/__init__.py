@@ -8,7 +8,10 @@ and decompresses it exactly.
 
 - :mod:`freedecomp.laws`: closed-form laws with their exact decompression maps;
 - :mod:`freedecomp.models`: the models fitted to a sample (and the population fit);
-- :mod:`freedecomp.samplers`: what a sample can be, and its sub-samples;
+- :mod:`freedecomp.samplers`: what a sample can be, and its sub-samples (and connected
+  patches of sparse graphs);
+- :mod:`freedecomp.checks`: checks that a block can be decompressed (sparse-graph
+  subsets, atoms);
 - :mod:`freedecomp.driver`: :func:`decompress`;
 - :mod:`freedecomp.result`: :class:`Decompression`, its typed diagnostics and
   :class:`FreeDecompressionWarning`;
@@ -23,12 +26,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["Decompression", "FreeDecompressionWarning", "decompress", "laws", "models",
-           "plot", "samplers"]
+__all__ = ["Decompression", "FreeDecompressionWarning", "checks", "decompress", "laws",
+           "models", "plot", "samplers"]
 
 _LAZY = {"decompress": ("driver", "decompress"), "Decompression": ("result", "Decompression"),
          "FreeDecompressionWarning": ("result", "FreeDecompressionWarning")}
-_SUBMODULES = ("driver", "laws", "models", "plot", "result", "samplers")
+_SUBMODULES = ("checks", "driver", "laws", "models", "plot", "result", "samplers")
 
 
 def __getattr__(name: str) -> Any:

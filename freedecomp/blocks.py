@@ -43,7 +43,6 @@ References
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -53,7 +52,7 @@ import numpy as np
 from spectra.results import SpectralDensity
 from spectra.validation import check_bool, check_int
 
-from .result import Decompression, FreeDecompressionWarning
+from .result import Decompression
 from .samplers import Sample, haar_compress, prepare_sample
 
 __all__ = ["DENSE_MAX", "MIN_NODES", "BlockSample", "BlockSpectrum", "annotate", "block_spectrum",
@@ -352,23 +351,24 @@ def _measure_rules(nodes: list, weights: list, n: int) -> tuple[list, np.ndarray
 class BlockSample(Sample):
     """A :class:`~freedecomp.samplers.Sample` whose blocks are :class:`BlockSpectrum` s.
 
-    Sub-samples are real sub-blocks (the sampler on ``k`` of the first block's indices)
-    while they fit :data:`DENSE_MAX`; above it, and for ``haar=True``, a Haar
+    Sub-samples are real sub-blocks (the sampler on ``k`` of a block's indices) while
+    they fit :data:`DENSE_MAX`; above it, and for ``haar=True``, a Haar
     compression of a :data:`COARSE_POINTS`-point version of the spectrum at the same
     ratio ``k/n``, re-quantiled to ``k`` points.
     """
 
     spectra: list = field(default_factory=list)
-    indices: np.ndarray | None = None
+    indices: list | None = None
     options: dict = field(default_factory=dict)
 
-    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False) -> np.ndarray:
-        """Eigenvalues (or pseudo-eigenvalues) of a ``k x k`` sub-block of the first block."""
+    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False,
+                  block: int = 0) -> np.ndarray:
+        """Eigenvalues (or pseudo-eigenvalues) of a ``k x k`` sub-block of block ``block``."""
         if (not haar and self.sampler is not None and self.indices is not None
                 and k <= self.options.get("dense_max", DENSE_MAX)):
             sub = np.sort(rng.choice(self.n, size=k, replace=False))
-            return block_spectrum(self.sampler(self.indices[sub]), **self.options).eigs
-        e = self.eigs
+            return block_spectrum(self.sampler(self.indices[block][sub]), **self.options).eigs
+        e = self.blocks[block]
         if e.size <= COARSE_POINTS:
             return haar_compress(e, k, rng)
         m = COARSE_POINTS
@@ -467,13 +467,14 @@ def _operator_sample(sampler: Callable, first: Any, idx0: np.ndarray, sizes: tup
     """
     n, total, rows = sizes
     num_samples = check_int(num_samples, "num_samples", low=1)
-    specs, first_idx = [], None
+    specs, drawn = [], []
     bar = _progress(num_samples, opts.pop("progress", None))
     for b in range(num_samples):
         idx = np.sort(rng.choice(total, size=n, replace=False))
         op = first if b == 0 else sampler(idx)
         if b == 0:
-            idx = first_idx = idx0
+            idx = idx0
+        drawn.append(idx)
         shape = tuple(getattr(op, "shape", ()))
         if shape != (n * rows, n * rows):
             raise ValueError(f"the block sampler returned an operator of shape {shape} for "
@@ -482,7 +483,7 @@ def _operator_sample(sampler: Callable, first: Any, idx0: np.ndarray, sizes: tup
         bar.update(1)
     bar.close()
     smp = _sample_of(specs, minimum, total=total * rows)
-    smp.sampler, smp.indices = sampler, (first_idx if rows == 1 else None)
+    smp.sampler, smp.indices = sampler, (drawn if rows == 1 else None)
     smp.options = {k: v for k, v in opts.items() if k in ("psd", "dense_max", "num_probes",
                                                           "num_steps")}
     return smp
@@ -516,8 +517,10 @@ def annotate(result: Decompression, smp: Sample) -> Decompression:
 
     ``diagnostics.block_estimates`` lists, per block, the method, products and W1
     error estimates (absolute and in the block's sd). An SLQ error above
-    :data:`ERROR_WARN` sd emits a :class:`FreeDecompressionWarning` and is listed in
-    ``diagnostics.warnings``. Other samples come back unchanged.
+    :data:`ERROR_WARN` sd adds a warning to ``diagnostics.warnings`` (which
+    :func:`~freedecomp.decompress` emits as a
+    :class:`~freedecomp.result.FreeDecompressionWarning`). Other
+    samples come back unchanged.
     """
     if not isinstance(smp, BlockSample):
         return result
@@ -527,15 +530,11 @@ def annotate(result: Decompression, smp: Sample) -> Decompression:
     worst = max((r["relative_error"] for r in rows if r["method"] != "dense"), default=0.0)
     msgs = list(result.diagnostics.warnings)
     if worst > ERROR_WARN:
-        msg = (f"the block spectra estimated by SLQ carry a W1 error of up to {worst:.3f} sd "
-               f"(quadrature plus probe spread); raise num_steps/num_probes or use smaller "
-               f"blocks (dense up to {DENSE_MAX})")
-        msgs.append(msg)
-        warnings.warn(msg, FreeDecompressionWarning, stacklevel=3)
+        msgs.append(f"the block spectra estimated by SLQ carry a W1 error of up to {worst:.3f} "
+                    "sd (quadrature plus probe spread); raise num_steps/num_probes or use "
+                    f"smaller blocks (dense up to {DENSE_MAX})")
     diag = replace(result.diagnostics, block_estimates=rows, warnings=tuple(msgs))
-    flow = tuple(replace(r, diagnostics=replace(r.diagnostics, block_estimates=rows))
-                 for r in result.flow)
-    return replace(result, diagnostics=diag, flow=flow)
+    return replace(result, diagnostics=diag)
 
 
 def embed(result: Decompression, *, scale: float, size: int, rank: float | None = None,
@@ -571,6 +570,9 @@ def embed(result: Decompression, *, scale: float, size: int, rank: float | None 
     errs = [(a * scale, b * scale) for a, b in result.edge_errors]
     msgs = tuple(result.diagnostics.warnings) + ((note,) if note else ())
     diag = replace(result.diagnostics, warnings=msgs)
+    outliers = tuple(replace(o, location=o.location * scale, error=o.error * scale,
+                             block_location=o.block_location * scale)
+                     for o in getattr(result, "outliers", ()))
     return Decompression(x=x, rho=rho, size=int(size), sample_size=result.sample_size,
                          atoms=atoms, edges=edges, edge_errors=errs, bands=bands,
-                         diagnostics=diag)
+                         diagnostics=diag, outliers=outliers)

@@ -183,7 +183,12 @@ class Diagnostics(_ByKey):
     stability : float or None
         Disagreement (W1, in sds) of refits on other (sub)samples.
     decompressible : bool
-        False when a check says ``alpha`` is past what the sample supports.
+        What it promises: True means every check below passed -- the mass was found on
+        the grid (within 2%), no negative density was clipped (under 1%), refits on other
+        blocks or sub-blocks agree (stability under 0.05 sd), and the invariants in
+        ``checks`` hold. It does *not* promise accuracy: a sample that is not a free
+        compression can pass every check (see ``free_compression``). False always comes
+        with a :class:`FreeDecompressionWarning`.
     free_compression : bool or None
         Whether the sample behaves like a free compression (real sub-blocks validate as
         well as Haar-rotated ones); False on the deformed path.
@@ -198,13 +203,24 @@ class Diagnostics(_ByKey):
     nnls_residual, self_consistency_error : float or None
         Relative residual of the population fit; W1 (in sds) between the fitted law at
         ``n`` and the sample (deformed path).
+    sampled : str or None
+        Which side of a Gram matrix the draws sit on (deformed path).
+    checks : mapping of str to Check or None
+        The invariant checks (:mod:`freedecomp.invariants`): ``mean``, ``variance``,
+        ``negative_mass`` (positive semi-definite samples), ``atom``, ``mass``; each has
+        ``figure``, ``limit`` and ``passed``.
+    outlier_count : int or None
+        Number of outliers kept apart from the bulk (free families).
+    zero_fraction : float or None
+        Fraction of exact zeros in the sample (a rank-deficient block).
     block_estimates : tuple of dict or None
         Blocks given as operators or densities (:mod:`freedecomp.blocks`): per block its
         ``method`` (dense, slq, density), ``num_matvecs``, ``outliers`` (exact deflated
         eigenvalues), ``quadrature_error`` and ``probe_error`` (W1, absolute) and
         ``relative_error`` (their sum over the block's sd).
     warnings : tuple of str
-        Human-readable warnings.
+        Human-readable warnings; each is also emitted as a
+        :class:`FreeDecompressionWarning` when :func:`~freedecomp.decompress` returns.
     """
 
     method: str | None = None
@@ -230,6 +246,10 @@ class Diagnostics(_ByKey):
     population: tuple | None = None
     nnls_residual: float | None = None
     self_consistency_error: float | None = None
+    sampled: str | None = None
+    checks: Mapping[str, Any] | None = None
+    outlier_count: int | None = None
+    zero_fraction: float | None = None
     block_estimates: tuple | None = None
     warnings: tuple[str, ...] = ()
 
@@ -271,6 +291,8 @@ class GridEvaluation:
         amass = sum(w for _, w in self.atoms)
         cont = float(np.trapezoid(self.rho, self.x))
         atoms = list(self.atoms)
+        if not cont > 0:  # a discrete measure: the atoms carry everything
+            return replace(self, atoms=[(a, w / amass) for a, w in atoms])
         if amass >= 1.0:
             atoms = [(a, w / (amass + 1e-9)) for a, w in atoms]
             amass = sum(w for _, w in atoms)
@@ -295,7 +317,9 @@ class Decompression:
     sample_size : int
         Sample size ``n``.
     atoms : list of (float, float)
-        Point masses ``(location, mass)``.
+        Point masses ``(location, mass)``: atoms of the law (an atom at zero for a
+        rank-deficient matrix), the outliers (mass ``1/size`` each, also in
+        ``outliers``), or every eigenvalue of a discrete baseline.
     edges : list of (float, float)
         Support intervals of the continuous part.
     edge_errors : list of (float, float)
@@ -310,6 +334,10 @@ class Decompression:
         ``diagnostics["model"]``).
     flow : tuple of Decompression
         One result per requested size (this one last) when a sequence was requested.
+    outliers : tuple of Outlier
+        Isolated eigenvalues of the full matrix, mapped from the blocks' outliers along
+        the characteristic (:class:`freedecomp.outliers.Outlier`: ``location``,
+        ``error``, ``block_location``, ``side``).
     """
 
     x: np.ndarray
@@ -322,6 +350,7 @@ class Decompression:
     bands: np.ndarray | None = field(default=None, repr=False)
     diagnostics: Diagnostics = field(default_factory=Diagnostics, repr=False)
     flow: tuple = field(default=(), repr=False)
+    outliers: tuple = ()
 
     @property
     def alpha(self) -> float:
@@ -340,11 +369,13 @@ class Decompression:
 
     def cdf(self, t: Any) -> np.ndarray:
         """Cumulative distribution function at ``t``, linear inside grid cells."""
-        nodes, weights = measure_from_grid(self.x, self.rho, [])
         cont = 1.0 - sum(m for _, m in self.atoms)
-        F = np.concatenate([[0.0], np.cumsum(weights)]) * cont
         t = np.asarray(t, dtype=float)
-        out = np.interp(t, self.x, F)
+        out = np.zeros(t.shape)
+        if np.any(self.rho > 0):  # a law of atoms only (a discrete baseline) has no grid mass
+            _, weights = measure_from_grid(self.x, self.rho, [])
+            F = np.concatenate([[0.0], np.cumsum(weights)]) * cont
+            out = np.interp(t, self.x, F)
         for a, m in self.atoms:
             out = out + m * (t >= a)
         return out

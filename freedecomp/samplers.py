@@ -3,7 +3,9 @@
 :func:`prepare_sample` turns what the caller gives (eigenvalues, principal blocks, or a
 callable that returns the principal block on given indices) into a :class:`Sample`,
 validating it with errors that say what was wrong; :class:`Sample` draws the random
-sub-blocks and Haar compressions that validation uses.
+sub-blocks and Haar compressions that validation uses. :func:`graph_patches` draws
+connected breadth-first patches of a sparse graph: the estimator for matrices whose
+random principal blocks are not free compressions (:mod:`freedecomp.checks`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from spectra.validation import check_int
+from spectra.probes import as_rng
+from spectra.validation import check_bool, check_int
 
-__all__ = ["KernelBlocks", "Sample", "haar_compress", "kernel_blocks", "prepare_sample"]
+__all__ = ["KernelBlocks", "Sample", "graph_patches", "haar_compress", "kernel_blocks",
+           "prepare_sample"]
 
 
 def haar_compress(eigs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -38,9 +42,20 @@ class Sample:
 
     n: int
     blocks: list
-    matrix: np.ndarray | None = None
+    matrices: list | None = None
     sampler: Callable | None = None
     total: int | None = None
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """The first block as a matrix (``None`` when only eigenvalues were given)."""
+        return self.matrices[0] if self.matrices else None
+
+    @property
+    def psd(self) -> bool:
+        """Every block is positive semi-definite (up to rounding)."""
+        e = self.pooled
+        return bool(e.min() >= -1e-10 * max(float(np.abs(e).max()), 1e-300))
 
     @property
     def eigs(self) -> np.ndarray:
@@ -52,16 +67,36 @@ class Sample:
         """Eigenvalues of all blocks together (their average law is the compressed law)."""
         return np.concatenate(self.blocks)
 
-    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False) -> np.ndarray:
-        """Eigenvalues of a random ``k x k`` principal block of the first sample.
+    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False,
+                  block: int = 0) -> np.ndarray:
+        """Eigenvalues of a random ``k x k`` principal block of block number ``block``.
 
         A real sub-block when a matrix is at hand (``haar=False``), otherwise a Haar
         compression of the eigenvalues (an exact free compression in law).
         """
-        if self.matrix is not None and not haar:
+        if self.matrices is not None and not haar:
             idx = np.sort(rng.choice(self.n, size=k, replace=False))
-            return np.linalg.eigvalsh(self.matrix[np.ix_(idx, idx)])
-        return haar_compress(self.eigs, k, rng)
+            M = self.matrices[block]
+            return np.linalg.eigvalsh(M[np.ix_(idx, idx)])
+        return haar_compress(self.blocks[block], k, rng)
+
+
+def _as_real(value: Any, what: str) -> np.ndarray:
+    """``value`` as a float array; complex, string and object data are refused by name."""
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{what} must be real: got complex values (free decompression needs "
+                        "the eigenvalues of a real symmetric matrix; pass .real if the "
+                        "imaginary part is rounding)")
+    if arr.dtype.kind in "US" or (arr.dtype.kind == "O" and any(
+            isinstance(v, (str, bytes)) for v in arr.ravel())):
+        raise TypeError(f"{what} must be numbers, got an array of {arr.dtype} "
+                        f"(e.g. {arr.ravel()[0]!r})")
+    try:
+        return np.asarray(arr, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be numbers, got {type(value).__name__} holding "
+                        f"{arr.dtype} values") from exc
 
 
 def _check_matrix(A: np.ndarray) -> np.ndarray:
@@ -102,19 +137,26 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
         mats = []
         for _ in range(num_samples):
             idx = np.sort(rng.choice(total, size=n, replace=False))
-            B = np.asarray(sample(idx), dtype=float)
+            B = _as_real(sample(idx), "the block returned by the sampler")
             if B.shape != (n, n):
                 raise ValueError(f"the sampler returned shape {B.shape}, expected {(n, n)}")
             mats.append(_check_matrix(B))
         blocks = [_check_eigs(np.linalg.eigvalsh(M), minimum) for M in mats]
-        return Sample(n, blocks, matrix=mats[0], sampler=sample, total=total)
+        return Sample(n, blocks, matrices=mats, sampler=sample, total=total)
     if total is not None:
         total = check_int(total, "total", low=1)
     if isinstance(sample, (list, tuple)) and sample and np.ndim(sample[0]) == 2:
-        sample = np.stack([np.asarray(s, dtype=float) for s in sample])
+        shapes = sorted({np.shape(s) for s in sample})
+        if len(shapes) > 1:
+            raise ValueError(f"the blocks must all have the same size n x n, got shapes "
+                             f"{shapes}; decompress blocks of one size together")
+        sample = np.stack([_as_real(s, "a block") for s in sample])
+    if isinstance(sample, str):
+        raise TypeError("sample must be eigenvalues (1-d), a symmetric matrix (2-d), a stack "
+                        "of them (3-d) or a callable block sampler, got a str")
     try:
-        arr = np.asarray(sample, dtype=float)
-    except (TypeError, ValueError) as exc:
+        arr = _as_real(sample, "sample")
+    except ValueError as exc:  # ragged nested sequences
         raise TypeError(
             f"sample must be eigenvalues (1-d), a symmetric matrix (2-d), a stack of them "
             f"(3-d) or a callable block sampler, got {type(sample).__name__}") from exc
@@ -123,13 +165,139 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
         return Sample(e.size, [e], total=total)
     if arr.ndim == 2:
         A = _check_matrix(arr)
-        return Sample(A.shape[0], [_check_eigs(np.linalg.eigvalsh(A), minimum)], matrix=A,
+        return Sample(A.shape[0], [_check_eigs(np.linalg.eigvalsh(A), minimum)], matrices=[A],
                       total=total)
     if arr.ndim == 3:
         mats = [_check_matrix(a) for a in arr]
         blocks = [_check_eigs(np.linalg.eigvalsh(M), minimum) for M in mats]
-        return Sample(arr.shape[1], blocks, matrix=mats[0], total=total)
+        return Sample(arr.shape[1], blocks, matrices=mats, total=total)
     raise ValueError(f"sample must be 1-, 2- or 3-dimensional, got {arr.ndim} dimensions")
+
+
+def _graph(matrix: Any) -> Any:
+    """``matrix`` as a validated square symmetric CSR array with explicit zeros removed."""
+    import scipy.sparse as sp
+
+    if sp.issparse(matrix):
+        A = sp.csr_array(matrix, dtype=float, copy=True)
+    elif isinstance(matrix, np.ndarray) and matrix.ndim == 2:
+        A = sp.csr_array(np.asarray(matrix, dtype=float))
+    else:
+        raise TypeError(f"the graph must be a scipy sparse matrix (or a 2-d numpy array) of an "
+                        f"adjacency or Laplacian, got {type(matrix).__name__}")
+    if A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        raise ValueError(f"the graph matrix must be non-empty and square, got shape {A.shape}")
+    if not np.all(np.isfinite(A.data)):
+        raise ValueError("the graph matrix has non-finite entries (NaN or inf)")
+    A.eliminate_zeros()
+    scale = float(np.abs(A.data).max()) if A.nnz else 1.0
+    asym = abs(A - A.T)
+    if asym.nnz and float(asym.max()) > 1e-10 * scale:
+        raise ValueError(f"the graph matrix is not symmetric (max |A - A^T| = "
+                         f"{float(asym.max()):.2e}): graph_patches needs an undirected graph")
+    A.sort_indices()
+    return A
+
+
+def _bfs_patch(A: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Node indices of one breadth-first patch of ``n`` nodes (sorted).
+
+    From a uniformly random seed, whole BFS layers are added while they fit; the layer
+    that would overflow contributes a uniformly random subset of itself. A component
+    exhausted before ``n`` nodes is kept whole and the patch continues from a new
+    random seed among the unvisited nodes.
+    """
+    N = A.shape[0]
+    visited = np.zeros(N, dtype=bool)
+    chosen: list[np.ndarray] = []
+    count = 0
+    while count < n:
+        seed = rng.choice(np.flatnonzero(~visited))
+        frontier = np.array([seed])
+        while frontier.size and count < n:
+            if frontier.size > n - count:
+                frontier = rng.choice(frontier, size=n - count, replace=False)
+            visited[frontier] = True
+            chosen.append(frontier)
+            count += frontier.size
+            nbrs = np.unique(A[frontier].indices)
+            frontier = nbrs[~visited[nbrs]]
+            frontier = np.sort(frontier)
+    return np.sort(np.concatenate(chosen))
+
+
+def graph_patches(matrix: Any, n: int, num_blocks: int = 1, rng: Any = None, *,
+                  return_indices: bool = False) -> Any:
+    r"""Principal blocks of a sparse graph matrix on connected breadth-first patches.
+
+    A uniformly random node subset of a sparse graph is not a free compression: it
+    keeps each edge with probability about :math:`n/N`, leaving most nodes isolated
+    (:func:`freedecomp.checks.sparse_block_findings` detects it). The spectrum of a
+    sparse graph is determined locally, so a connected patch of ``n`` nodes -- the
+    ball around a random node, grown breadth-first -- has nearly the spectral law of
+    the whole graph, *without* decompression: use the blocks' pooled eigenvalues as
+    the estimate (boundary nodes lose some neighbours, an error that shrinks with the
+    patch's surface-to-volume ratio).
+
+    Parameters
+    ----------
+    matrix : scipy sparse matrix or 2-d ndarray, shape (N, N)
+        A symmetric adjacency, Laplacian or normalised Laplacian; its off-diagonal
+        non-zeros are the graph's edges.
+    n : int
+        Patch size, ``1 <= n <= N``.
+    num_blocks : int
+        Number of patches (independent random seeds).
+    rng : None, int or numpy Generator
+        Randomness of the seeds and of the last, partial BFS layer.
+    return_indices : bool
+        Also return the node indices of each patch.
+
+    Returns
+    -------
+    blocks : ndarray, shape (num_blocks, n, n)
+        Dense principal blocks ``matrix[idx][:, idx]`` (indices sorted), accepted by
+        :func:`freedecomp.decompress` like any stack of blocks.
+    indices : ndarray of int, shape (num_blocks, n)
+        Only with ``return_indices=True``.
+
+    Raises
+    ------
+    TypeError
+        A matrix that is neither scipy sparse nor a 2-d array; non-integer sizes.
+    ValueError
+        A non-square, non-finite or non-symmetric matrix; ``n`` outside ``[1, N]``;
+        ``num_blocks < 1``.
+
+    Notes
+    -----
+    Each patch grows from a uniformly random seed, one BFS layer at a time; the layer
+    that would overflow contributes a uniformly random subset. When the seed's
+    connected component has fewer than ``n`` nodes the whole component is kept and
+    the patch continues from a new random unvisited seed, so disconnected graphs and
+    ``n`` larger than a component are handled (such a patch is a union of whole
+    components and one connected piece).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from freedecomp.samplers import graph_patches
+    >>> path = sp.diags_array([np.ones(99), np.ones(99)], offsets=[-1, 1])  # a path graph
+    >>> blocks, idx = graph_patches(path, 10, 2, rng=0, return_indices=True)
+    >>> blocks.shape, bool(np.all(np.diff(idx, axis=1) == 1))   # contiguous pieces
+    ((2, 10, 10), True)
+    """
+    A = _graph(matrix)
+    N = A.shape[0]
+    n = check_int(n, "n", low=1, high=N, hint=f" (the graph has N = {N} nodes)")
+    num_blocks = check_int(num_blocks, "num_blocks", low=1)
+    return_indices = check_bool(return_indices, "return_indices")
+    g = as_rng(rng)
+    if not isinstance(g, np.random.Generator):
+        raise TypeError("graph_patches needs a numpy Generator (or an int seed / None) as rng")
+    idx = np.stack([_bfs_patch(A, n, g) for _ in range(num_blocks)])
+    blocks = np.stack([A[i][:, i].toarray() for i in idx])
+    return (blocks, idx) if return_indices else blocks
 
 
 # ======================================================================== kernel blocks

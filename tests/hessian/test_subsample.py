@@ -2,6 +2,7 @@
 
 import pickle
 import socket
+import warnings
 
 import numpy as np
 import pytest
@@ -68,16 +69,39 @@ def test_a_block_is_the_principal_submatrix_on_its_points():
                                atol=1e-12 * np.abs(full).max())
 
 
-def test_extrapolated_density_has_the_rank_atom_and_parameter_size():
+def test_extrapolated_density_is_the_data_space_law_mapped_back():
+    from freedecomp import decompress
+
     model, (X, y) = _mlp(), _data()
-    sb = data_blocks(model, torch.nn.CrossEntropyLoss(), (X, y))
-    res = extrapolated_density(model, torch.nn.CrossEntropyLoss(), (X, y), sample_size=24,
-                               num_samples=2, rng=0, check=False)
-    P, rows = sb.num_params, N * sb.rows_per_index
-    assert P > rows and res.size == P
-    assert dict(res.atoms)[0.0] == pytest.approx(1 - rows / P)
+    loss = torch.nn.CrossEntropyLoss()
+    sb = data_blocks(model, loss, (X, y))
+    r = sb.rows_per_index
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = extrapolated_density(model, loss, (X, y), sample_size=24, num_samples=2,
+                                   rng=0)
+        law = decompress(sb, N * r, n=24, total=N, rng=0, num_samples=2)
+    P = sb.num_params
+    assert res.size == P and P > N * r
+    rank = N * r * (1 - dict(law.atoms).get(0.0, 0.0))
+    assert dict(res.atoms)[0.0] == pytest.approx(1 - rank / P)
+    assert res.trace() == pytest.approx(sb.scale * law.trace(), rel=1e-9)
     assert abs(res.density.weights.sum() - 1) < 1e-12
     assert res.diagnostics.block_estimates[0]["method"] == "dense"
+
+
+def test_full_data_ggn_trace_and_top_from_a_quarter_of_the_data():
+    model = _mlp()
+    X, y = _data(240, seed=3)
+    loss = torch.nn.CrossEntropyLoss()
+    ev = np.linalg.eigvalsh(dense_matrix(hessian.GGNOperator(model, loss, (X, y))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = extrapolated_density(model, loss, (X, y), sample_size=60, num_samples=4, rng=0)
+    assert res.size == ev.size
+    assert abs(res.trace() / ev.sum() - 1) < 0.1  # the trace is the invariant carried to N
+    top = float(res.quantile(1 - 0.5 / res.size))
+    assert abs(top / ev[-1] - 1) < 0.3
 
 
 def test_bad_sample_sizes_and_data_are_refused():

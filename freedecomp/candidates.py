@@ -1,0 +1,245 @@
+r"""The candidates of :func:`freedecomp.decompress` and their ``n/2 -> n`` validation.
+
+A candidate is a complete estimator from block eigenvalues to the law of the larger
+matrix:
+
+* the **free families** (``rational``, ``algebraic``, ``free``): the block's spectrum
+  is split into exact zeros, outliers and bulk (:mod:`freedecomp.outliers`); a model
+  of the bulk (with the zeros) is decompressed by the bulk ratio ``(N - k)/(n - k)``,
+  its atom at zero set to the exact rank-kept mass when the block is rank-deficient,
+  and the ``k`` outliers are mapped along the real characteristic
+  (:doc:`/theory/free_decompression`);
+* the **baselines**: ``nystrom-pad`` (block eigenvalues times ``N/n``, padded with
+  ``N - n`` zeros: the far-outlier limit of the flow) and ``block`` (the block's
+  spectrum as it is).
+
+Validation decompresses random ``n/2`` sub-blocks (Haar compressions when only
+eigenvalues are given) back to ``n``, where the answer -- the block -- is known, and
+scores each candidate with :func:`freedecomp.evaluation.validation_error` plus
+penalties for what no spectrum can do (negative density, mass lost, mass below zero
+for a positive semi-definite matrix, an atom the data do not have).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from . import models as _m
+from .evaluation import discrete_evaluation, evaluate_model, validation_error
+from .outliers import Split, map_outliers, split_blocks, zero_tolerance
+from .result import GridEvaluation, Score
+
+__all__ = ["BASELINES", "CANDIDATES", "Estimate", "estimate", "validate"]
+
+CANDIDATES: dict[str, list[tuple]] = {
+    "rational": [(1, 0), (1, 1), (2, 1), (1, 2), (2, 2), (3, 2)],
+    "algebraic": [(1, 2), (1, 3), (2, 2), (2, 3)],
+    "free": [(4,), (8,), (16,)],
+}
+BASELINES = ("nystrom-pad", "block")
+FIT_ERRORS = (ValueError, np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError)
+_FITTERS = {"rational": _m.fit_rational, "algebraic": _m.fit_algebraic,
+            "free": _m.fit_chebyshev}
+_COMPLEXITY = {"block": 0, "nystrom-pad": 0}
+
+
+@dataclass(frozen=True, eq=False)
+class Estimate:
+    """One candidate's estimate of the law at the larger size.
+
+    Attributes
+    ----------
+    ev : GridEvaluation
+        The normalised law: continuous bulk, atoms (zero atom, model atoms) and the
+        mapped outliers as atoms of mass ``1/N`` each.
+    raw : GridEvaluation or None
+        The bulk's evaluation before normalisation (free families).
+    name : str
+        Model name.
+    complexity : int
+        Number of free parameters (baselines: 0).
+    outliers : list of (ndarray, ndarray, str)
+        Per side (``"upper"``, ``"lower"``): block values and mapped locations, one row
+        per block.
+    spurious : float
+        Mass of the model's atoms other than the exact atom at zero.
+    zero_mass : float
+        Mass the estimate puts in the exact atom at zero (rank).
+    alpha_bulk : float
+        Ratio the bulk was decompressed by.
+    """
+
+    ev: GridEvaluation
+    raw: GridEvaluation | None
+    name: str
+    complexity: int
+    outliers: list
+    spurious: float = 0.0
+    zero_mass: float = 0.0
+    alpha_bulk: float = 1.0
+
+
+def _baseline(family: str, blocks: Sequence[np.ndarray], alpha: float, num: int,
+              grid: Any) -> Estimate:
+    e = np.concatenate(list(blocks))
+    e = np.where(np.abs(e) <= zero_tolerance(e), 0.0, e)  # exact zeros: one atom
+    if family == "block":
+        ev = discrete_evaluation(e, np.full(e.size, 1.0 / e.size), num, grid)
+        return Estimate(ev, None, "block", 0, [])
+    pad = 1.0 - 1.0 / alpha
+    nodes = np.concatenate([alpha * e, [0.0]])
+    weights = np.concatenate([np.full(e.size, (1.0 - pad) / e.size), [pad]])
+    ev = discrete_evaluation(nodes, weights, num, grid)
+    zero = sum(w for a, w in ev.atoms if a == 0.0)
+    return Estimate(ev, None, "nystrom-pad", 0, [], zero_mass=zero)
+
+
+def _mapped(splits: list[Split], alpha: float) -> list:
+    """Outliers of each block mapped along the characteristic, per side."""
+    out = []
+    for side in ("upper", "lower"):
+        vals = [s.high if side == "upper" else s.low for s in splits]
+        if vals[0].size == 0:
+            continue
+        rests = [np.concatenate([s.rest, s.low if side == "upper" else s.high])
+                 for s in splits]
+        maps = [map_outliers(v, r, alpha) for v, r in zip(vals, rests, strict=True)]
+        out.append((np.array(vals), np.array(maps), side))
+    return out
+
+
+def estimate(family: str, order: tuple, blocks: Sequence[np.ndarray], alpha: float, *,
+             psd: bool, num: int = 2001, grid: Any = None,
+             splits: list[Split] | None = None) -> Estimate:
+    """The estimate of one candidate from ``blocks`` (same size ``n``) at ``N = alpha n``.
+
+    Raises
+    ------
+    ValueError, LinAlgError
+        When the candidate cannot be fitted (too few bulk eigenvalues, a free-form model
+        asked to carry an atom, a model with no continuous mass).
+    """
+    if family in BASELINES:
+        return _baseline(family, blocks, alpha, num, grid)
+    n = blocks[0].size
+    N = alpha * n
+    splits = split_blocks(list(blocks), psd) if splits is None else splits
+    k = splits[0].high.size + splits[0].low.size
+    bulk = np.concatenate([s.bulk for s in splits])
+    if bulk.size < 8 or np.ptp(bulk) <= 0:
+        raise ValueError("too few bulk eigenvalues to fit a model")
+    zeros = sum(s.zeros for s in splits)
+    if zeros and family == "free":
+        raise ValueError("the free-form model cannot carry the atom at zero")
+    model = _FITTERS[family](np.concatenate([s.rest for s in splits]), *order)
+    alpha_b = (N - k) / (n - k)
+    raw = evaluate_model(model, alpha_b, num=num, grid=grid)
+    ev = raw.normalised()
+    missed = 0.0
+    if zeros:
+        sd = model.scale * np.sqrt(alpha_b)
+        ev, missed = _exact_zero_atom(ev, zeros / (zeros + bulk.size), alpha_b, sd)
+        # the mass check counts the exact atom in place of the model's own near zero
+        far = sum(m for a, m in raw.atoms if abs(a) >= 0.05 * sd)
+        cont = raw.mass - sum(m for _, m in raw.atoms)
+        raw = replace(raw, mass=cont + far + ev.atoms[0][1])
+    f = (N - k) / N
+    atoms = [(a, w * f) for a, w in ev.atoms]
+    zero_mass = sum(w for a, w in atoms if zeros and a == 0.0)
+    spurious = sum(w for a, w in atoms) - zero_mass + missed
+    mapped = _mapped(splits, alpha)
+    for _, locs, _ in mapped:
+        atoms += [(float(x), 1.0 / N) for x in locs.mean(axis=0)]
+    ev = replace(ev, rho=ev.rho * f, atoms=atoms)
+    return Estimate(ev, raw, model.name, model.complexity, mapped, spurious, zero_mass,
+                    alpha_b)
+
+
+def _exact_zero_atom(ev: GridEvaluation, w: float, alpha: float, sd: float
+                     ) -> tuple[GridEvaluation, float]:
+    r"""Put the model's atom near zero exactly at zero with the rank-kept mass.
+
+    A rank-deficient block (exact zeros of fraction ``w``) keeps its rank under the
+    flow, so the atom at zero of the decompressed law is
+    :math:`1 - (1 - w)/\alpha` (:doc:`/theory/free_decompression`, "Atoms and rank").
+    The model's atoms within ``0.05 sd`` of zero are replaced by that atom and the
+    continuous part rescaled; the returned figure is how far the model's own atom was
+    from that mass (a penalty in validation).
+    """
+    target = 1.0 - (1.0 - w) / alpha
+    near = [(a, m) for a, m in ev.atoms if abs(a) < 0.05 * sd]
+    rest = [(a, m) for a, m in ev.atoms if abs(a) >= 0.05 * sd]
+    found = sum(m for _, m in near)
+    cont = float(np.trapezoid(ev.rho, ev.x))
+    left = 1.0 - target - sum(m for _, m in rest)
+    if not (cont > 0 and left > 0):
+        raise ValueError("the model leaves no continuous mass beside the atom at zero")
+    rho = np.where(np.abs(ev.x) < 0.05 * sd, 0.0, ev.rho)
+    rho = rho * left / max(float(np.trapezoid(rho, ev.x)), 1e-300)
+    return replace(ev, rho=rho, atoms=[(0.0, target), *rest]), abs(found - target)
+
+
+def _penalty(est: Estimate, psd: bool, top: float) -> float:
+    """What no valid decompression does, in sd units (added to the validation error)."""
+    p = est.spurious
+    raw = est.raw
+    if raw is not None and (raw.negative > 0.02 or abs(raw.mass - 1) > 0.05):
+        p += 1.0
+    if psd:
+        nodes, weights = est.ev.measure()
+        p += 2.0 * float(np.sum(weights[nodes < -1e-6 * top]))
+    return p
+
+
+def _score(key: tuple, sub: np.ndarray, target: np.ndarray, psd: bool
+           ) -> tuple[float, str | None, int]:
+    family, order = key
+    try:
+        est = estimate(family, order, [sub], target.size / sub.size, psd=psd, num=256)
+        s = validation_error(est.ev, target, psd)["total"]
+        return s + _penalty(est, psd, float(target.max())), est.name, est.complexity
+    except FIT_ERRORS:
+        return np.inf, None, 99
+
+
+def validate(sample: Any, keys: Sequence[tuple], rng: np.random.Generator, repeats: int,
+             *, psd: bool, haar: bool = False, screen: float = 2.5, keep: int = 5
+             ) -> dict[str, Score]:
+    """Validation error of the candidates ``keys`` (``(family, order)``), ``n/2 -> n``.
+
+    Sub-samples are drawn in turn from each block (``sample.subsample(k, rng, block=j)``)
+    and scored against that block. Two stages: every candidate is scored on the first
+    sub-sample (screening); those within ``1.3`` times the best screening error, and the
+    best ``keep`` of those within ``screen`` times it, are scored on the remaining
+    ``repeats - 1`` and their ``error`` is the mean over all sub-samples. Screened-out
+    candidates keep their one-sample error and are marked ``screened=True``.
+    """
+    nb = len(sample.blocks)
+    subs = [(sample.subsample(sample.n // 2, rng, haar=haar, block=r % nb), r % nb)
+            for r in range(repeats)]
+    sub0, b0 = subs[0]
+    first = {key: _score(key, sub0, sample.blocks[b0], psd) for key in keys}
+    errs1 = {k: v[0] for k, v in first.items()}
+    best1 = min(errs1.values())
+    ranked = sorted((k for k in keys if np.isfinite(errs1[k])), key=errs1.get)
+    shortlist = [k for i, k in enumerate(ranked)
+                 if errs1[k] <= 1.3 * best1 or (i < keep and errs1[k] <= screen * best1)]
+    out: dict[str, Score] = {}
+    for key in keys:
+        errs = [errs1[key]]
+        if key in shortlist:
+            errs += [_score(key, s, sample.blocks[b], psd)[0] for s, b in subs[1:]]
+        name = first[key][1] or _name(key)
+        out[name] = Score(family=key[0], order=key[1], error=float(np.mean(errs)),
+                          screened=key not in shortlist and len(subs) > 1,
+                          complexity=first[key][2])
+    return out
+
+
+def _name(key: tuple) -> str:
+    family, order = key
+    return family if family in BASELINES else f"{family}{order}"

@@ -1,0 +1,40 @@
+"""Issue 15, freedecomp: bad input gets a clear error naming the problem."""
+
+import numpy as np
+import pytest
+
+from freedecomp import decompress
+
+E = np.linspace(0.0, 1.0, 64)
+
+
+def _sampler(idx):
+    return np.diag(np.arange(len(idx), dtype=float))
+
+
+@pytest.mark.parametrize(
+    ("sample", "size", "kwargs", "exc", "match"),
+    [
+        (E + 1j, 256, {}, TypeError, "must be real: got complex"),
+        (E, [], {}, ValueError, "size must be .* got an empty sequence"),
+        (E, None, {}, TypeError, r"size must be an integer > n = 64 .* got None"),
+        (E, float("nan"), {}, TypeError, "size must be an integer >= 65, got nan"),
+        (E, "256", {}, TypeError, "size must be an integer > n = 64 .* got '256'"),
+        (E, 256.0, {}, TypeError, "size must be an integer >= 65, got 256.0"),
+        (E, [256.0, 512], {}, TypeError, "size must be an integer >= 65, got 256.0"),
+        (np.array(["1.5"] * 64), 256, {}, TypeError, "sample must be numbers"),
+        ([np.diag(np.arange(20.0)), np.diag(np.arange(24.0))], 256, {}, ValueError,
+         r"same size n x n, got shapes \[\(20, 20\), \(24, 24\)\]"),
+        (E, 256, {"slack": -1}, ValueError, "slack must be a real number >= 0, got -1"),
+        (_sampler, 256, {"n": 2.5, "total": 1000}, TypeError,
+         "n must be an integer >= 1, got 2.5"),
+        (lambda idx: np.eye(len(idx)) * 1j, 256, {"n": 40, "total": 1000}, TypeError,
+         "sampler must be real"),
+    ],
+    ids=["complex", "size-empty", "size-none", "size-nan", "size-str", "size-float",
+         "size-float-in-list", "string-eigenvalues", "blocks-of-different-sizes",
+         "slack-negative", "sampler-n-float", "sampler-complex"],
+)
+def test_bad_input_is_refused_by_name(sample, size, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        decompress(sample, size, **kwargs)
