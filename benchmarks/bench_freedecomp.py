@@ -6,7 +6,9 @@ Three sections:
 * ``realistic``: the realistic suite of ``fd_realistic.py`` (NTK, Hessian, GGN,
   activation Gram, RBF kernel, random-feature covariance, road-graph Laplacian, spiked
   control) with the methods and metrics of ``fd_methods.py``;
-* ``patches``: sparse graphs, random blocks against connected patches.
+* ``patches``: sparse graphs, random blocks against connected patches;
+* ``at-scale``: operator blocks from kernels and model curvature (``fd_at_scale.py``,
+  prints its Markdown).
 
 Run: ``.venv/bin/python benchmarks/bench_freedecomp.py [textbook|realistic|patches]
 [--quick] [--seeds K] [--ratios 8,16] [--label L]``. ``textbook`` prints its Markdown;
@@ -397,7 +399,7 @@ def main(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("section", nargs="?", default="textbook",
-                   choices=("textbook", "realistic", "patches", "alpha"))
+                   choices=("textbook", "realistic", "patches", "alpha", "at-scale"))
     p.add_argument("--quick", action="store_true")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--ratios", default="8,16")
@@ -410,6 +412,11 @@ def main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     if a.section == "textbook":
         print(run_textbook(quick=a.quick))
+        return 0
+    if a.section == "at-scale":  # operator blocks from kernels and curvature: fd_at_scale.py
+        from fd_at_scale import run as run_at_scale
+
+        print(run_at_scale(quick=a.quick))
         return 0
     if a.section == "alpha":
         from fd_report import alpha_rst, write_rst

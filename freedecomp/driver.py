@@ -37,12 +37,13 @@ import numpy as np
 from spectra.probes import as_rng
 from spectra.validation import check_bool, check_choice, check_float, check_int
 
+from .blocks import annotate, prepare_blocks
 from .candidates import BASELINES, CANDIDATES, FIT_ERRORS, Estimate, estimate, validate
 from .gram import SAMPLED, DeformedFit
 from .invariants import run_checks
 from .outliers import Outlier
 from .result import Decompression, Diagnostics, FreeDecompressionWarning, Score, support_intervals
-from .samplers import Sample, prepare_sample
+from .samplers import Sample
 
 __all__ = ["CANDIDATES", "METHODS", "MIN_EIGENVALUES", "decompress"]
 
@@ -59,12 +60,16 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
 
     Parameters
     ----------
-    sample : array_like or callable
+    sample : array_like, SpectralDensity, BlockSpectrum or callable
         Eigenvalues of a principal submatrix (1-d), a dense symmetric principal
-        submatrix (2-d), several of them (3-d, or a list of equal-size blocks), or a
-        block sampler ``callable(indices) -> dense principal block`` (then ``n`` and
-        ``total`` are required; ``options["num_samples"]`` blocks are drawn, default 4).
-        Real input only: complex values are refused.
+        submatrix (2-d), several of them (3-d, or a list), the
+        :class:`spectra.SpectralDensity` or :class:`~freedecomp.blocks.BlockSpectrum`
+        of one or several blocks (a list), or a block sampler
+        ``callable(indices) -> principal block`` returning a dense block or an operator
+        (then ``n`` and ``total`` are required; ``options["num_samples"]`` blocks are
+        drawn, default 4). Operator blocks are solved densely up to
+        :data:`~freedecomp.blocks.DENSE_MAX`, by deflated SLQ above
+        (:mod:`freedecomp.blocks`). Real input only: complex values are refused.
     size : int or increasing sequence of int
         Target size(s) ``N > n``. A sequence gives the density flow in ``.flow``.
     method : {"auto", "rational", "algebraic", "free", "deformed", "nystrom-pad", "block"}
@@ -89,7 +94,10 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         ``repeats`` (validation sub-samples, default 3), ``slack`` (selection
         tolerance, default 0.15), ``order`` (force one candidate order),
         ``num_samples`` (blocks drawn from a sampler), ``check`` (run the
-        free-compression and stability checks, default True).
+        free-compression and stability checks, default True), ``blocks`` (a dict of
+        block-estimation options for operator blocks and densities: ``num_probes``,
+        ``num_steps``, ``dense_max``, ``psd``; see
+        :func:`freedecomp.blocks.block_spectrum`).
 
     Returns
     -------
@@ -125,7 +133,8 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
     method = check_choice(method, "method", METHODS)
     sampled = check_choice(sampled, "sampled", SAMPLED)
     g = as_rng(rng)
-    smp = normalise_input(sample, n=n, total=total, rng=g, num_samples=opts.num_samples)
+    smp = normalise_input(sample, n=n, total=total, rng=g, num_samples=opts.num_samples,
+                          options=opts.blocks)
     sizes = _check_sizes(size, smp.n, smp.total)
     num, grid = _check_grid(grid)
     if method == "deformed" or (method == "auto" and columns is not None):
@@ -133,19 +142,24 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
     else:
         fit = _FreeFit.create(smp, method, g, opts)
     results = fit.finish([fit.result(N, num, grid) for N in sizes])
+    results = [annotate(r, smp) for r in results]
     _emit(results)
     return replace(results[-1], flow=tuple(results))
 
 
 def normalise_input(sample: Any, *, n: int | None, total: int | None,
-                    rng: np.random.Generator, num_samples: int) -> Sample:
+                    rng: np.random.Generator, num_samples: int,
+                    options: dict | None = None) -> Sample:
     """Turn whatever ``decompress`` accepts into a :class:`~freedecomp.samplers.Sample`.
 
     The one place where the input is interpreted (eigenvalues, blocks, a block
-    sampler); new kinds of input are added here.
+    sampler); new kinds of input are added here. Spectral densities, block spectra and
+    samplers that return operators become a :class:`~freedecomp.blocks.BlockSample`
+    (:func:`freedecomp.blocks.prepare_blocks`, block options ``options``); the rest goes
+    to :func:`~freedecomp.samplers.prepare_sample`.
     """
-    return prepare_sample(sample, n=n, total=total, rng=rng, num_samples=num_samples,
-                          minimum=MIN_EIGENVALUES)
+    return prepare_blocks(sample, n=n, total=total, rng=rng, num_samples=num_samples,
+                          minimum=MIN_EIGENVALUES, options=options)
 
 
 def _emit(results: list[Decompression]) -> None:
@@ -167,11 +181,12 @@ class _Options:
     order: tuple | None = None
     num_samples: int = 4
     check: bool = True
+    blocks: dict | None = None
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> _Options:
         """Validate ``options``: unknown names are a TypeError, values go through the checkers."""
-        unknown = set(options) - {"repeats", "slack", "order", "num_samples", "check"}
+        unknown = set(options) - {"repeats", "slack", "order", "num_samples", "check", "blocks"}
         if unknown:
             raise TypeError(f"unknown options {sorted(unknown)}")
         order = options.get("order")
@@ -179,7 +194,8 @@ class _Options:
                    slack=check_float(options.get("slack", 0.15), "slack", low=0.0),
                    order=None if order is None else tuple(order),
                    num_samples=check_int(options.get("num_samples", 4), "num_samples", low=1),
-                   check=check_bool(options.get("check", True), "check"))
+                   check=check_bool(options.get("check", True), "check"),
+                   blocks=options.get("blocks"))
 
 
 def _check_sizes(size: Any, n: int, total: int | None) -> list[int]:

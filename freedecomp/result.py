@@ -213,6 +213,11 @@ class Diagnostics(_ByKey):
         Number of outliers kept apart from the bulk (free families).
     zero_fraction : float or None
         Fraction of exact zeros in the sample (a rank-deficient block).
+    block_estimates : tuple of dict or None
+        Blocks given as operators or densities (:mod:`freedecomp.blocks`): per block its
+        ``method`` (dense, slq, density), ``num_matvecs``, ``outliers`` (exact deflated
+        eigenvalues), ``quadrature_error`` and ``probe_error`` (W1, absolute) and
+        ``relative_error`` (their sum over the block's sd).
     warnings : tuple of str
         Human-readable warnings; each is also emitted as a
         :class:`FreeDecompressionWarning` when :func:`~freedecomp.decompress` returns.
@@ -245,6 +250,7 @@ class Diagnostics(_ByKey):
     checks: Mapping[str, Any] | None = None
     outlier_count: int | None = None
     zero_fraction: float | None = None
+    block_estimates: tuple | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -363,11 +369,13 @@ class Decompression:
 
     def cdf(self, t: Any) -> np.ndarray:
         """Cumulative distribution function at ``t``, linear inside grid cells."""
-        nodes, weights = measure_from_grid(self.x, self.rho, [])
         cont = 1.0 - sum(m for _, m in self.atoms)
-        F = np.concatenate([[0.0], np.cumsum(weights)]) * cont
         t = np.asarray(t, dtype=float)
-        out = np.interp(t, self.x, F)
+        out = np.zeros(t.shape)
+        if np.any(self.rho > 0):  # a law of atoms only (a discrete baseline) has no grid mass
+            _, weights = measure_from_grid(self.x, self.rho, [])
+            F = np.concatenate([[0.0], np.cumsum(weights)]) * cont
+            out = np.interp(t, self.x, F)
         for a, m in self.atoms:
             out = out + m * (t >= a)
         return out

@@ -19,7 +19,8 @@ import numpy as np
 from spectra.probes import as_rng
 from spectra.validation import check_bool, check_int
 
-__all__ = ["Sample", "graph_patches", "haar_compress", "prepare_sample"]
+__all__ = ["KernelBlocks", "Sample", "graph_patches", "haar_compress", "kernel_blocks",
+           "prepare_sample"]
 
 
 def haar_compress(eigs: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -312,3 +313,87 @@ def graph_patches(matrix: Any, n: int, num_blocks: int = 1, rng: Any = None, *,
     idx = np.stack([_bfs_patch(A, n, g) for _ in range(num_blocks)])
     blocks = np.stack([A[i][:, i].toarray() for i in idx])
     return (blocks, idx) if return_indices else blocks
+
+
+# ======================================================================== kernel blocks
+class KernelBlocks:
+    """Block sampler of a kernel matrix: ``sampler(indices)`` is the kernel on those rows.
+
+    Build it with :func:`kernel_blocks`. Each call returns a
+    :class:`spectra.operators.KernelOperator` on ``X[indices]`` (never formed; dense
+    blocks are read with its ``block`` method) with the bandwidth fixed once on all
+    of ``X``, so every block is a principal submatrix of the same ``N x N`` kernel.
+
+    Attributes
+    ----------
+    X : ndarray or torch.Tensor
+    operator : KernelOperator
+        The full ``N x N`` kernel (for products or a reference; never formed).
+    total : int
+        ``N``, the number of points.
+    psd : bool
+        Whether the kernel is positive semi-definite (passed on to block estimates).
+    """
+
+    def __init__(self, X: Any, kernel: Any = "rbf", *, bandwidth: float | None = None,
+                 shift: float = 0.0, rng: Any = 0, **params: Any) -> None:
+        from spectra.operators import kernel_operator
+
+        self.operator = kernel_operator(X, kernel, bandwidth=bandwidth, shift=shift, rng=rng,
+                                        **params)
+        self.X = self.operator.X
+        self.total = int(self.operator.shape[0])
+        self.psd = bool(self.operator.psd)
+        self._args = (self.operator.kernel, dict(bandwidth=self.operator.bandwidth,
+                                                 shift=shift, **params))
+
+    @property
+    def block_options(self) -> dict:
+        """Defaults for :func:`freedecomp.blocks.block_spectrum` (the PSD flag)."""
+        return {"psd": self.psd}
+
+    def __call__(self, indices: Any) -> Any:
+        """The kernel operator on ``X[indices]`` (distinct indices in ``[0, N)``)."""
+        from spectra.operators import kernel_operator
+
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"indices must be a non-empty 1-d integer array, got shape "
+                             f"{idx.shape} of {idx.dtype}")
+        if idx.min() < 0 or idx.max() >= self.total or np.unique(idx).size != idx.size:
+            raise ValueError(f"indices must be distinct and lie in [0, {self.total})")
+        kernel, kw = self._args
+        return kernel_operator(self.X[idx], kernel, **kw)
+
+    def __repr__(self) -> str:
+        return f"KernelBlocks({self.operator!r})"
+
+
+def kernel_blocks(X: Any, kernel: Any = "rbf", *, bandwidth: float | None = None,
+                  shift: float = 0.0, rng: Any = 0, **params: Any) -> KernelBlocks:
+    r"""A block sampler of the kernel matrix :math:`K(X, X) + sI` for ``decompress``.
+
+    Parameters
+    ----------
+    X : array_like or torch.Tensor, shape ``(N, d)``
+    kernel, bandwidth, shift, rng, **params
+        As for :func:`spectra.kernel_operator`; the bandwidth (default: the median
+        heuristic) is resolved once on all of ``X``.
+
+    Returns
+    -------
+    KernelBlocks
+        ``sampler(indices)`` returns the kernel operator on those rows; ``.total`` is
+        ``N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from freedecomp import decompress
+    >>> from freedecomp.samplers import kernel_blocks
+    >>> X = np.random.default_rng(0).standard_normal((2000, 3))
+    >>> res = decompress(kernel_blocks(X), 2000, n=250, total=2000, rng=0, num_samples=2)
+    >>> res.size
+    2000
+    """
+    return KernelBlocks(X, kernel, bandwidth=bandwidth, shift=shift, rng=rng, **params)

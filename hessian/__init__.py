@@ -10,8 +10,9 @@ dict; batches are ``(inputs, targets)`` pairs, mappings or dataclasses of keywor
 by a documented rule; a fixed batch's first-order graph is built once and reused; data
 loaders are averaged with exact weights (samples, or counted examples). One-call helpers
 (:func:`top_eigenvalues`, :func:`trace`, :func:`diagonal`, :func:`density`) cover the
-common cases, per layer too, and :mod:`hessian.distributed` runs the same products
-data-parallel over ``torch.distributed``.
+common cases, per layer too; :func:`extrapolated_density` gives the full-data GGN /
+Fisher / Jacobian-Gram spectrum from data subsamples by free decompression; and
+:mod:`hessian.distributed` runs the same products data-parallel over ``torch.distributed``.
 
 Two rooms: :mod:`hessian.curvature` holds the operators and everything they need;
 :mod:`hessian.training` the training-time tools built on them (:class:`SNRAdamW`,
@@ -44,8 +45,10 @@ from .curvature import (
     LanguageModelLoss,
     NTKOperator,
     curvature_operator,
+    data_blocks,
     density,
     diagonal,
+    extrapolated_density,
     per_layer,
     top_eigenvalues,
     trace,
@@ -77,9 +80,11 @@ __all__ = [
     "TrajectoryGramian",
     "curvature",
     "curvature_operator",
+    "data_blocks",
     "distributed",
     "density",
     "diagonal",
+    "extrapolated_density",
     "per_layer",
     "top_eigenvalues",
     "trace",

@@ -6,6 +6,7 @@
     impalpable eigs MATRIX [-k K] [--which LA|SA|LM|BE] [--tol T] [--exact]
     impalpable trace MATRIX [--method xtrace|xnystrace|hutchpp|hutchinson] [--matvecs M]
     impalpable decompress SAMPLE --size N [N ...] [--method auto|...]
+    impalpable decompress POINTS --kernel rbf --sample n --size N [--blocks B] [--exact]
     impalpable hessian MODULE:FUNCTION [--what density|eigs|trace] [--kind hessian|ggn|...]
     impalpable demo [--small]
 
@@ -133,6 +134,24 @@ def _add_matrix_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", type=_positive_int, default=None,
                    help="column count m of a Gram matrix X X^T / m sampled by rows "
                    "(implies the deformed law)")
+    _add_kernel_options(p)
+
+
+def _add_kernel_options(p: argparse.ArgumentParser) -> None:
+    """Kernel mode of ``decompress`` (:mod:`impalpable.commands.decompress_kernel`)."""
+    from .commands.decompress_kernel import KERNEL_CHOICES
+
+    g = p.add_argument_group("kernel mode: SAMPLE is a points file (N x d)")
+    g.add_argument("--kernel", choices=KERNEL_CHOICES, default=None,
+                   help="the kernel matrix of the points, never formed")
+    g.add_argument("--sample", dest="sample_size", type=_positive_int, default=None,
+                   metavar="n", help="points per block")
+    g.add_argument("--blocks", type=_positive_int, default=4, help="blocks drawn (4)")
+    g.add_argument("--bandwidth", type=_positive_float, default=None,
+                   help="kernel length scale (default: the median heuristic)")
+    _add_estimator_options(g, "density", method=False)
+    g.add_argument("--exact", action="store_true",
+                   help=f"also compute the true spectrum densely (N <= {EXACT_LIMIT})")
 
 
 def _add_model_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -6,7 +6,9 @@ its data, as :class:`spectra.Operator` objects (:mod:`~hessian.curvature.operato
 for modules and functional models, batches as tuples, mappings or dataclasses, and the
 token loss of language models (:mod:`~hessian.curvature.losses`);
 the model side they share (:mod:`~hessian.curvature.model`); one-call top eigenvalues,
-trace, diagonal and density (:mod:`~hessian.curvature.spectrum`); and the same products
+trace, diagonal and density (:mod:`~hessian.curvature.spectrum`); the full-data spectrum
+from data subsamples by free decompression (:mod:`~hessian.curvature.subsample`); and the
+same products
 summed over ``torch.distributed`` ranks (:mod:`~hessian.curvature.distributed`).
 
 Nothing here imports :mod:`hessian.training`; the training-time tools build on this.
@@ -27,6 +29,7 @@ from .operators import (
     per_layer,
 )
 from .spectrum import curvature_operator, density, diagonal, top_eigenvalues, trace
+from .subsample import data_blocks, extrapolated_density
 
 __all__ = [
     "CurvatureOperator",
@@ -39,9 +42,11 @@ __all__ = [
     "NTKOperator",
     "check_eval_mode",
     "curvature_operator",
+    "data_blocks",
     "density",
     "diagonal",
     "eval_mode",
+    "extrapolated_density",
     "per_layer",
     "top_eigenvalues",
     "trace",

@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 
 from ..progress import bar_wanted
 from ..report import Report
-from .matrix import cmd_decompress, cmd_density, cmd_eigs, cmd_trace
+from .decompress_kernel import cmd_decompress_any
+from .matrix import cmd_density, cmd_eigs, cmd_trace
 from .model import cmd_hessian
 
 __all__ = ["COMMANDS", "cmd_demo", "command_line"]
@@ -34,4 +35,4 @@ def cmd_demo(args: argparse.Namespace) -> None:
 #: Subcommand name -> the function that runs it.
 COMMANDS: dict[str, Callable[[argparse.Namespace], Report | None]] = {
     "density": cmd_density, "eigs": cmd_eigs, "trace": cmd_trace,
-    "decompress": cmd_decompress, "hessian": cmd_hessian, "demo": cmd_demo}
+    "decompress": cmd_decompress_any, "hessian": cmd_hessian, "demo": cmd_demo}
