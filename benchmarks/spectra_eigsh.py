@@ -184,7 +184,8 @@ def _run(quick: bool = False) -> str:
             results.append(((name, A.shape[0], k, which), _case(name, A, lam, k, which, 1,
                                                                 rng)))
     load1 = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else []
-    import primme
+    import importlib.metadata
+
     import scipy
 
     lines = [
@@ -196,7 +197,7 @@ def _run(quick: bool = False) -> str:
         f"other jobs: load average {' '.join(load0)} at the start, {' '.join(load1)} at "
         f"the end ({time.perf_counter() - t_start:.0f} s in all). Python "
         f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-        f"primme {getattr(primme, '__version__', '?')}; single-threaded BLAS. Wall times "
+        f"primme {importlib.metadata.version('primme')}; single-threaded BLAS. Wall times "
         f"are best of {1 if quick else 3} for the small matrices, one run for the large "
         "one, and noisy on this loaded machine (10-50%).",
         "",

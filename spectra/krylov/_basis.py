@@ -10,6 +10,7 @@ the block basis of :mod:`spectra.krylov._block`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,11 @@ class Basis:
         #: power of two applied to every product (spectra.krylov._scale): the basis runs
         #: on ``inv * A``; H, beta, anorm are in those units (divide by inv for A's)
         self.inv: float | None = None
+        self.lean = None
+        if self.numpy and self.n <= LEAN_N and lock is None:
+            from .._numba.krylov import project_small
+
+            self.lean = project_small
 
     def _rows(self, X):
         """The columns of ``X`` as C-contiguous rows (a copy)."""
@@ -105,8 +111,10 @@ class Basis:
 
     def product(self, v):
         """``inv * (A v)``: one counted product, scaled by the run's power of two."""
-        w = real_product(self.op.matvec(v), f"eigsh product {self.used + 1}")
+        w = self.op.matvec(v)
         self.used += 1
+        if getattr(getattr(w, "dtype", None), "kind", None) != "f" or not self.numpy:
+            w = real_product(w, f"eigsh product {self.used}")
         if self.inv is None:
             self.inv = product_scale(w, self.xp, f"eigsh product {self.used} (Lanczos step 1)")
         if self.numpy:
@@ -155,13 +163,11 @@ class Basis:
         page faults comparable to the arithmetic.
         """
         V, tmp = self.V, self.tmp
-        w = self._own(w)
         col = self.H[:j, j]
-        if self.n <= LEAN_N and self.L is None:  # lean path: one compiled call
-            from .._numba.krylov import project_small
-
-            h, b = project_small(V, j, w, col, DGKS)
+        if self.lean:  # one compiled call (w is owned: see product)
+            h, b = self.lean(V, j, w, col, DGKS)
             return w, h, float(b)
+        w = self._own(w)
         nz = np.flatnonzero(col)
         if nz.size == 1:
             np.multiply(V[nz[0]], col[nz[0]], out=tmp)
@@ -199,13 +205,13 @@ class Basis:
         j = self.size
         w = self.product(self.V[j])
         w, h, b = self._project(w, j)
-        if not (np.all(np.isfinite(h)) and np.isfinite(b)):
+        if not (math.isfinite(b) and (self.lean or np.all(np.isfinite(h)))):
             raise NonFiniteError(
                 f"the operator's product returned NaN or Inf at eigsh product {self.used} "
                 f"(Lanczos step {j + 1}); check the operator"
             )
         self.H[j, j] = h[j]
-        self.anorm = max(self.anorm, float(np.hypot(np.hypot(h[j], b), self.beta)))
+        self.anorm = max(self.anorm, math.hypot(float(h[j]), b, self.beta))
         self.size = j + 1
         if self.size >= self.dim:  # the whole space: the Ritz pairs are exact
             self.beta = 0.0

@@ -85,7 +85,9 @@ class Run:
     def iterate(self) -> bool:
         """Steps and restarts until the wanted estimates converge; ``False``: budget out."""
         B = self.B
-        if self.theta is not None and B.size >= B.m and not self.exhausted:
+        if self.theta is not None and self.exhausted:
+            return True
+        if self.theta is not None and B.size >= B.m:
             self._restart()
         last = -1
         while True:
@@ -263,7 +265,7 @@ class Copies:
             run.ritz()
             th, x, r, ok, verified = run.solve(self.output_order)
             self.B.used = C.used
-            if not (ok and verified):
+            if not (ok and (verified or run.exhausted)):
                 return theta, X, true, "unsure"
             theta, true = theta.copy(), true.copy()
             theta[worst], true[worst] = th[0], r[0]

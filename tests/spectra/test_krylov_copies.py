@@ -3,6 +3,8 @@ are found or flagged (issue 15)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -115,3 +117,18 @@ def test_check_copies_off_keeps_the_single_vector_answer():
     assert "deflated" not in res.message
     on = eigsh(np.diag(LAM5), 3, tol=1e-10, rng=0)
     assert on.num_matvecs > res.num_matvecs
+
+
+@pytest.mark.parametrize("n", [3, 4, 6, 8, 12])
+def test_small_n_every_k_with_a_triple_eigenvalue(n):
+    # small dimensions: the check's complement may be exhausted (exact) or tiny
+    lam = np.r_[[5.0] * 3, np.arange(n - 3.0)]
+    ref = np.sort(lam)
+    for A in (np.diag(lam), matrix_from_eigenvalues(lam, rng=n)):
+        for k in range(1, n):
+            for which, expect in (("LA", ref[::-1][:k]), ("SA", ref[:k])):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    res = eigsh(A, k, which=which, tol=1e-10, rng=0)
+                np.testing.assert_allclose(np.sort(res.eigenvalues), np.sort(expect),
+                                           atol=1e-8, err_msg=f"k={k} {which}")

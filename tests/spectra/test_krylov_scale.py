@@ -101,3 +101,15 @@ def test_scale_equivariance_property(P, t):
     c = 10.0**t
     _same_eigsh(P, c, rtol=1e-8)
     _same_lanczos(P, c, rtol=1e-8)
+
+
+@pytest.mark.parametrize("c", [1e-30, 1e30])
+def test_float32_scale(P, c):
+    P32 = P.astype(np.float32)
+    res = eigsh(P32 * np.float32(c), 2, tol=1e-5, rng=0)
+    assert res.converged and res.eigenvectors.dtype == np.float32
+    np.testing.assert_allclose(res.eigenvalues / c, LAM[::-1][:2], rtol=1e-5)
+    lz = lanczos(P32 * np.float32(c), 8, rng=0)
+    ref = lanczos(P32, 8, rng=0)
+    assert lz.steps[0] == 8
+    np.testing.assert_allclose(lz.alpha / c, ref.alpha, rtol=1e-5)
