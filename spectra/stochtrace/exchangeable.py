@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..backend import coldots, eps
-from .core import _START, _Ctx, _drive, _sketch_chunk
+from .core import _START, _Ctx, _drive, _sketch_chunk, extend_basis
 
 
 def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
@@ -85,26 +85,16 @@ class _Sketch:
             self._add(min(self.chunk, k - self.k))
 
     def _add(self, c: int) -> None:
-        ctx, xp, host = self.ctx, self.ctx.xp, self.ctx.host
+        ctx, host = self.ctx, self.ctx.host
         k0, k1 = self.k, self.k + c
         Om = ctx.draw_into(self._om[k0:k1])
         Y = ctx.apply(Om)
         self.d[k0:k1], self.o2[k0:k1] = coldots(Om, Y), coldots(Om, Om)
         Q0 = self._q[:k0]  # rows: the basis vectors so far
-        ynorm = float(np.sqrt(np.max(coldots(Y, Y))))
-        if k0:  # (C^T Q0)^T: the n x c result is written row-major, several times faster
-            C = Q0 @ Y
-            Y = Y - (C.T @ Q0).T
-            C2 = Q0 @ Y
-            Y -= (C2.T @ Q0).T
-            self.R[:k0, k0:k1] = host(C + C2)
-        Qe, Rb = _qr(xp, Y)
+        Qe, Rtop, Rb = extend_basis(ctx, Q0, Y, Om)
         del Y
-        Rb = host(Rb)
-        smin = float(np.linalg.svd(Rb, compute_uv=False)[-1])
-        if smin <= 1e-3 * ynorm:
-            # Q0^T Qe ~ eps ||Y|| / sigma_min(Rb): check (and repair) only when it may be big
-            Qe = self._orthogonal(Q0, Qe, Om)
+        if k0:
+            self.R[:k0, k0:k1] = Rtop
         self.R[k0:k1, k0:k1] = Rb
         self._q[k0:k1] = Qe.T
         Ze = ctx.apply(self._q[k0:k1].T)
@@ -123,44 +113,11 @@ class _Sketch:
         self.T[k0:k1, :k1] = host(Ze.T @ Omn.T)
         self.k = k1
 
-    def _orthogonal(self, Q0: Any, Qe: Any, Om: Any):
-        """``Qe`` made orthogonal to the rows of ``Q0`` when the chunk was (nearly) inside.
-
-        A chunk whose products lie (numerically) in ``range(Q)`` leaves a residual of
-        rounding noise or zero; its QR factor is then re-orthogonalised, and if that
-        fails too the chunk's test vectors give the new directions (the ``R`` block is
-        at rounding level either way).
-        """
-        xp, host = self.ctx.xp, self.ctx.host
-        if Q0.shape[0] == 0:
-            return Qe
-        tol = 1e3 * eps(self.ctx.op.dtype)
-        for X in (Qe, Om):
-            for _ in range(2):
-                E = Q0 @ X
-                if float(np.max(np.abs(host(E)))) <= tol and X is Qe:
-                    return Qe
-                X = _qr(xp, X - (E.T @ Q0).T)[0]
-                if float(np.max(np.abs(host(Q0 @ X)))) <= tol:
-                    return X
-        return X
-
     def small(self) -> dict[str, np.ndarray]:
         """The ``k x k`` projections used by XTrace, on the host in float64."""
         k = self.k
         return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": self.T[:k, :k],
                 "d": self.d[:k], "R": self.R[:k, :k], "o2": self.o2[:k]}
-
-
-def _qr(xp: Any, Y: Any) -> tuple[Any, Any]:
-    """Reduced QR of a block we own, in its dtype.
-
-    LAPACK ``?geqrf`` in place for numpy (``numpy.linalg.qr`` would work in float64 on
-    float32 input); ``torch.linalg.qr`` for torch.
-    """
-    if xp.__name__.endswith("numpy"):
-        return sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)
-    return xp.linalg.qr(Y)
 
 
 def _shifted(Y: Any, Om: Any, nu: float) -> Any:

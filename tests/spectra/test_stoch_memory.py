@@ -36,7 +36,8 @@ def _peak_vectors(fn, dtype):
 @pytest.mark.parametrize("method,m,block", [("hutchinson", 20, None), ("hutchinson", 30, 4),
                                             ("xtrace", 40, None), ("xtrace", 60, 3),
                                             ("xtrace", 16, None), ("xnystrace", 20, None),
-                                            ("xnystrace", 30, 7)])
+                                            ("xnystrace", 30, 7), ("hutchpp", 40, None),
+                                            ("hutchpp", 60, 5)])
 def test_trace_memory_within_20_percent_of_formula(dtype, method, m, block):
     op = _diagonal_operator(dtype)
     cap = max(1, _BLOCK_BYTES // (N * np.dtype(dtype).itemsize))
