@@ -131,7 +131,7 @@ def _sketch_chunk(k: int, block: int) -> int:
     return max(1, min(block, -(-k // 4)))
 
 
-def memory_vectors(method: str, m: int, n: int, block: int) -> int:
+def memory_vectors(method: str, m: int, n: int, block: int, itemsize: int = 8) -> int:
     """Peak number of ``n``-vectors (in the operator's dtype) an estimate keeps at once.
 
     With ``b = min(block, m)`` and, for the sketches, ``k = m // 2`` test vectors and
@@ -140,8 +140,9 @@ def memory_vectors(method: str, m: int, n: int, block: int) -> int:
     * Hutchinson (trace): ``2b`` (a block of probes and its products); the diagonal adds
       four float64 ``n``-vectors (shift, sums, one product), ``8`` or ``16`` in float32.
     * XTrace: ``2k + 2c`` (``Omega`` and ``Q`` kept; the chunk's products and its QR
-      factor or ``AQ`` as workspace). XDiag: ``3k + 2c`` (``AQ`` kept)
-      plus the ``O(k)`` ``n x k`` arrays of its jackknife.
+      factor or ``AQ`` as workspace). XDiag: ``3k + 2c`` (``AQ`` kept) plus
+      its two float64 outputs (mean and standard error; the jackknife works on slices
+      of rows).
     * XNysTrace: ``3m`` (``Omega``, ``A Omega`` and the shifted sketch factored in place).
     * Hutch++: ``max(2 r + 4 s, r + 2 min(block, m - 2 s))`` with ``s = max(1, m // 25)``
       and ``r = max(s, (m - max(2, ceil(m/3))) // 2)`` (``Q`` and ``AQ`` with sketch
@@ -157,7 +158,7 @@ def memory_vectors(method: str, m: int, n: int, block: int) -> int:
     r = max(s, (m - max(2, -(-m // 3))) // 2)
     hutchpp = max(2 * r + 4 * s, r + 2 * min(block, m - 2 * s))
     return {"hutchinson": 2 * b, "hutchpp": hutchpp, "xtrace": 2 * k + 2 * c,
-            "xdiag": 3 * k + 2 * c, "xnystrace": 3 * m}[method]
+            "xdiag": 3 * k + 2 * c + 2 * 8 // itemsize, "xnystrace": 3 * m}[method]
 
 
 def _setup(
@@ -180,7 +181,7 @@ def _setup(
     cap = max(1, _BLOCK_BYTES // (n * itemsize))
     block = cap if block_size is None else check_int(block_size, "block_size", low=1,
                                                       hint=" (or None)")
-    vecs = memory_vectors(method, m, n, block) if m < n else 3 * min(block, n)
+    vecs = memory_vectors(method, m, n, block, itemsize) if m < n else 3 * min(block, n)
     require_memory(vecs * n * itemsize,
                    f"{name}(method={method!r}) with {m} products on n = {n} ({vecs} vectors of "
                    f"length n in {dtype_name(op.dtype)})", getattr(op, "device", "cpu"))

@@ -213,37 +213,54 @@ def _xdiag_moments(sk: _Sketch) -> tuple[np.ndarray, np.ndarray]:
 
     Replicate ``j`` (XDiag on :math:`\Omega_{-j}`) sums the leave-two-out estimates
     over ``i != j``; with ``X = QS``, ``V = ZS`` and the pair coefficients of
-    :func:`_xtrace_estimates` the sums are ``n x k x k`` products.
+    :func:`_xtrace_estimates` the sums are ``n x k x k`` products. Every entry depends
+    on its own row of ``Q``, ``Z`` and ``Omega`` only, so the rows are processed in
+    slices of about ``2^16 / k`` (about 5 MiB of workspace; two float64 ``n``-vectors of
+    output).
     """
-    ctx, xp = sk.ctx, sk.ctx.xp
+    ctx = sk.ctx
     R = sk.small()["R"]
     S = _loo_directions(R, ctx.op.dtype)
     k = S.shape[1]
     SR = S.T @ R
     alpha = np.diag(SR).copy()  # s_i^T r_i
-    Sd = ctx.dev(S)
-    X, V = sk.Q @ Sd, sk.Z @ Sd
+    coef = {"S": S, "alpha": alpha}
+    if k >= 2:
+        rho = S.T @ S
+        Cc = 1.0 / _pair_den(rho)
+        np.fill_diagonal(Cc, 0.0)
+        Ec, beta = rho * Cc, SR.T  # beta[i, j] = s_j^T r_i
+        coef.update(Cc=Cc, Ec=Ec, csum=np.sum(Cc, axis=0),
+                    C1=Cc * alpha[:, None] - Ec * beta, C2=Cc * beta - Ec * alpha[:, None])
+    coef = {key: ctx.dev(val) for key, val in coef.items()}
+    mean, se = np.empty(ctx.n), np.full(ctx.n, np.inf)
+    rows = max(64, 2**16 // max(k, 1))
+    Q, Z, Om = sk.Q, sk.Z, sk.Om
+    for a in range(0, ctx.n, rows):
+        sl = slice(a, min(ctx.n, a + rows))
+        m_, s_ = _xdiag_rows(ctx.xp, Q[sl], Z[sl], Om[sl], coef, k)
+        mean[sl] = ctx.host(m_)
+        if s_ is not None:
+            se[sl] = ctx.host(s_)
+    return mean, se
+
+
+def _xdiag_rows(xp: Any, Q: Any, Z: Any, Om: Any, c: dict, k: int) -> tuple[Any, Any]:
+    """:func:`_xdiag_moments` on a slice of rows (float64 results in the operator's xp)."""
     f64 = xp.float64
-    D = xp.sum(xp.astype(sk.Q * sk.Z, f64), axis=1)
-    OX = sk.Om * X
-    E = xp.astype(OX * ctx.dev(alpha)[None, :] - X * V, f64) + D[:, None]
+    X, V = Q @ c["S"], Z @ c["S"]
+    D = xp.sum(xp.astype(Q * Z, f64), axis=1)
+    OX = Om * X
+    E = xp.astype(OX * c["alpha"][None, :] - X * V, f64) + D[:, None]
     mean = xp.mean(E, axis=1)
     if k < 2:
-        return ctx.host(mean), np.full(ctx.n, np.inf)
-    rho = S.T @ S
-    Cc = 1.0 / _pair_den(rho)
-    np.fill_diagonal(Cc, 0.0)
-    Ec, beta = rho * Cc, SR.T  # beta[i, j] = s_j^T r_i
-    C1 = Cc * alpha[:, None] - Ec * beta
-    C2 = Cc * beta - Ec * alpha[:, None]
+        return mean, None
     XV = X * V
-    dv = ctx.dev
-    tot = (XV @ dv(-Cc) - XV * dv(np.sum(Cc, axis=0))[None, :] + V * (X @ dv(Ec))
-           + X * (V @ dv(Ec)) + OX @ dv(C1) + X * (sk.Om @ dv(C2)))
+    tot = (XV @ (-c["Cc"]) - XV * c["csum"][None, :] + V * (X @ c["Ec"])
+           + X * (V @ c["Ec"]) + OX @ c["C1"] + X * (Om @ c["C2"]))
     reps = xp.astype(tot, f64) / (k - 1) + D[:, None]
     dev = reps - xp.mean(reps, axis=1)[:, None]
-    se = xp.sqrt((k - 1) / k * xp.sum(dev * dev, axis=1))
-    return ctx.host(mean), ctx.host(se)
+    return mean, xp.sqrt((k - 1) / k * xp.sum(dev * dev, axis=1))
 
 
 def _xnystrace_estimates(ctx: _Ctx, grams: tuple, k: int,

@@ -52,3 +52,14 @@ def test_hutchinson_diagonal_memory():
     got = _peak_vectors(lambda: diagonal(op, 20, method="hutchinson", block_size=5, rng=0),
                         np.float64)
     assert abs(got - formula) <= 0.2 * formula, (got, formula)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m,block", [(40, None), (30, 4)])
+def test_xdiag_memory(dtype, m, block):
+    op = _diagonal_operator(dtype)
+    cap = max(1, _BLOCK_BYTES // (N * np.dtype(dtype).itemsize))
+    formula = memory_vectors("xdiag", m, N, cap if block is None else block,
+                             np.dtype(dtype).itemsize)
+    got = _peak_vectors(lambda: diagonal(op, m, block_size=block, rng=0), dtype)
+    assert abs(got - formula) <= 0.2 * formula, (got, formula)
