@@ -42,18 +42,19 @@ class _Sketch:
 
     Keeps :math:`\Omega` and the orthonormal basis :math:`Q` of :math:`A\Omega = QR`
     (and :math:`Z = AQ` for XDiag) in ``(kmax, n)`` buffers in the operator's dtype and
-    device, and the ``k x k`` projections :math:`H = Q^TAQ`, :math:`W = Q^T\Omega`,
-    :math:`T = Z^T\Omega`, ``R``, :math:`\omega_i^TA\omega_i` and
-    :math:`\|\omega_i\|^2` in float64 on the host. Test vectors are added in chunks
-    of at most ``c`` columns: their products ``Y`` are orthogonalised against ``Q`` by
-    block classical Gram-Schmidt with one reorthogonalisation, factored by Householder
-    QR, and the projections are extended without forming ``A\Omega`` again (``A`` is
-    symmetric, so :math:`Q_{old}^TZ_{new}` gives both off-diagonal blocks of ``H`` and
-    :math:`Z_{old}^T\Omega_{new} = Q_{old}^TY_{new}`).
+    device, and the ``k x k`` projections :math:`H = Q^TAQ`, ``R``,
+    :math:`\omega_i^TA\omega_i` and :math:`\|\omega_i\|^2` in float64 on the host
+    (:math:`T = Z^T\Omega = Q^TA\Omega = R` for symmetric ``A``, and
+    :math:`W = Q^T\Omega` is formed by one product when needed). Test vectors are added
+    in chunks of at most ``c`` columns: their products ``Y`` are orthogonalised against
+    ``Q`` by block classical Gram-Schmidt with one reorthogonalisation, factored by
+    Householder QR (:func:`~spectra.stochtrace.core.extend_basis`), and ``H`` is
+    extended without forming ``AQ`` again (``A`` is symmetric, so :math:`Q^TZ_{new}`
+    gives both off-diagonal blocks).
 
     Memory: ``2 kmax`` ``n``-vectors for XTrace (``3 kmax`` with ``Z`` for XDiag) plus
-    about ``4 c`` of chunk workspace (``Y``, its projection, the QR factor and ``AQ``
-    of the chunk), all in the operator's dtype.
+    about ``2 c`` of chunk workspace (the chunk's products, then its ``AQ``), all in the
+    operator's dtype.
     """
 
     def __init__(self, ctx: _Ctx, kmax: int, keep_z: bool) -> None:
@@ -65,7 +66,8 @@ class _Sketch:
         new = lambda: _empty(op.backend, kmax, n, op.dtype, op.device)  # noqa: E731
         self._om, self._q = new(), new()
         self._z = new() if keep_z else None
-        self.H, self.W, self.T, self.R = (np.zeros((kmax, kmax)) for _ in range(4))
+        self.H, self.W, self.R = (np.zeros((kmax, kmax)) for _ in range(3))
+        self._w_k = -1
         self.d, self.o2 = np.zeros(kmax), np.zeros(kmax)
 
     @property
@@ -100,24 +102,27 @@ class _Sketch:
         Ze = ctx.apply(self._q[k0:k1].T)
         if self._z is not None:
             self._z[k0:k1] = Ze.T
-        Qn, Omn = self._q[:k1], self._om[:k1]
-        Hn = host(Qn @ Ze)  # (k1, c): columns k0:k1 of H
+        Hn = host(self._q[:k1] @ Ze)  # (k1, c): columns k0:k1 of H
         self.H[:k1, k0:k1] = Hn
         self.H[k0:k1, :k0] = Hn[:k0].T
         blk = self.H[k0:k1, k0:k1]
         self.H[k0:k1, k0:k1] = 0.5 * (blk + blk.T)
-        self.W[k0:k1, :k1] = host(Qe.T @ Omn.T)
-        if k0:
-            self.W[:k0, k0:k1] = host(Q0 @ Om)
-            self.T[:k0, k0:k1] = self.R[:k0, k0:k1]  # Z_old^T Om_new = Q_old^T A Om_new
-        self.T[k0:k1, :k1] = host(Ze.T @ Omn.T)
         self.k = k1
 
     def small(self) -> dict[str, np.ndarray]:
-        """The ``k x k`` projections used by XTrace, on the host in float64."""
+        r"""The ``k x k`` projections used by XTrace, on the host in float64.
+
+        ``W = Q^T\Omega`` is one ``k x n x k`` product (compute-bound, unlike chunk
+        updates); ``T = Z^T\Omega = Q^TA\Omega = R`` for the symmetric operators XTrace
+        takes, so it is not formed.
+        """
         k = self.k
-        return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": self.T[:k, :k],
-                "d": self.d[:k], "R": self.R[:k, :k], "o2": self.o2[:k]}
+        if self._w_k != k:
+            self.W[:k, :k] = self.ctx.host(self._q[:k] @ self._om[:k].T)
+            self._w_k = k
+        R = self.R[:k, :k]
+        return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": R, "d": self.d[:k], "R": R,
+                "o2": self.o2[:k]}
 
 
 def _shifted(Y: Any, Om: Any, nu: float) -> Any:
