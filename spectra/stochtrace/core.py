@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import scipy.linalg as sla
 
-from ..backend import absmax, coldots, dtype_name, from_numpy, to_numpy
+from ..backend import absmax, coldots, dtype_name, eps, from_numpy, to_numpy
 from ..operators import Operator, as_operator, require_square, require_symmetric
 from ..probes import PROBES, as_rng, draw
 from ..results import NonFiniteError
@@ -130,7 +131,7 @@ def _sketch_chunk(k: int, block: int) -> int:
     return max(1, min(block, -(-k // 4)))
 
 
-def memory_vectors(method: str, m: int, n: int, block: int) -> int:
+def memory_vectors(method: str, m: int, n: int, block: int, itemsize: int = 8) -> int:
     """Peak number of ``n``-vectors (in the operator's dtype) an estimate keeps at once.
 
     With ``b = min(block, m)`` and, for the sketches, ``k = m // 2`` test vectors and
@@ -138,11 +139,14 @@ def memory_vectors(method: str, m: int, n: int, block: int) -> int:
 
     * Hutchinson (trace): ``2b`` (a block of probes and its products); the diagonal adds
       four float64 ``n``-vectors (shift, sums, one product), ``8`` or ``16`` in float32.
-    * XTrace: ``2k + 4c`` (``Omega`` and ``Q`` kept; the chunk's products, their
-      projection, QR factor and ``AQ`` as workspace). XDiag: ``3k + 4c`` (``AQ`` kept)
-      plus the ``O(k)`` ``n x k`` arrays of its jackknife.
+    * XTrace: ``2k + 2c`` (``Omega`` and ``Q`` kept; the chunk's products and its QR
+      factor or ``AQ`` as workspace). XDiag: ``3k + 2c`` (``AQ`` kept) plus
+      its two float64 outputs (mean and standard error; the jackknife works on slices
+      of rows).
     * XNysTrace: ``3m`` (``Omega``, ``A Omega`` and the shifted sketch factored in place).
-    * Hutch++: at most ``4m`` (sketch, products and residual probes).
+    * Hutch++: ``max(2 r + 4 s, r + 2 min(block, m - 2 s))`` with ``s = max(1, m // 25)``
+      and ``r = max(s, (m - max(2, ceil(m/3))) // 2)`` (``Q`` and ``AQ`` with sketch
+      blocks, then ``Q`` with a block of residual probes and their products).
 
     Used to refuse impossible sizes before anything is allocated, and checked against
     the measured peak in ``tests/spectra/test_stoch_memory.py``.
@@ -150,8 +154,11 @@ def memory_vectors(method: str, m: int, n: int, block: int) -> int:
     k = min(m, n) // 2
     b = min(block, m)
     c = _sketch_chunk(max(k, 1), block)
-    return {"hutchinson": 2 * b, "hutchpp": 4 * m, "xtrace": 2 * k + 4 * c,
-            "xdiag": 3 * k + 4 * c, "xnystrace": 3 * m}[method]
+    s = max(1, m // 25)
+    r = max(s, (m - max(2, -(-m // 3))) // 2)
+    hutchpp = max(2 * r + 4 * s, r + 2 * min(block, m - 2 * s))
+    return {"hutchinson": 2 * b, "hutchpp": hutchpp, "xtrace": 2 * k + 2 * c,
+            "xdiag": 3 * k + 2 * c + 2 * 8 // itemsize, "xnystrace": 3 * m}[method]
 
 
 def _setup(
@@ -174,7 +181,7 @@ def _setup(
     cap = max(1, _BLOCK_BYTES // (n * itemsize))
     block = cap if block_size is None else check_int(block_size, "block_size", low=1,
                                                       hint=" (or None)")
-    vecs = memory_vectors(method, m, n, block) if m < n else 3 * min(block, n)
+    vecs = memory_vectors(method, m, n, block, itemsize) if m < n else 3 * min(block, n)
     require_memory(vecs * n * itemsize,
                    f"{name}(method={method!r}) with {m} products on n = {n} ({vecs} vectors of "
                    f"length n in {dtype_name(op.dtype)})", getattr(op, "device", "cpu"))
@@ -298,19 +305,58 @@ def _hutchinson(ctx: _Ctx, m: int, rtol: float | None, diag: bool) -> tuple[tupl
 # ---------------------------------------------------------------------------- sketches
 
 
-def _cat(xp: Any, a: Any, b: Any):
-    """Columns of ``a`` then ``b`` (``a`` may be ``None``)."""
-    return b if a is None else xp.concat([a, b], axis=1)
+def _qr(xp: Any, Y: Any) -> tuple[Any, Any]:
+    """Reduced QR of a block we own, in its dtype.
 
-
-def _extend_basis(xp: Any, Q: Any, Ynew: Any):
-    """Orthonormal columns extending ``Q`` so that the result spans ``[Q, Ynew]``.
-
-    Householder QR of ``[Q, Ynew]`` keeps the whole basis orthonormal even when
-    ``Ynew`` is (numerically) inside ``range(Q)``.
+    LAPACK ``?geqrf`` in place for numpy (``numpy.linalg.qr`` would work in float64 on
+    float32 input); ``torch.linalg.qr`` for torch.
     """
-    if Q is None:
-        return xp.linalg.qr(Ynew)[0]
-    k = Q.shape[1]
-    Qf = xp.linalg.qr(xp.concat([Q, Ynew], axis=1))[0]
-    return Qf[:, k:]
+    if xp.__name__.endswith("numpy"):
+        return sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)
+    return xp.linalg.qr(Y)
+
+
+def extend_basis(ctx: _Ctx, Q0: Any, Y: Any, fallback: Any) -> tuple[Any, Any, np.ndarray]:
+    r"""Orthonormal columns ``Qe`` extending the basis ``Q0`` (rows) to span ``[Q0^T, Y]``.
+
+    Block classical Gram-Schmidt with one reorthogonalisation against ``Q0``, then a
+    Householder QR of the residual: :math:`Y = Q_0^TR_{top} + Q_eR_b`. When ``R_b`` is
+    ill-conditioned (the chunk lies nearly inside the basis, so the orthogonality loss
+    :math:`\sim\epsilon\|Y\|/\sigma_{min}(R_b)` may be large) ``Qe`` is checked and
+    repaired (re-orthogonalised, or rebuilt from ``fallback``, e.g. the chunk's test
+    vectors, when it lies inside too). ``Y`` is overwritten. Returns
+    ``(Qe, R_top, R_b)``, the factors on the host in float64 (``R_top`` is ``None`` for
+    an empty basis).
+    """
+    xp, host = ctx.xp, ctx.host
+    k0 = Q0.shape[0]
+    ynorm = float(np.sqrt(np.max(coldots(Y, Y))))
+    rtop = None
+    if k0:  # (C^T Q0)^T: the n x c result is written row-major, several times faster
+        C = Q0 @ Y
+        Y -= (C.T @ Q0).T
+        C2 = Q0 @ Y
+        Y -= (C2.T @ Q0).T
+        rtop = host(C + C2)
+    Qe, Rb = _qr(xp, Y)
+    Rb = host(Rb)
+    if k0 and float(np.linalg.svd(Rb, compute_uv=False)[-1]) <= 1e-3 * ynorm:
+        Qe = _repair(ctx, Q0, Qe, fallback)
+    return Qe, rtop, Rb
+
+
+def _repair(ctx: _Ctx, Q0: Any, Qe: Any, fallback: Any):
+    """``Qe`` made orthogonal to the rows of ``Q0`` (to ``1e3 eps``), else ``fallback``'s."""
+    xp, host = ctx.xp, ctx.host
+    tol = 1e3 * eps(ctx.op.dtype)
+    X = Qe
+    for X0 in (Qe, fallback):
+        X = X0
+        for _ in range(2):
+            E = Q0 @ X
+            if float(np.max(np.abs(host(E)))) <= tol:
+                return X
+            X = _qr(xp, X - (E.T @ Q0).T)[0]
+        if float(np.max(np.abs(host(Q0 @ X)))) <= tol:
+            return X
+    return X

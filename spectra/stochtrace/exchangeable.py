@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..backend import coldots, eps
-from .core import _START, _Ctx, _drive, _sketch_chunk
+from .core import _START, _Ctx, _drive, _sketch_chunk, extend_basis
 
 
 def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
@@ -42,18 +42,19 @@ class _Sketch:
 
     Keeps :math:`\Omega` and the orthonormal basis :math:`Q` of :math:`A\Omega = QR`
     (and :math:`Z = AQ` for XDiag) in ``(kmax, n)`` buffers in the operator's dtype and
-    device, and the ``k x k`` projections :math:`H = Q^TAQ`, :math:`W = Q^T\Omega`,
-    :math:`T = Z^T\Omega`, ``R``, :math:`\omega_i^TA\omega_i` and
-    :math:`\|\omega_i\|^2` in float64 on the host. Test vectors are added in chunks
-    of at most ``c`` columns: their products ``Y`` are orthogonalised against ``Q`` by
-    block classical Gram-Schmidt with one reorthogonalisation, factored by Householder
-    QR, and the projections are extended without forming ``A\Omega`` again (``A`` is
-    symmetric, so :math:`Q_{old}^TZ_{new}` gives both off-diagonal blocks of ``H`` and
-    :math:`Z_{old}^T\Omega_{new} = Q_{old}^TY_{new}`).
+    device, and the ``k x k`` projections :math:`H = Q^TAQ`, ``R``,
+    :math:`\omega_i^TA\omega_i` and :math:`\|\omega_i\|^2` in float64 on the host
+    (:math:`T = Z^T\Omega = Q^TA\Omega = R` for symmetric ``A``, and
+    :math:`W = Q^T\Omega` is formed by one product when needed). Test vectors are added
+    in chunks of at most ``c`` columns: their products ``Y`` are orthogonalised against
+    ``Q`` by block classical Gram-Schmidt with one reorthogonalisation, factored by
+    Householder QR (:func:`~spectra.stochtrace.core.extend_basis`), and ``H`` is
+    extended without forming ``AQ`` again (``A`` is symmetric, so :math:`Q^TZ_{new}`
+    gives both off-diagonal blocks).
 
     Memory: ``2 kmax`` ``n``-vectors for XTrace (``3 kmax`` with ``Z`` for XDiag) plus
-    about ``4 c`` of chunk workspace (``Y``, its projection, the QR factor and ``AQ``
-    of the chunk), all in the operator's dtype.
+    about ``2 c`` of chunk workspace (the chunk's products, then its ``AQ``), all in the
+    operator's dtype.
     """
 
     def __init__(self, ctx: _Ctx, kmax: int, keep_z: bool) -> None:
@@ -65,7 +66,8 @@ class _Sketch:
         new = lambda: _empty(op.backend, kmax, n, op.dtype, op.device)  # noqa: E731
         self._om, self._q = new(), new()
         self._z = new() if keep_z else None
-        self.H, self.W, self.T, self.R = (np.zeros((kmax, kmax)) for _ in range(4))
+        self.H, self.W, self.R = (np.zeros((kmax, kmax)) for _ in range(3))
+        self._w_k = -1
         self.d, self.o2 = np.zeros(kmax), np.zeros(kmax)
 
     @property
@@ -85,82 +87,42 @@ class _Sketch:
             self._add(min(self.chunk, k - self.k))
 
     def _add(self, c: int) -> None:
-        ctx, xp, host = self.ctx, self.ctx.xp, self.ctx.host
+        ctx, host = self.ctx, self.ctx.host
         k0, k1 = self.k, self.k + c
         Om = ctx.draw_into(self._om[k0:k1])
         Y = ctx.apply(Om)
         self.d[k0:k1], self.o2[k0:k1] = coldots(Om, Y), coldots(Om, Om)
         Q0 = self._q[:k0]  # rows: the basis vectors so far
-        ynorm = float(np.sqrt(np.max(coldots(Y, Y))))
-        if k0:  # (C^T Q0)^T: the n x c result is written row-major, several times faster
-            C = Q0 @ Y
-            Y = Y - (C.T @ Q0).T
-            C2 = Q0 @ Y
-            Y -= (C2.T @ Q0).T
-            self.R[:k0, k0:k1] = host(C + C2)
-        Qe, Rb = _qr(xp, Y)
+        Qe, Rtop, Rb = extend_basis(ctx, Q0, Y, Om)
         del Y
-        Rb = host(Rb)
-        smin = float(np.linalg.svd(Rb, compute_uv=False)[-1])
-        if smin <= 1e-3 * ynorm:
-            # Q0^T Qe ~ eps ||Y|| / sigma_min(Rb): check (and repair) only when it may be big
-            Qe = self._orthogonal(Q0, Qe, Om)
+        if k0:
+            self.R[:k0, k0:k1] = Rtop
         self.R[k0:k1, k0:k1] = Rb
         self._q[k0:k1] = Qe.T
         Ze = ctx.apply(self._q[k0:k1].T)
         if self._z is not None:
             self._z[k0:k1] = Ze.T
-        Qn, Omn = self._q[:k1], self._om[:k1]
-        Hn = host(Qn @ Ze)  # (k1, c): columns k0:k1 of H
+        Hn = host(self._q[:k1] @ Ze)  # (k1, c): columns k0:k1 of H
         self.H[:k1, k0:k1] = Hn
         self.H[k0:k1, :k0] = Hn[:k0].T
         blk = self.H[k0:k1, k0:k1]
         self.H[k0:k1, k0:k1] = 0.5 * (blk + blk.T)
-        self.W[k0:k1, :k1] = host(Qe.T @ Omn.T)
-        if k0:
-            self.W[:k0, k0:k1] = host(Q0 @ Om)
-            self.T[:k0, k0:k1] = self.R[:k0, k0:k1]  # Z_old^T Om_new = Q_old^T A Om_new
-        self.T[k0:k1, :k1] = host(Ze.T @ Omn.T)
         self.k = k1
 
-    def _orthogonal(self, Q0: Any, Qe: Any, Om: Any):
-        """``Qe`` made orthogonal to the rows of ``Q0`` when the chunk was (nearly) inside.
-
-        A chunk whose products lie (numerically) in ``range(Q)`` leaves a residual of
-        rounding noise or zero; its QR factor is then re-orthogonalised, and if that
-        fails too the chunk's test vectors give the new directions (the ``R`` block is
-        at rounding level either way).
-        """
-        xp, host = self.ctx.xp, self.ctx.host
-        if Q0.shape[0] == 0:
-            return Qe
-        tol = 1e3 * eps(self.ctx.op.dtype)
-        for X in (Qe, Om):
-            for _ in range(2):
-                E = Q0 @ X
-                if float(np.max(np.abs(host(E)))) <= tol and X is Qe:
-                    return Qe
-                X = _qr(xp, X - (E.T @ Q0).T)[0]
-                if float(np.max(np.abs(host(Q0 @ X)))) <= tol:
-                    return X
-        return X
-
     def small(self) -> dict[str, np.ndarray]:
-        """The ``k x k`` projections used by XTrace, on the host in float64."""
+        r"""The ``k x k`` projections used by XTrace, on the host in float64.
+
+        ``W = Q^T\Omega`` is one ``k x n x k`` product (compute-bound, unlike chunk
+        updates); ``T = Z^T\Omega = Q^TA\Omega = R`` for the symmetric operators XTrace
+        takes, so it is not formed.
+        """
         k = self.k
-        return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": self.T[:k, :k],
-                "d": self.d[:k], "R": self.R[:k, :k], "o2": self.o2[:k]}
-
-
-def _qr(xp: Any, Y: Any) -> tuple[Any, Any]:
-    """Reduced QR of a block we own, in its dtype.
-
-    LAPACK ``?geqrf`` in place for numpy (``numpy.linalg.qr`` would work in float64 on
-    float32 input); ``torch.linalg.qr`` for torch.
-    """
-    if xp.__name__.endswith("numpy"):
-        return sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)
-    return xp.linalg.qr(Y)
+        if self._w_k != k:
+            self.W[:k, :k] = self.ctx.host(self._q[:k] @ self._om[:k].T)
+            self._w_k = k
+        R = self.R[:k, :k]
+        return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": R, "d": self.d[:k], "R": R,
+                "o2": self.o2[:k]}
 
 
 def _shifted(Y: Any, Om: Any, nu: float) -> Any:
@@ -256,37 +218,54 @@ def _xdiag_moments(sk: _Sketch) -> tuple[np.ndarray, np.ndarray]:
 
     Replicate ``j`` (XDiag on :math:`\Omega_{-j}`) sums the leave-two-out estimates
     over ``i != j``; with ``X = QS``, ``V = ZS`` and the pair coefficients of
-    :func:`_xtrace_estimates` the sums are ``n x k x k`` products.
+    :func:`_xtrace_estimates` the sums are ``n x k x k`` products. Every entry depends
+    on its own row of ``Q``, ``Z`` and ``Omega`` only, so the rows are processed in
+    slices of about ``2^16 / k`` (about 5 MiB of workspace; two float64 ``n``-vectors of
+    output).
     """
-    ctx, xp = sk.ctx, sk.ctx.xp
+    ctx = sk.ctx
     R = sk.small()["R"]
     S = _loo_directions(R, ctx.op.dtype)
     k = S.shape[1]
     SR = S.T @ R
     alpha = np.diag(SR).copy()  # s_i^T r_i
-    Sd = ctx.dev(S)
-    X, V = sk.Q @ Sd, sk.Z @ Sd
+    coef = {"S": S, "alpha": alpha}
+    if k >= 2:
+        rho = S.T @ S
+        Cc = 1.0 / _pair_den(rho)
+        np.fill_diagonal(Cc, 0.0)
+        Ec, beta = rho * Cc, SR.T  # beta[i, j] = s_j^T r_i
+        coef.update(Cc=Cc, Ec=Ec, csum=np.sum(Cc, axis=0),
+                    C1=Cc * alpha[:, None] - Ec * beta, C2=Cc * beta - Ec * alpha[:, None])
+    coef = {key: ctx.dev(val) for key, val in coef.items()}
+    mean, se = np.empty(ctx.n), np.full(ctx.n, np.inf)
+    rows = max(64, 2**16 // max(k, 1))
+    Q, Z, Om = sk.Q, sk.Z, sk.Om
+    for a in range(0, ctx.n, rows):
+        sl = slice(a, min(ctx.n, a + rows))
+        m_, s_ = _xdiag_rows(ctx.xp, Q[sl], Z[sl], Om[sl], coef, k)
+        mean[sl] = ctx.host(m_)
+        if s_ is not None:
+            se[sl] = ctx.host(s_)
+    return mean, se
+
+
+def _xdiag_rows(xp: Any, Q: Any, Z: Any, Om: Any, c: dict, k: int) -> tuple[Any, Any]:
+    """:func:`_xdiag_moments` on a slice of rows (float64 results in the operator's xp)."""
     f64 = xp.float64
-    D = xp.sum(xp.astype(sk.Q * sk.Z, f64), axis=1)
-    OX = sk.Om * X
-    E = xp.astype(OX * ctx.dev(alpha)[None, :] - X * V, f64) + D[:, None]
+    X, V = Q @ c["S"], Z @ c["S"]
+    D = xp.sum(xp.astype(Q * Z, f64), axis=1)
+    OX = Om * X
+    E = xp.astype(OX * c["alpha"][None, :] - X * V, f64) + D[:, None]
     mean = xp.mean(E, axis=1)
     if k < 2:
-        return ctx.host(mean), np.full(ctx.n, np.inf)
-    rho = S.T @ S
-    Cc = 1.0 / _pair_den(rho)
-    np.fill_diagonal(Cc, 0.0)
-    Ec, beta = rho * Cc, SR.T  # beta[i, j] = s_j^T r_i
-    C1 = Cc * alpha[:, None] - Ec * beta
-    C2 = Cc * beta - Ec * alpha[:, None]
+        return mean, None
     XV = X * V
-    dv = ctx.dev
-    tot = (XV @ dv(-Cc) - XV * dv(np.sum(Cc, axis=0))[None, :] + V * (X @ dv(Ec))
-           + X * (V @ dv(Ec)) + OX @ dv(C1) + X * (sk.Om @ dv(C2)))
+    tot = (XV @ (-c["Cc"]) - XV * c["csum"][None, :] + V * (X @ c["Ec"])
+           + X * (V @ c["Ec"]) + OX @ c["C1"] + X * (Om @ c["C2"]))
     reps = xp.astype(tot, f64) / (k - 1) + D[:, None]
     dev = reps - xp.mean(reps, axis=1)[:, None]
-    se = xp.sqrt((k - 1) / k * xp.sum(dev * dev, axis=1))
-    return ctx.host(mean), ctx.host(se)
+    return mean, xp.sqrt((k - 1) / k * xp.sum(dev * dev, axis=1))
 
 
 def _xnystrace_estimates(ctx: _Ctx, grams: tuple, k: int,

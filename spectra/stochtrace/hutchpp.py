@@ -19,12 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from .core import _HUTCH_FIRST, _cat, _Ctx, _drive, _extend_basis, _sem
+from ..backend import coldots
+from .core import _HUTCH_FIRST, _Ctx, _drive, _sem, extend_basis
 
 
 def _hutchpp_block(m: int) -> int:
     """Sketch block of adaptive Hutch++: ``max(1, m // 25)`` test vectors."""
     return max(1, m // 25)
+
+
+def _hutchpp_rmax(m: int) -> int:
+    """Most sketch vectors :func:`_hutchpp_sketch` can keep (its stopping rule's bound)."""
+    b = _hutchpp_block(m)
+    return max(b, (m - max(2, -(-m // 3))) // 2)
 
 
 def _hutchpp_sketch(ctx: _Ctx, m: int, rtol: float | None) -> tuple[Any, Any]:
@@ -43,36 +50,46 @@ def _hutchpp_sketch(ctx: _Ctx, m: int, rtol: float | None) -> tuple[Any, Any]:
     their sample deviation is a usable standard error). The residual probes are drawn afterwards, so
     the split never depends on them and the estimate stays unbiased.
     """
-    xp, n = ctx.xp, ctx.n
+    from ..probes import _empty
+
+    n, op = ctx.n, ctx.op
     b = _hutchpp_block(m)
-    Q = Z = None
+    rmax = _hutchpp_rmax(m)
+    q = _empty(op.backend, rmax, n, op.dtype, op.device)  # rows: basis vectors
+    z = _empty(op.backend, rmax, n, op.dtype, op.device)  # rows: A times them
     r, hsq = 0, 0.0
-    f64 = xp.float64
+    H = np.zeros((0, 0))
     while True:
         Om = ctx.draw(b)
         Y = ctx.apply(Om)
-        if Q is None:
-            BOm = Y
-            U = Om
+        Q0, Z0 = q[:r], z[:r]
+        if r == 0:
+            BOm, U = Y, Om
         else:
-            QtOm = Q.T @ Om
-            U = Om - Q @ QtOm
-            BOm = Y - Z @ QtOm
-            BOm = BOm - Q @ (Q.T @ BOm)
-        u2 = ctx.host(xp.sum(xp.astype(U * U, f64), axis=0))
+            QtOm = Q0 @ Om
+            U = Om - (QtOm.T @ Q0).T
+            BOm = Y - (QtOm.T @ Z0).T
+            BOm -= ((Q0 @ BOm).T @ Q0).T
+        u2 = coldots(U, U)
         d = n - r
-        fro = d * float(np.mean(ctx.host(xp.sum(xp.astype(BOm * BOm, f64), axis=0)) / u2))
-        tr_b = d * float(np.mean(ctx.host(xp.sum(xp.astype(U * BOm, f64), axis=0)) / u2))
+        fro = d * float(np.mean(coldots(BOm, BOm) / u2))
+        tr_b = d * float(np.mean(coldots(U, BOm) / u2))
+        del U, BOm
         phi_old = max(fro - tr_b * tr_b / d, 0.0)
-        Qe = _extend_basis(xp, Q, Y)
-        Ze = ctx.apply(Qe)
-        Q, Z = _cat(xp, Q, Qe), _cat(xp, Z, Ze)
-        H = ctx.host(Q.T @ Z)
+        Qe = extend_basis(ctx, Q0, Y, Om)[0]
+        del Y, Om
+        c = Qe.shape[1]
+        q[r : r + c] = Qe.T
+        Ze = ctx.apply(q[r : r + c].T)
+        z[r : r + c] = Ze.T
+        Hn = ctx.host(q[: r + c] @ Ze)  # columns r: of H = Q^T A Q
+        H = np.block([[H, Hn[:r]], [Hn[:r].T, 0.5 * (Hn[r:] + Hn[r:].T)]])
         h_new = float(np.sum(H * H))
         he = H[r:, r:]
-        fro_new = fro - 2.0 * float(ctx.host(xp.sum(xp.astype(Ze * Ze, f64)))) + (h_new - hsq)
+        fro_new = fro - 2.0 * float(np.sum(coldots(Ze, Ze))) + (h_new - hsq)
+        del Ze
         tr_new = tr_b - float(np.trace(he))
-        r_old, r, hsq = r, Q.shape[1], h_new
+        r_old, r, hsq = r, r + c, h_new
         d_new = n - r
         phi_new = max(fro_new - tr_new * tr_new / max(d_new, 1), 0.0)
         if 2 * (r + b) > m - max(2, -(-m // 3)) or d_new <= b:
@@ -83,39 +100,44 @@ def _hutchpp_sketch(ctx: _Ctx, m: int, rtol: float | None) -> tuple[Any, Any]:
             value = float(np.trace(H)) + tr_new
             if np.sqrt(2.0 * phi_new / _HUTCH_FIRST) <= rtol * abs(value):
                 break
-    return Q, Z
+    return q[:r].T, H
 
 
 def _hutchpp(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
     """Adaptive Hutch++: the sketch of :func:`_hutchpp_sketch`, then residual probes.
 
     The residual samples ``g^T (I-QQ^T) A (I-QQ^T) g`` (scaled by ``(n - r) / ||(I-QQ^T)
-    g||^2`` for rotation-invariant probes) are formed from stored ``G``, ``A G``, ``Q``
-    and ``A Q`` so that every product is reused when ``rtol`` adds probes.
+    g||^2`` for rotation-invariant probes) are formed block by block from ``G``, ``A G``,
+    ``Q`` and ``H = Q^T A Q`` and kept as numbers, so more probes under ``rtol`` reuse
+    every product. Memory (``n``-vectors in the operator's dtype): while sketching,
+    ``Q`` and ``AQ`` preallocated for ``r_max = max(b_s, (m - max(2, ceil(m/3))) // 2)``
+    vectors each plus about four sketch blocks of ``b_s = max(1, m // 25)``; then ``Q``
+    and one block of residual probes with their products, ``r_max + 2 min(block, m -
+    2 b_s)``; the peak is the larger.
     """
-    xp = ctx.xp
-    Q, Z = _hutchpp_sketch(ctx, m, rtol)
+    Q, H = _hutchpp_sketch(ctx, m, rtol)
     r = Q.shape[1]
-    H = ctx.host(Q.T @ Z)
-    H = 0.5 * (H + H.T)
-    st: dict[str, Any] = {"G": None, "AG": None}
+    Qr = Q.T  # rows
+    st: dict[str, Any] = {"resid": []}
     gmax = m - 2 * r
+    trH = float(np.trace(H))
 
     def round_fn(g: int) -> tuple:
-        have = 0 if st["G"] is None else st["G"].shape[1]
-        if g > have:
-            G = ctx.draw(g - have)
-            st["G"], st["AG"] = _cat(xp, st["G"], G), _cat(xp, st["AG"], ctx.apply(G))
-        G, AG = st["G"], st["AG"]
-        QtG, QtAG = ctx.host(Q.T @ G), ctx.host(Q.T @ AG)
-        f64 = xp.float64
-        d = ctx.host(xp.sum(xp.astype(G * AG, f64), axis=0))
-        resid = d - 2.0 * np.sum(QtG * QtAG, axis=0) + np.sum(QtG * (H @ QtG), axis=0)
-        if ctx.improved:
-            g2 = ctx.host(xp.sum(xp.astype(G * G, f64), axis=0))
-            u2 = np.maximum(g2 - np.sum(QtG * QtG, axis=0), np.finfo(np.float64).tiny)
-            resid = resid * (ctx.n - r) / u2
-        samples = np.trace(H) + resid
+        have = sum(x.size for x in st["resid"])
+        for j0 in range(have, g, ctx.block):
+            G = ctx.draw(min(ctx.block, g - j0))
+            AG = ctx.apply(G)
+            QtG, QtAG = ctx.host(Qr @ G), ctx.host(Qr @ AG)
+            d = coldots(G, AG)
+            resid = d - 2.0 * np.sum(QtG * QtAG, axis=0) + np.sum(QtG * (H @ QtG), axis=0)
+            if ctx.improved:
+                u2 = np.maximum(coldots(G, G) - np.sum(QtG * QtG, axis=0),
+                                np.finfo(np.float64).tiny)
+                resid = resid * (ctx.n - r) / u2
+            st["resid"].append(resid)
+            del G, AG
+        resid = np.concatenate(st["resid"])
+        samples = trH + resid
         return float(np.mean(samples)), _sem(resid), samples
 
     def grow(g: int, out: tuple) -> int:

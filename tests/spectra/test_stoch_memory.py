@@ -36,7 +36,8 @@ def _peak_vectors(fn, dtype):
 @pytest.mark.parametrize("method,m,block", [("hutchinson", 20, None), ("hutchinson", 30, 4),
                                             ("xtrace", 40, None), ("xtrace", 60, 3),
                                             ("xtrace", 16, None), ("xnystrace", 20, None),
-                                            ("xnystrace", 30, 7)])
+                                            ("xnystrace", 30, 7), ("hutchpp", 40, None),
+                                            ("hutchpp", 60, 5)])
 def test_trace_memory_within_20_percent_of_formula(dtype, method, m, block):
     op = _diagonal_operator(dtype)
     cap = max(1, _BLOCK_BYTES // (N * np.dtype(dtype).itemsize))
@@ -50,4 +51,15 @@ def test_hutchinson_diagonal_memory():
     formula = memory_vectors("hutchinson", 20, N, 5) + 4  # four float64 accumulators
     got = _peak_vectors(lambda: diagonal(op, 20, method="hutchinson", block_size=5, rng=0),
                         np.float64)
+    assert abs(got - formula) <= 0.2 * formula, (got, formula)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m,block", [(40, None), (30, 4)])
+def test_xdiag_memory(dtype, m, block):
+    op = _diagonal_operator(dtype)
+    cap = max(1, _BLOCK_BYTES // (N * np.dtype(dtype).itemsize))
+    formula = memory_vectors("xdiag", m, N, cap if block is None else block,
+                             np.dtype(dtype).itemsize)
+    got = _peak_vectors(lambda: diagonal(op, m, block_size=block, rng=0), dtype)
     assert abs(got - formula) <= 0.2 * formula, (got, formula)
