@@ -356,7 +356,9 @@ class SLQEstimate(Estimate):
     num_steps : int
         Lanczos steps of the final round (``n`` when exact).
     bracketed : bool
-        Whether the bias is the rigorous Gauss-Radau bound.
+        Whether the bias is the Gauss-Radau bound: rigorous for given spectral bounds,
+        and with probability ``1 - 1e-10`` for estimated ones (see ``spectrum_bounds``
+        of :func:`trace_function`).
     spectrum_bounds : tuple of float
         The ``(a, b)`` the Radau rules used (given, or estimated from Ritz values).
     sensitivity : float
@@ -481,7 +483,7 @@ def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_
         else:
             res = lanczos(ops, k, v0=Z, reorth=re)
         used += res.num_matvecs
-        a, b, trusted = spectral_interval(res, *bounds, op.psd, s, positive)
+        a, b, trusted = spectral_interval(res, n, *bounds, op.psd, s, positive)
         r = probe_round(res, f, bracket, (a, b), s, trusted)
         value = float(r.values.mean())
         se = standard_error(r.values)
@@ -584,8 +586,10 @@ def trace_function(
         (say ``bracket=True`` for ``lambda x: 1 / x``).
     spectrum_bounds : (float or None, float or None), optional
         Known ``lambda_min`` lower bound and ``lambda_max`` upper bound (e.g. the shift
-        ``s`` of a PSD matrix plus ``s I``). ``None``: estimated from the Ritz values
-        widened by their residuals (clipped at 0 for operators declared PSD).
+        ``s`` of a PSD matrix plus ``s I``). ``None``: estimated from the extreme Ritz
+        values, widened so that they hold with probability ``1 - 1e-10`` for Gaussian
+        or spherical probes (Kuczynski & Wozniakowski; a heuristic for Rademacher
+        probes), and clipped at 0 for operators declared PSD.
     probe : {"rademacher", "gaussian", "sphere"}
     reorth : {"none", "full", "auto"}
         Default ``"none"``: Gauss quadrature from the plain three-term recurrence is
