@@ -47,7 +47,8 @@ from .results import LanczosResult
 
 __all__ = [
     "Bracket", "ProbeRound", "gauss_rule", "probe_round", "quadrature_bracket", "radau_rule",
-    "ritz_interval", "rounding_sensitivity", "spectral_interval", "standard_error",
+    "random_start_margin", "ritz_interval", "rounding_sensitivity", "spectral_interval",
+    "standard_error",
 ]
 
 
