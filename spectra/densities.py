@@ -33,7 +33,7 @@ from .backend import to_numpy
 from .krylov import lanczos
 from .operators import as_operator, require_symmetric
 from .probes import as_rng, draw
-from .quadrature import dense_eigenvalues, power_of_two_scale, scaled_operator, slq_measure
+from .quadrature import dense_eigenvalues, safe_scale_run, scaled_operator, slq_measure
 from .results import NonFiniteError, SpectralDensity
 from .validation import check_bool, check_choice, check_float, check_int
 
@@ -212,11 +212,12 @@ def density(
     num_probes : int
         Random probes.
     num_steps : int
-        Products per probe, plus one product that sets the working scale (the run is
-        made on ``A`` divided by a power of two, so the result for ``c * A`` is the
-        result for ``A`` scaled by ``c`` at any ``c`` where ``c * A`` has normal entries).
-        For SLQ at or above the dimension, the exact eigenvalues are returned (``n``
-        products).
+        Products per probe. For SLQ at or above the dimension, the exact eigenvalues
+        are returned (``n`` products). At an extreme scale of ``A`` (Lanczos
+        coefficients outside ``2^-450 .. 2^450``) the run is repeated on ``A`` divided by
+        a power of two (:func:`spectra.quadrature.safe_scale_run`, products counted), so
+        the result for ``c * A`` is that of ``A`` scaled by ``c`` wherever ``c * A`` has
+        normal entries.
     grid : None, int or array
         Evaluation grid of the display curve: ``None`` (1024 points covering the
         spectrum), a point count ``>= 2``, or explicit finite, strictly increasing
@@ -297,8 +298,8 @@ def _slq_display(m: Any, g: int | np.ndarray, smoothing: Any, s: float) -> Spect
                            "exact" if m.exact else "slq", sigma, stderr, m.deflated / s)
 
 
-def _kpm_interval(op: Any, g: Any) -> tuple[float, float, int]:
-    """Spectral interval from a short Lanczos run, widened by the Ritz residuals.
+def _kpm_interval(op: Any, v0: Any) -> tuple[float, float, int]:
+    """Spectral interval from a short Lanczos run from ``v0``, widened by the Ritz residuals.
 
     Returns ``(lo, hi, products)``; exact (``n`` products) when ``n <= 30``.
     """
@@ -307,7 +308,7 @@ def _kpm_interval(op: Any, g: Any) -> tuple[float, float, int]:
     if kb >= n:
         lam = dense_eigenvalues(op)
         return float(lam[0]), float(lam[-1]), n
-    res = lanczos(op, kb, reorth="full", rng=g)
+    res = lanczos(op, kb, v0=v0, reorth="full")
     from scipy.linalg import eigh_tridiagonal
 
     s = int(res.steps[0])
@@ -323,17 +324,18 @@ def _kpm(op, num_probes, num_steps, grid, probe, rng) -> SpectralDensity:
     half = check_int(num_steps, "num_steps", low=1)
     g = as_rng(rng)
     Z = draw(probe, n, p, like=op, rng=g)
-    # Work on A / s (s a power of two from one product): norms and the Chebyshev
-    # recurrence then neither underflow nor overflow at any scale of A.
-    s = power_of_two_scale(op, Z)
-    den = _kpm_scaled(scaled_operator(op, s), Z, half, grid, g, s)
+    # At an extreme scale of A, work on A / s (s a power of two): norms and the
+    # Chebyshev recurrence then neither underflow nor overflow. The interval's start is
+    # the first probe (no draw from rng), so a repeated attempt starts where the first did.
+    (lo, hi, used), s, spent = safe_scale_run(op, Z, lambda o: _kpm_interval(o, Z[:, :1]),
+                                              lambda r: max(abs(r[0]), abs(r[1])))
+    den = _kpm_scaled(scaled_operator(op, s), Z, half, grid, (lo, hi, used + spent), s)
     return _rescaled(den, s)
 
 
-def _kpm_scaled(op, Z, half, grid, g, s) -> SpectralDensity:
+def _kpm_scaled(op, Z, half, grid, interval, s) -> SpectralDensity:
     n, p = Z.shape
-    lo, hi, used = _kpm_interval(op, g)
-    used += 1  # the scale product
+    lo, hi, used = interval
     width = max(hi - lo, 1e-12 * max(abs(lo), abs(hi), np.finfo(float).tiny))
     lo, hi = lo - 0.01 * width, hi + 0.01 * width
     c, d = 0.5 * (hi + lo), 0.5 * (hi - lo)

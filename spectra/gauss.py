@@ -47,7 +47,8 @@ from .results import LanczosResult
 
 __all__ = [
     "Bracket", "ProbeRound", "gauss_rule", "probe_round", "quadrature_bracket", "radau_rule",
-    "ritz_interval", "rounding_sensitivity", "spectral_interval", "standard_error",
+    "random_start_margin", "ritz_interval", "rounding_sensitivity", "spectral_interval",
+    "standard_error",
 ]
 
 
@@ -247,12 +248,14 @@ class ProbeRound:
     rigorous: bool
 
 
-def spectral_interval(res: LanczosResult, lo: float | None, hi: float | None, psd: bool,
-              scale: float, positive: bool) -> tuple[float, float, bool]:
+def spectral_interval(res: LanczosResult, n: int, lo: float | None, hi: float | None,
+                      psd: bool, scale: float, positive: bool) -> tuple[float, float, bool]:
     """Spectral bounds for the Radau rules, in units of ``A / scale``.
 
-    Also returns whether both are trusted: given, or estimated from a converged extreme
-    Ritz value.
+    Given ends are used (and checked against the Ritz values); missing ones are
+    estimated from the extreme Ritz values over all probes, widened by
+    :func:`random_start_margin`. Also returns whether both ends are trusted: given,
+    or estimated with that margin (not trusted when the run is too short for it).
     """
     ends = []
     for i in range(res.alpha.shape[0]):
@@ -271,22 +274,58 @@ def spectral_interval(res: LanczosResult, lo: float | None, hi: float | None, ps
     if hi is not None and hi / scale < t_max - slack:
         raise ValueError(f"spectrum_bounds[1] = {hi:.6g} is not an upper bound of the spectrum: "
                          f"a Ritz value {t_max * scale:.6g} lies above it")
-    # An estimated end counts as a bound once its Ritz value has converged (residual at
-    # rounding level): random starts then find the extreme eigenvalue with high
-    # probability (Kuczynski & Wozniakowski 1992).
-    settled = SETTLED_RTOL * max(abs(t_min), abs(t_max))
-    ia, ib = int(np.argmin(e[:, 0])), int(np.argmax(e[:, 1]))
-    a = float(e[ia, 0]) if lo is None else lo / scale
-    b = float(e[ib, 1]) if hi is None else hi / scale
-    ok_a = lo is not None or e[ia, 2] - e[ia, 0] <= settled
-    ok_b = hi is not None or e[ib, 1] - e[ib, 3] <= settled
+    eps = random_start_margin(n, int(res.alpha.shape[1]), res.alpha.shape[0])
+    if eps < 0.5:  # Kuczynski-Wozniakowski: the extreme Ritz values are near the ends
+        a, b = _widened(t_min, t_max, lo, hi, scale, eps)
+        ok = True
+    else:  # too few steps for that bound: the residual-widened interval, a heuristic
+        settled = SETTLED_RTOL * max(abs(t_min), abs(t_max))
+        ia, ib = int(np.argmin(e[:, 0])), int(np.argmax(e[:, 1]))
+        a = float(e[ia, 0]) if lo is None else lo / scale
+        b = float(e[ib, 1]) if hi is None else hi / scale
+        ok = ((lo is not None or e[ia, 2] - e[ia, 0] <= settled)
+              and (hi is not None or e[ib, 1] - e[ib, 3] <= settled))
     if lo is None and psd and a < 0:
-        a, ok_a = 0.0, True
-    return a, b, bool(ok_a and ok_b)
+        a = 0.0
+    return a, b, bool(ok)
+
+
+#: Probability allowed for an estimated spectral end to miss the spectrum.
+END_FAILURE = 1e-10
+
+
+def random_start_margin(n: int, k: int, p: int) -> float:
+    r"""Relative margin ``eps`` by which ``k`` Lanczos steps may miss an end of the spectrum.
+
+    For a start uniform on the sphere, :math:`P(\theta_k < \lambda_{\max} - \epsilon
+    (\lambda_{\max} - \lambda_{\min})) \le C \sqrt n\, e^{-(2k-1)\sqrt\epsilon}`
+    (Kuczynski & Wozniakowski 1992, applied to ``A - lambda_min I``; ``C = 1.648`` there,
+    4 here for margin), and likewise at the lower end. The most extreme of ``p``
+    independent probes misses only if all do, so both ends hold with probability
+    ``1 - END_FAILURE`` for the ``eps`` returned. Rademacher probes are not uniform on
+    the sphere; for them the bound is the usual heuristic.
+    """
+    q = (0.5 * END_FAILURE) ** (1.0 / p)
+    return float((np.log(4.0 * np.sqrt(n) / q) / (2 * k - 1)) ** 2)
+
+
+def _widened(t_min: float, t_max: float, lo: float | None, hi: float | None, scale: float,
+             eps: float) -> tuple[float, float]:
+    """Ends ``a <= t_min``, ``b >= t_max`` with ``t_min - a = eps (b - a) = b - t_max``."""
+    if lo is not None and hi is not None:
+        return lo / scale, hi / scale
+    if lo is not None:
+        a = lo / scale
+        return a, (t_max - eps * a) / (1.0 - eps)
+    if hi is not None:
+        b = hi / scale
+        return (t_min - eps * b) / (1.0 - eps), b
+    w = (t_max - t_min) / (1.0 - 2.0 * eps)
+    return t_min - eps * w, t_max + eps * w
 
 
 def probe_round(res: LanczosResult, f: Callable, bracket: bool, bounds: tuple[float, float],
-           scale: float, given: bool) -> ProbeRound:
+                scale: float, given: bool) -> ProbeRound:
     """Per-probe values and bias bounds (``given``: the spectral bounds were given)."""
     def fs(x: np.ndarray) -> np.ndarray:
         return f(x * scale)

@@ -49,7 +49,8 @@ from .results import Estimate, LanczosResult, NonFiniteError, warn_not_converged
 from .validation import check_bool, check_choice, check_float, check_int
 
 __all__ = [
-    "SLQEstimate", "logdet", "power_of_two_scale", "scaled_operator", "slq_measure",
+    "SLQEstimate", "logdet", "power_of_two_scale", "safe_scale_run", "scaled_operator",
+    "slq_measure",
     "trace_function",
 ]
 
@@ -116,6 +117,52 @@ def scaled_operator(op: Operator, scale: float) -> Operator:
                                 device=op.device, symmetric=True, psd=op.psd, matmat=matmat)
 
 
+#: Magnitudes of the Lanczos coefficients inside which a run needs no rescaling: their
+#: squares, and sums of ``n`` squares of vector entries, stay normal numbers.
+SAFE_SCALE = (2.0**-450, 2.0**450)
+
+
+def safe_scale_run(op: Operator, Z: Any, run: Callable[[Operator], Any],
+                   magnitude: Callable[[Any], float]) -> tuple[Any, float, int]:
+    """Run ``run(op)``; again on ``A / 2^e`` when the scale of ``A`` is extreme.
+
+    ``magnitude(result)`` gives the scale of a result (the largest Lanczos coefficient or
+    Ritz value). Inside :data:`SAFE_SCALE` the first result stands, at no extra cost.
+    Outside it, or when the first run overflows (:class:`NonFiniteError`), the run is
+    repeated on ``A`` divided by the power of two at that magnitude (or at one product,
+    :func:`power_of_two_scale`), exactly, so that ``c * A`` gives ``c`` times the result
+    of ``A`` wherever the entries of ``c * A`` are normal numbers.
+
+    Returns
+    -------
+    result, scale, products spent on the discarded attempt and the scale probe
+    """
+    before = op.num_matvecs
+    try:
+        # an extreme scale may overflow squares on the way; the magnitude check decides
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            out = run(op)
+            m = float(magnitude(out))
+    except NonFiniteError:
+        m = float("nan")
+    if SAFE_SCALE[0] <= m <= SAFE_SCALE[1]:
+        return out, 1.0, 0
+    if m > 0 and np.isfinite(m):
+        s = float(np.ldexp(1.0, int(np.frexp(m)[1]) - 1))
+    else:
+        s = power_of_two_scale(op, Z)
+    spent = op.num_matvecs - before
+    return run(scaled_operator(op, s)), s, spent
+
+
+def _coefficients(res: LanczosResult) -> float:
+    return max(float(np.max(np.abs(res.alpha))), float(np.max(np.abs(res.beta))))
+
+
+def _largest_node(m: SLQMeasure) -> float:
+    return max(float(np.max(np.abs(t))) for t in m.nodes)
+
+
 def _rescaled(m: SLQMeasure, s: float, extra: int) -> SLQMeasure:
     return SLQMeasure([x * s for x in m.nodes], m.weights, m.num_matvecs + extra, m.exact,
                       m.num_steps, m.deflated * s, m.lanczos, m.scale * s)
@@ -163,9 +210,9 @@ def slq_measure(
     Returns
     -------
     SLQMeasure
-        Nodes in the units of ``A``; the Lanczos run behind them is made on ``A``
-        divided by a power of two (:func:`power_of_two_scale`, one extra product), so the
-        rules of ``c * A`` are ``c`` times those of ``A`` over the whole floating-point range.
+        Nodes in the units of ``A``. At an extreme scale of ``A`` the run is repeated on
+        ``A`` divided by a power of two (:func:`safe_scale_run`), so the rules of ``c * A``
+        are ``c`` times those of ``A`` over the whole floating-point range.
 
     References
     ----------
@@ -189,11 +236,14 @@ def slq_measure(
         return SLQMeasure([lam], [np.full(n, 1.0 / n)], n, True, n)
     reorth = resolve_reorth(reorth, op, p, k)
     Z = draw(probe, n, p, like=op, rng=g)
-    s = power_of_two_scale(op, Z)
-    ops = scaled_operator(op, s)
     if deflate and p > 1:
-        return _rescaled(_deflated(ops, Z, k, reorth), s, 1)
-    return _rescaled(_rules(lanczos(ops, k, v0=Z, reorth=reorth), n), s, 1)
+        def run(o: Operator) -> SLQMeasure:
+            return _deflated(o, Z, k, reorth)
+    else:
+        def run(o: Operator) -> SLQMeasure:
+            return _rules(lanczos(o, k, v0=Z, reorth=reorth), n)
+    m, s, spent = safe_scale_run(op, Z, run, _largest_node)
+    return _rescaled(m, s, spent)
 
 
 def resolve_reorth(reorth: str, op: Operator, p: int, k: int) -> str:
@@ -306,7 +356,9 @@ class SLQEstimate(Estimate):
     num_steps : int
         Lanczos steps of the final round (``n`` when exact).
     bracketed : bool
-        Whether the bias is the rigorous Gauss-Radau bound.
+        Whether the bias is the Gauss-Radau bound: rigorous for given spectral bounds,
+        and with probability ``1 - 1e-10`` for estimated ones (see ``spectrum_bounds``
+        of :func:`trace_function`).
     spectrum_bounds : tuple of float
         The ``(a, b)`` the Radau rules used (given, or estimated from Ritz values).
     sensitivity : float
@@ -421,13 +473,17 @@ def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_
     if dense_cheaper(0, k):
         return _exact(op, f, positive, rtol)
     Z = draw(probe, n, p, like=op, rng=as_rng(rng))
-    s = power_of_two_scale(op, Z)
-    ops = scaled_operator(op, s)
-    used, prev = 1, None
+    used, prev, ops, s = 0, None, None, 1.0
     while True:
-        res = lanczos(ops, k, v0=Z, reorth=resolve_reorth(reorth, op, p, k))
+        re = resolve_reorth(reorth, op, p, k)
+        if ops is None:  # the first round fixes the working scale
+            res, s, used = safe_scale_run(
+                op, Z, lambda o, k=k, re=re: lanczos(o, k, v0=Z, reorth=re), _coefficients)
+            ops = scaled_operator(op, s)
+        else:
+            res = lanczos(ops, k, v0=Z, reorth=re)
         used += res.num_matvecs
-        a, b, trusted = spectral_interval(res, *bounds, op.psd, s, positive)
+        a, b, trusted = spectral_interval(res, n, *bounds, op.psd, s, positive)
         r = probe_round(res, f, bracket, (a, b), s, trusted)
         value = float(r.values.mean())
         se = standard_error(r.values)
@@ -530,8 +586,10 @@ def trace_function(
         (say ``bracket=True`` for ``lambda x: 1 / x``).
     spectrum_bounds : (float or None, float or None), optional
         Known ``lambda_min`` lower bound and ``lambda_max`` upper bound (e.g. the shift
-        ``s`` of a PSD matrix plus ``s I``). ``None``: estimated from the Ritz values
-        widened by their residuals (clipped at 0 for operators declared PSD).
+        ``s`` of a PSD matrix plus ``s I``). ``None``: estimated from the extreme Ritz
+        values, widened so that they hold with probability ``1 - 1e-10`` for Gaussian
+        or spherical probes (Kuczynski & Wozniakowski; a heuristic for Rademacher
+        probes), and clipped at 0 for operators declared PSD.
     probe : {"rademacher", "gaussian", "sphere"}
     reorth : {"none", "full", "auto"}
         Default ``"none"``: Gauss quadrature from the plain three-term recurrence is

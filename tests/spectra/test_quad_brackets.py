@@ -138,7 +138,7 @@ def test_adaptive_budget_stops_when_the_bracket_is_tight():
     with pytest.warns(ConvergenceWarning, match="more probes"):
         est = trace_function(sp.diags(lam), "inverse", rtol=1e-3, num_probes=4,
                              probe="gaussian", rng=0)
-    assert est.num_steps == 16 and est.num_matvecs == 4 * 16 + 1
+    assert est.num_steps == 16 and est.num_matvecs == 4 * 16
     assert est.bias < 1e-6 * est.value
     hard = np.geomspace(1e-3, 1.0, 5000)
     with pytest.warns(ConvergenceWarning, match="more steps"):
@@ -186,3 +186,19 @@ def test_issue15_digits_rbf_inverse_trace_error_bar_covers_or_not_converged():
             assert any(issubclass(w.category, ConvergenceWarning) for w in caught)
     est = trace_function(A, "inverse", rng=0)  # adaptive default: converged and right
     assert est.converged and abs(est.value - truth) <= max(2 * est.stderr, 1e-9 * truth)
+
+
+def test_estimated_spectral_ends_bound_the_spectrum():
+    lam = np.r_[np.geomspace(0.5, 3.0, 397), 0.2, 6.0, 9.0]  # isolated ends
+    A = matrix_from_eigenvalues(lam, rng=5)
+    for seed in range(5):
+        est = trace_function(A, "log", num_steps=20, num_probes=6, probe="gaussian",
+                             rtol=1.0, rng=seed)
+        a, b = est.spectrum_bounds
+        assert a <= lam.min() and b >= lam.max()
+        assert est.bracketed  # 20 steps are enough for the random-start margin
+        assert abs(est.value - np.log(lam).sum()) <= 2 * est.stderr
+    from spectra.gauss import random_start_margin
+
+    assert random_start_margin(400, 3, 6) >= 0.5  # too short: no probabilistic bound
+    assert random_start_margin(400, 200, 6) < random_start_margin(400, 20, 6) < 0.5
