@@ -477,7 +477,8 @@ def _free_compression_check(smp: Sample, scores: dict[str, Score], chosen: str,
     """Compare validation on real sub-blocks with validation on Haar compressions."""
     key = (scores[chosen].family, scores[chosen].order)
     keys = [key] + ([("block", ())] if "block" in scores else [])
-    haar = validate(smp, keys, g, repeats, psd=smp.psd, haar=True, screen=np.inf, keep=2)
+    haar = validate(smp, keys, g, min(repeats, 2), psd=smp.psd, haar=True, screen=np.inf,
+                    keep=2)
     e_haar = haar[chosen].error if chosen in haar else min(v.error for v in haar.values())
     e_true = scores[chosen].error
     free = bool(e_true <= 1.3 * e_haar + 0.01)
