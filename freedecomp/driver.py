@@ -431,6 +431,7 @@ def _finish(ev: Any, N: int, smp: Sample, d: dict[str, Any], spread: dict[str, A
         d["warnings"].append(
             f"the chosen candidate is the baseline {est.name!r}, not a free decompression: "
             "no model of the flow validated better on this sample")
+        ok = False
     edges = support_intervals(x, rho) if est.raw is not None else []
     edge_err = [(0.5 * (x[1] - x[0]),) * 2 for _ in edges]
     bands = None
