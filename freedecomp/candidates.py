@@ -3,7 +3,9 @@ r"""The candidates of :func:`freedecomp.decompress` and their ``n/2 -> n`` valid
 A candidate is a complete estimator from block eigenvalues to the law of the larger
 matrix:
 
-* the **free families** (``rational``, ``algebraic``, ``free``): the block's spectrum
+* the **free families** (``rational``, ``algebraic``, ``free``, and ``log`` -- the
+  log-variable model of :mod:`freedecomp.logmodel` for positive spectra spanning
+  decades): the block's spectrum
   is split into exact zeros, outliers and bulk (:mod:`freedecomp.outliers`); a model
   of the bulk (with the zeros) is decompressed by the bulk ratio ``(N - k)/(n - k)``,
   its atom at zero set to the exact rank-kept mass when the block is rank-deficient,
@@ -30,6 +32,7 @@ import numpy as np
 
 from . import models as _m
 from .evaluation import discrete_evaluation, evaluate_model, validation_error
+from .logmodel import evaluate_log, fit_log
 from .outliers import Split, map_outliers, split_blocks, zero_tolerance
 from .result import GridEvaluation, Score
 
@@ -39,11 +42,12 @@ CANDIDATES: dict[str, list[tuple]] = {
     "rational": [(1, 0), (1, 1), (2, 1), (1, 2), (2, 2), (3, 2)],
     "algebraic": [(1, 2), (1, 3), (2, 2), (2, 3)],
     "free": [(4,), (8,), (16,)],
+    "log": [(8,), (16,)],
 }
 BASELINES = ("nystrom-pad", "block")
 FIT_ERRORS = (ValueError, np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError)
 _FITTERS = {"rational": _m.fit_rational, "algebraic": _m.fit_algebraic,
-            "free": _m.fit_chebyshev}
+            "free": _m.fit_chebyshev, "log": fit_log}
 _COMPLEXITY = {"block": 0, "nystrom-pad": 0}
 
 
@@ -139,14 +143,17 @@ def estimate(family: str, order: tuple, blocks: Sequence[np.ndarray], alpha: flo
     if bulk.size < 8 or np.ptp(bulk) <= 0:
         raise ValueError("too few bulk eigenvalues to fit a model")
     zeros = sum(s.zeros for s in splits)
-    if zeros and family == "free":
-        raise ValueError("the free-form model cannot carry the atom at zero")
+    if zeros and family in ("free", "log"):
+        raise ValueError(f"the {family} model cannot carry the atom at zero")
     model = _FITTERS[family](np.concatenate([s.rest for s in splits]), *order)
     alpha_b = (N * (1 - frac) - k) / (n * (1 - frac) - k)
-    raw = evaluate_model(model, alpha_b, num=num, grid=grid)
+    if family == "log":
+        raw = evaluate_log(model, alpha_b, num, grid)
+    else:
+        raw = evaluate_model(model, alpha_b, num=num, grid=grid)
     ev = raw.normalised()
     missed = 0.0
-    if zeros:
+    if zeros:  # (curve models only)
         sd = model.scale * np.sqrt(alpha_b)
         ev, missed = _exact_zero_atom(ev, zeros / (zeros + bulk.size), alpha_b, sd)
         # the mass check counts the exact atom in place of the model's own near zero

@@ -47,7 +47,7 @@ from .samplers import Sample, prepare_sample
 __all__ = ["CANDIDATES", "METHODS", "MIN_EIGENVALUES", "decompress"]
 
 MIN_EIGENVALUES = 16
-METHODS = ("auto", "rational", "algebraic", "free", "deformed", *BASELINES)
+METHODS = ("auto", "rational", "algebraic", "free", "log", "deformed", *BASELINES)
 
 
 # ================================================================================ driver
@@ -67,9 +67,11 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         Real input only: complex values are refused.
     size : int or increasing sequence of int
         Target size(s) ``N > n``. A sequence gives the density flow in ``.flow``.
-    method : {"auto", "rational", "algebraic", "free", "deformed", "nystrom-pad", "block"}
-        ``auto`` validates the rational, algebraic and Chebyshev free-form families and
-        the two baselines (``nystrom-pad``: block eigenvalues times ``N/n`` padded with
+    method : {"auto", "rational", "algebraic", "free", "log", "deformed", "nystrom-pad", \
+"block"}
+        ``auto`` validates the rational, algebraic and Chebyshev free-form families, the
+        log-variable model (positive spectra over two decades or more) and the two
+        baselines (``nystrom-pad``: block eigenvalues times ``N/n`` padded with
         zeros; ``block``: the block as it is) and keeps the simplest that validates;
         ``deformed`` is for Gram matrices ``X X^T / m`` sampled by rows (``columns=m``).
     grid : int or array_like, optional
@@ -217,9 +219,13 @@ class _Fit(Protocol):
 
 
 # ==================================================================== free candidates
-def _keys(method: str, zeros: bool) -> list[tuple]:
+def _keys(method: str, zeros: bool, smp: Sample) -> list[tuple]:
     """The ``(family, order)`` candidates of ``method``."""
-    families = ["rational", "algebraic", "free"] if method == "auto" else [method]
+    from .logmodel import multiscale
+
+    families = ["rational", "algebraic", "free", "log"] if method == "auto" else [method]
+    if method == "auto" and (zeros or not multiscale(smp.pooled)):
+        families.remove("log")  # positive spectra over decades only
     if zeros and method == "auto":
         families.remove("free")  # the free-form model cannot carry the atom at zero
     keys = [(f, o) for f in families if f not in BASELINES for o in CANDIDATES[f]]
@@ -273,7 +279,7 @@ class _FreeFit:
         else:
             if smp.n < 2 * MIN_EIGENVALUES:
                 raise ValueError(f"validation needs at least {2 * MIN_EIGENVALUES} eigenvalues")
-            scores = validate(smp, _keys(method, zero > 0), g, opts.repeats, psd=psd)
+            scores = validate(smp, _keys(method, zero > 0, smp), g, opts.repeats, psd=psd)
             chosen, runner, reason = _select(scores, opts.slack)
             fam, order = scores[chosen].family, scores[chosen].order
         diag = {"method": method, "sample_size": smp.n, "family": fam, "reason": reason,
@@ -425,6 +431,7 @@ def _finish(ev: Any, N: int, smp: Sample, d: dict[str, Any], spread: dict[str, A
         d["warnings"].append(
             f"the chosen candidate is the baseline {est.name!r}, not a free decompression: "
             "no model of the flow validated better on this sample")
+        ok = False
     edges = support_intervals(x, rho) if est.raw is not None else []
     edge_err = [(0.5 * (x[1] - x[0]),) * 2 for _ in edges]
     bands = None
@@ -477,7 +484,8 @@ def _free_compression_check(smp: Sample, scores: dict[str, Score], chosen: str,
     """Compare validation on real sub-blocks with validation on Haar compressions."""
     key = (scores[chosen].family, scores[chosen].order)
     keys = [key] + ([("block", ())] if "block" in scores else [])
-    haar = validate(smp, keys, g, repeats, psd=smp.psd, haar=True, screen=np.inf, keep=2)
+    haar = validate(smp, keys, g, min(repeats, 2), psd=smp.psd, haar=True, screen=np.inf,
+                    keep=2)
     e_haar = haar[chosen].error if chosen in haar else min(v.error for v in haar.values())
     e_true = scores[chosen].error
     free = bool(e_true <= 1.3 * e_haar + 0.01)

@@ -147,27 +147,35 @@ def split_spectrum(eigs: np.ndarray, *, psd: bool, atoms: bool = True,
                  bulk=rest[kl:rest.size - kh])
 
 
-def localised(matrix: np.ndarray, values: np.ndarray) -> np.ndarray:
-    r"""Which outliers ``values`` of ``matrix`` have an eigenvector on one coordinate.
+def localised(matrix: np.ndarray, upper: int, lower: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""Which of the ``upper`` largest and ``lower`` smallest eigenvalues are on one row.
 
     The inverse participation ratio :math:`\sum_i v_i^4` of a unit eigenvector is about
     ``3/n`` for a delocalised one and near 1 for one concentrated on a row; above
     ``LOCAL`` the outlier is a row of the matrix (a large diagonal entry, a node of
-    high degree), not a spike of the whole matrix.
+    high degree), not a spike of the whole matrix. One partial eigensolve per side.
+
+    Returns
+    -------
+    high, low : ndarray of bool
+        In ascending order of the eigenvalues, like :class:`Split`'s ``high``/``low``.
     """
     from scipy.linalg import eigh  # scipy: loaded on first use (start-up time)
 
-    out = np.zeros(values.size, bool)
-    for j, v in enumerate(values):
-        w, V = eigh(matrix, subset_by_value=(v - 1e-9 * (1 + abs(v)), v + 1e-9 * (1 + abs(v))))
-        if w.size:
-            out[j] = float(np.sum(V[:, 0] ** 4)) > LOCAL
-    return out
+    n = matrix.shape[0]
+    out = []
+    for lo, hi, k in ((n - upper, n - 1, upper), (0, lower - 1, lower)):
+        if k == 0:
+            out.append(np.zeros(0, bool))
+            continue
+        _, V = eigh(matrix, subset_by_index=(lo, hi))
+        out.append(np.sum(V**4, axis=0) > LOCAL)
+    return out[0], out[1]
 
 
 def _classify(s: Split, matrix: np.ndarray) -> Split:
     """Move the localised outliers of ``s`` to ``local``."""
-    loc_h, loc_l = localised(matrix, s.high), localised(matrix, s.low)
+    loc_h, loc_l = localised(matrix, s.high.size, s.low.size)
     return Split(s.zeros, s.low[~loc_l], s.high[~loc_h], s.bulk,
                  np.sort(np.concatenate([s.low[loc_l], s.high[loc_h]])))
 
