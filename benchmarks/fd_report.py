@@ -50,7 +50,7 @@ def _ordered(methods: set) -> list[str]:
 def _cell(a: dict | None) -> str:
     """A summary cell: the median W1/sd, with the seeds that gave no estimate."""
     if a is None:
-        return ""
+        return "not run"
     if math.isnan(a["w1"]):
         return a["note"] or "-"
     failed = f" ({a['failed']}/{a['seeds']} {a['note']})" if a["failed"] else ""
