@@ -41,6 +41,22 @@ def _fmt(x, pct=False):
     return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
 
 
+def _ordered(methods: set) -> list[str]:
+    """Methods in the order of :data:`fd_methods.LABELS` (baselines, ours, freealg, SLQ)."""
+    order = ["none", "nystrom", "ours", "ours4", "patches", "freeform", "algebraic", "slq"]
+    return [m for m in order if m in methods] + sorted(methods - set(order))
+
+
+def _cell(a: dict | None) -> str:
+    """A summary cell: the median W1/sd, with the seeds that gave no estimate."""
+    if a is None:
+        return "not run"
+    if math.isnan(a["w1"]):
+        return a["note"] or "-"
+    failed = f" ({a['failed']}/{a['seeds']} {a['note']})" if a["failed"] else ""
+    return _fmt(a["w1"]) + failed
+
+
 def aggregate(rows: list[dict]) -> dict:
     """Medians over seeds, keyed by (case, ratio, method)."""
     groups = defaultdict(list)
@@ -55,24 +71,44 @@ def aggregate(rows: list[dict]) -> dict:
                     "logdet": _median([r["logdet"] for r in rs]),
                     "seconds": _median([r["seconds"] for r in rs]),
                     "warned": f"{sum(warned)}/{len(warned)}" if warned else "-",
-                    "seeds": len(rs), "note": "; ".join(notes)}
+                    "seeds": len(rs), "note": "; ".join(notes),
+                    "failed": sum(1 for r in rs if r["w1"] is None or math.isnan(r["w1"]))}
     return out
 
 
-def _targets(agg: dict, cases: list[str], ratio: int) -> list[str]:
+#: The PSD kernel-like cases, where the top-eigenvalue target applies.
+KERNEL_LIKE = ("ntk", "ggn", "relu_gram", "rbf", "rff_cov")
+
+
+def _worse_warned(rows: list[dict], ratio: int) -> tuple[int, int]:
+    """(warned, total) over the seeds where ``ours`` is worse than the block as it is."""
+    by = {(r["case"], r["seed"], r["method"]): r for r in rows if r["ratio"] == ratio}
+    worse = [by[(c, s, "ours")] for (c, s, m) in by if m == "ours" and (c, s, "none") in by
+             and by[(c, s, "ours")]["w1"] > by[(c, s, "none")]["w1"] * (1 + 1e-9)]
+    return sum(bool(r["warned"]) for r in worse), len(worse)
+
+
+def _targets(agg: dict, cases: list[str], ratio: int, rows: list[dict]) -> list[str]:
     """The issue's targets for ``ours`` (one block) at this ratio, counted."""
     lines, half, beat, trace_ok = [], 0, 0, 0
     for c in cases:
         ours = agg.get((c, ratio, "ours"), {}).get("w1", math.nan)
         base = min(agg.get((c, ratio, m), {}).get("w1", math.inf) for m in ("none", "nystrom"))
-        beat += ours <= base
+        beat += ours <= base * (1 + 1e-9)  # the same estimate up to rounding counts
         half += ours <= 0.5 * base
         trace_ok += abs(agg.get((c, ratio, "ours"), {}).get("trace", math.inf)) <= 0.01
     k = len(cases)
+    kern = [c for c in KERNEL_LIKE if c in cases]
+    top_ok = sum(abs(agg.get((c, ratio, "ours"), {}).get("top", math.inf)) <= 0.10
+                 for c in kern)
+    warned, worse = _worse_warned(rows, ratio)
+    worse_text = (f"a warning on {warned} of the {worse} results worse than the block as it "
+                  "is (target all)" if worse else "no result worse than the block as it is")
     lines.append(f"Targets for `ours` at N/{ratio}: W1/sd no worse than the better of none "
                  f"and Nystrom-pad on {beat} of {k} cases (target {k}); at most half of it on "
                  f"{half} of {k} (target >= {math.ceil(k / 2)}); |trace error| <= 1% on "
-                 f"{trace_ok} of {k} (target {k}).")
+                 f"{trace_ok} of {k} (target {k}); |top error| <= 10% on {top_ok} of "
+                 f"{len(kern)} PSD kernel-like cases (target {len(kern)}); {worse_text}.")
     return lines
 
 
@@ -81,7 +117,7 @@ def tables(data: dict) -> str:
     rows = data["rows"]
     agg = aggregate(rows)
     cases = list(dict.fromkeys(r["case"] for r in rows))
-    methods = list(dict.fromkeys(r["method"] for r in rows))
+    methods = _ordered({r["method"] for r in rows})
     sizes = {r["case"]: r["N"] for r in rows}
     notes = {r["case"]: r.get("case_note", "") for r in rows}
     title = ("Sparse graphs: random blocks against connected patches"
@@ -106,18 +142,10 @@ def tables(data: dict) -> str:
                 "| case | " + " | ".join(LABELS[m] for m in methods) + " |",
                 "|---|" + "---|" * len(methods)]
         for c in cases:
-            cells = []
-            for m in methods:
-                a = agg.get((c, ratio, m))
-                if a is None:
-                    cells.append("")
-                elif math.isnan(a["w1"]):
-                    cells.append(a["note"] or "-")
-                else:
-                    cells.append(_fmt(a["w1"]))
+            cells = [_cell(agg.get((c, ratio, m))) for m in methods]
             out.append(f"| {c} | " + " | ".join(cells) + " |")
         if data.get("section", "realistic") == "realistic":
-            out += [""] + _targets(agg, cases, ratio)
+            out += [""] + _targets(agg, cases, ratio, rows)
         out += ["", f"### Blocks of N/{ratio}: every figure (median)", "",
                 "| case | method | W1/sd | top | trace | logdet (nats) | warned | time (s) "
                 "| seeds | note |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -161,17 +189,12 @@ def realistic_rst(data: dict, ratio: int = 8) -> str:
     """The W1/sd summary at one block ratio as an RST list-table (for the docs page)."""
     agg = aggregate(data["rows"])
     cases = list(dict.fromkeys(r["case"] for r in data["rows"]))
-    methods = [m for m in dict.fromkeys(r["method"] for r in data["rows"])
+    methods = [m for m in _ordered({r["method"] for r in data["rows"]})
                if any(k[2] == m and k[1] == ratio and v["note"] != "not installed"
                       for k, v in agg.items())]
     body = []
     for c in cases:
-        cells = []
-        for m in methods:
-            a = agg.get((c, ratio, m))
-            cells.append("" if a is None else (a["note"] or "-") if math.isnan(a["w1"])
-                         else _fmt(a["w1"]))
-        body.append([c, *cells])
+        body.append([c, *(_cell(agg.get((c, ratio, m))) for m in methods)])
     head = (f"Blocks of N/{ratio}, medians over {data.get('seeds')} seeds; driver commit "
             f"``{data.get('driver_commit')}``, {data['date']}, load {data['load']} "
             "(shared machine).")
