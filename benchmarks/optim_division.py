@@ -280,8 +280,8 @@ def _fmt(vals: list[float], cap: int) -> str:
     med = float(np.median(vals))
     got = [v for v in vals if math.isfinite(v)]
     med_s = f"{med:.0f}" if math.isfinite(med) else f"> {cap}"
-    rng = f" [{min(got):.0f}-{max(vals):.0f}]" if got else ""
-    rng = rng.replace("-inf]", f"-> {cap}]")
+    top = f"{max(vals):.0f}" if math.isfinite(max(vals)) else f"> {cap}"
+    rng = f" [{min(got):.0f} to {top}]" if got else ""
     miss = len(vals) - len(got)
     return med_s + rng + (f", {miss}/{len(vals)} > cap" if miss else "")
 
@@ -338,12 +338,11 @@ def plot(res: dict, out: Path) -> Path:
     fig, axes = plt.subplots(1, len(LRS), figsize=(11.0, 4.0), dpi=150, layout="constrained")
     for ax, lr in zip(np.atleast_1d(axes), LRS, strict=True):
         grid = np.arange(0, CAPS[lr] + 1, EVAL_EVERY)
-        nseeds = 0
+        counts = sorted({len(res[(lr, name)]) for name in configs(lr)} - {0})
         for name in configs(lr):
             recs = res[(lr, name)]
             if not recs:
                 continue
-            nseeds = max(nseeds, len(recs))
             Y = []
             for r in recs:
                 st, va = np.array(r["steps"]), np.array(r["val_acc"])
@@ -356,10 +355,11 @@ def plot(res: dict, out: Path) -> Path:
             ax.plot(grid, np.median(Y, 0), color=colors[name], label=LABELS[name], lw=1.4)
         ax.axhline(0.95, color="0.6", lw=0.6, ls=":")
         ax.set_ylim(0, 1.02)
-        hits = [r["hit99"] for name in configs(lr) for r in res[(lr, name)] if r["hit99"]]
-        ax.set_xlim(0, min(CAPS[lr], 2.0 * max(hits)) if hits else CAPS[lr])
+        ax.set_xlim(0, CAPS[lr])
+        seeds = "-".join(str(c) for c in (counts[0], counts[-1]) if counts) if counts else "0"
+        seeds = seeds if not counts or counts[0] != counts[-1] else str(counts[0])
         ax.set_title(f"a / b mod 97, 25% train, batch {BATCH}, lr {lr:g}: median and range "
-                     f"of {nseeds} seeds", fontsize=8.5)
+                     f"of {seeds} seeds", fontsize=8.5)
         style_axes(ax, xlabel="step", ylabel="validation accuracy")
     np.atleast_1d(axes)[0].legend(frameon=False, fontsize=6.5, loc="center right")
     path = out / "optim_division.png"
