@@ -22,7 +22,10 @@ the *quadrature* part from the Chebyshev-Markov-Stieltjes inequalities (the true
 distribution function of a probe's measure lies between the Gauss rule's values at
 consecutive nodes, so :math:`W_1 \le \sum_j (x_{j+1}-x_j)\max(w_j, w_{j+1})`, Chen,
 Trogdon & Ubaru 2021) and the *probe* part from the spread of the per-probe measures
-about their mean (:math:`\sqrt{\overline{W_1^2}/p}`). Dense blocks have error 0.
+about their mean (:math:`\sqrt{\overline{W_1^2}/p}`). Dense blocks have error 0. The
+figures go into ``diagnostics.block_estimates`` (a warning above :data:`ERROR_WARN`
+sd); the bands of a result over several blocks include the SLQ noise, since each block
+is estimated with its own probes.
 
 :func:`prepare_blocks` is the normalisation the driver calls: it turns a
 :class:`spectra.SpectralDensity`, a :class:`BlockSpectrum` (or a list of them) or a
