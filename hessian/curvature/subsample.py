@@ -110,8 +110,8 @@ class DataBlocks:
 
     @property
     def block_options(self) -> dict:
-        """Defaults for :func:`freedecomp.blocks.block_spectrum` (PSD)."""
-        return {"psd": True}
+        """Defaults for :func:`freedecomp.blocks.block_spectrum`: PSD, rank at most ``P``."""
+        return {"psd": True, "rank": self.num_params}
 
     def _global_layout(self) -> tuple[int, int]:
         """First global index of the points held here, and the global number of points."""

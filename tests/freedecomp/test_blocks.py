@@ -85,6 +85,21 @@ def test_slq_block_keeps_outliers_exact_and_its_error_covers_the_truth():
     assert abs(bs.eigs.sum() - lam.sum()) < 0.02 * lam.sum()  # the SLQ trace
 
 
+def test_a_rank_bound_makes_the_null_space_exact_zeros():
+    g = np.random.default_rng(2)
+    lam = np.concatenate([np.zeros(300), np.geomspace(1e-6, 5.0, 100)])
+    A = matrix_from_eigenvalues(lam, rng=0)
+    loose = block_spectrum(A, psd=True, dense_max=0, num_probes=6, num_steps=40, rng=g)
+    assert np.count_nonzero(loose.eigs == 0.0) < 300  # SLQ alone smears the null space
+    bs = block_spectrum(A, psd=True, dense_max=0, num_probes=6, num_steps=40, rank=100,
+                        rng=np.random.default_rng(2))
+    assert np.count_nonzero(bs.eigs == 0.0) >= 300
+    assert abs(bs.eigs.sum() - loose.eigs.sum()) < 1e-3 * lam.sum()
+    dense = block_spectrum(A, psd=True, rank=100)
+    np.testing.assert_array_equal(dense.eigs[:300], 0.0)
+    np.testing.assert_allclose(dense.eigs[300:], lam[300:], rtol=1e-6, atol=1e-12)
+
+
 def test_slq_block_error_shrinks_with_steps():
     lam = _spiked(600)
     A = matrix_from_eigenvalues(lam, rng=0)
