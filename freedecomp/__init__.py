@@ -12,6 +12,11 @@ and decompresses it exactly.
   patches of sparse graphs);
 - :mod:`freedecomp.checks`: checks that a block can be decompressed (sparse-graph
   subsets, atoms);
+- :mod:`freedecomp.outliers`: exact zeros and outliers of a block, the outlier map;
+- :mod:`freedecomp.candidates`: the candidates (models and baselines) and validation;
+- :mod:`freedecomp.evaluation`: decompressed laws on grids, the validation score;
+- :mod:`freedecomp.invariants`: the exact checks on a result;
+- :mod:`freedecomp.gram`: Gram matrices sampled by rows (the deformed paths);
 - :mod:`freedecomp.driver`: :func:`decompress`;
 - :mod:`freedecomp.result`: :class:`Decompression`, its typed diagnostics and
   :class:`FreeDecompressionWarning`;
@@ -26,12 +31,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["Decompression", "FreeDecompressionWarning", "checks", "decompress", "laws",
-           "models", "plot", "samplers"]
+__all__ = ["Decompression", "FreeDecompressionWarning", "candidates", "checks", "decompress",
+           "evaluation", "gram", "invariants", "laws", "models", "outliers", "plot",
+           "samplers"]
 
 _LAZY = {"decompress": ("driver", "decompress"), "Decompression": ("result", "Decompression"),
          "FreeDecompressionWarning": ("result", "FreeDecompressionWarning")}
-_SUBMODULES = ("checks", "driver", "laws", "models", "plot", "result", "samplers")
+_SUBMODULES = ("candidates", "checks", "driver", "evaluation", "gram", "invariants", "laws",
+               "models", "outliers", "plot", "result", "samplers")
 
 
 def __getattr__(name: str) -> Any:

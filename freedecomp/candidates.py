@@ -3,7 +3,9 @@ r"""The candidates of :func:`freedecomp.decompress` and their ``n/2 -> n`` valid
 A candidate is a complete estimator from block eigenvalues to the law of the larger
 matrix:
 
-* the **free families** (``rational``, ``algebraic``, ``free``): the block's spectrum
+* the **free families** (``rational``, ``algebraic``, ``free``, and ``log`` -- the
+  log-variable model of :mod:`freedecomp.logmodel` for positive spectra spanning
+  decades): the block's spectrum
   is split into exact zeros, outliers and bulk (:mod:`freedecomp.outliers`); a model
   of the bulk (with the zeros) is decompressed by the bulk ratio ``(N - k)/(n - k)``,
   its atom at zero set to the exact rank-kept mass when the block is rank-deficient,
@@ -30,6 +32,7 @@ import numpy as np
 
 from . import models as _m
 from .evaluation import discrete_evaluation, evaluate_model, validation_error
+from .logmodel import evaluate_log, fit_log
 from .outliers import Split, map_outliers, split_blocks, zero_tolerance
 from .result import GridEvaluation, Score
 
@@ -39,11 +42,12 @@ CANDIDATES: dict[str, list[tuple]] = {
     "rational": [(1, 0), (1, 1), (2, 1), (1, 2), (2, 2), (3, 2)],
     "algebraic": [(1, 2), (1, 3), (2, 2), (2, 3)],
     "free": [(4,), (8,), (16,)],
+    "log": [(8,), (16,)],
 }
 BASELINES = ("nystrom-pad", "block")
 FIT_ERRORS = (ValueError, np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError)
 _FITTERS = {"rational": _m.fit_rational, "algebraic": _m.fit_algebraic,
-            "free": _m.fit_chebyshev}
+            "free": _m.fit_chebyshev, "log": fit_log}
 _COMPLEXITY = {"block": 0, "nystrom-pad": 0}
 
 
@@ -71,6 +75,9 @@ class Estimate:
         Mass the estimate puts in the exact atom at zero (rank).
     alpha_bulk : float
         Ratio the bulk was decompressed by.
+    local : (ndarray, float)
+        Localised outliers (block values, unmoved) and how many eigenvalues of the full
+        matrix each stands for (``N / (blocks * n)``).
     """
 
     ev: GridEvaluation
@@ -81,6 +88,7 @@ class Estimate:
     spurious: float = 0.0
     zero_mass: float = 0.0
     alpha_bulk: float = 1.0
+    local: tuple = (np.zeros(0), 0.0)
 
 
 def _baseline(family: str, blocks: Sequence[np.ndarray], alpha: float, num: int,
@@ -114,7 +122,7 @@ def _mapped(splits: list[Split], alpha: float) -> list:
 
 def estimate(family: str, order: tuple, blocks: Sequence[np.ndarray], alpha: float, *,
              psd: bool, num: int = 2001, grid: Any = None,
-             splits: list[Split] | None = None) -> Estimate:
+             matrices: list | None = None) -> Estimate:
     """The estimate of one candidate from ``blocks`` (same size ``n``) at ``N = alpha n``.
 
     Raises
@@ -127,36 +135,42 @@ def estimate(family: str, order: tuple, blocks: Sequence[np.ndarray], alpha: flo
         return _baseline(family, blocks, alpha, num, grid)
     n = blocks[0].size
     N = alpha * n
-    splits = split_blocks(list(blocks), psd) if splits is None else splits
+    splits = split_blocks(list(blocks), psd, matrices=matrices)
     k = splits[0].high.size + splits[0].low.size
+    local = np.concatenate([s.local for s in splits])
+    frac = local.size / (n * len(blocks))  # localised outliers keep their mass fraction
     bulk = np.concatenate([s.bulk for s in splits])
     if bulk.size < 8 or np.ptp(bulk) <= 0:
         raise ValueError("too few bulk eigenvalues to fit a model")
     zeros = sum(s.zeros for s in splits)
-    if zeros and family == "free":
-        raise ValueError("the free-form model cannot carry the atom at zero")
+    if zeros and family in ("free", "log"):
+        raise ValueError(f"the {family} model cannot carry the atom at zero")
     model = _FITTERS[family](np.concatenate([s.rest for s in splits]), *order)
-    alpha_b = (N - k) / (n - k)
-    raw = evaluate_model(model, alpha_b, num=num, grid=grid)
+    alpha_b = (N * (1 - frac) - k) / (n * (1 - frac) - k)
+    if family == "log":
+        raw = evaluate_log(model, alpha_b, num, grid)
+    else:
+        raw = evaluate_model(model, alpha_b, num=num, grid=grid)
     ev = raw.normalised()
     missed = 0.0
-    if zeros:
+    if zeros:  # (curve models only)
         sd = model.scale * np.sqrt(alpha_b)
         ev, missed = _exact_zero_atom(ev, zeros / (zeros + bulk.size), alpha_b, sd)
         # the mass check counts the exact atom in place of the model's own near zero
         far = sum(m for a, m in raw.atoms if abs(a) >= 0.05 * sd)
         cont = raw.mass - sum(m for _, m in raw.atoms)
         raw = replace(raw, mass=cont + far + ev.atoms[0][1])
-    f = (N - k) / N
+    f = 1.0 - k / N - frac
     atoms = [(a, w * f) for a, w in ev.atoms]
     zero_mass = sum(w for a, w in atoms if zeros and a == 0.0)
     spurious = sum(w for a, w in atoms) - zero_mass + missed
     mapped = _mapped(splits, alpha)
     for _, locs, _ in mapped:
         atoms += [(float(x), 1.0 / N) for x in locs.mean(axis=0)]
+    atoms += [(float(x), 1.0 / (n * len(blocks))) for x in local]
     ev = replace(ev, rho=ev.rho * f, atoms=atoms)
     return Estimate(ev, raw, model.name, model.complexity, mapped, spurious, zero_mass,
-                    alpha_b)
+                    alpha_b, (local, N / (n * len(blocks))))
 
 
 def _exact_zero_atom(ev: GridEvaluation, w: float, alpha: float, sd: float
@@ -195,11 +209,13 @@ def _penalty(est: Estimate, psd: bool, top: float) -> float:
     return p
 
 
-def _score(key: tuple, sub: np.ndarray, target: np.ndarray, psd: bool
+def _score(key: tuple, sub: tuple, target: np.ndarray, psd: bool
            ) -> tuple[float, str | None, int]:
     family, order = key
+    e, M = sub
     try:
-        est = estimate(family, order, [sub], target.size / sub.size, psd=psd, num=256)
+        est = estimate(family, order, [e], target.size / e.size, psd=psd, num=256,
+                       matrices=[M])
         s = validation_error(est.ev, target, psd)["total"]
         return s + _penalty(est, psd, float(target.max())), est.name, est.complexity
     except FIT_ERRORS:
@@ -211,7 +227,7 @@ def validate(sample: Any, keys: Sequence[tuple], rng: np.random.Generator, repea
              ) -> dict[str, Score]:
     """Validation error of the candidates ``keys`` (``(family, order)``), ``n/2 -> n``.
 
-    Sub-samples are drawn in turn from each block (``sample.subsample(k, rng, block=j)``)
+    Sub-samples are drawn in turn from each block (``sample.subblock(k, rng, block=j)``)
     and scored against that block. Two stages: every candidate is scored on the first
     sub-sample (screening); those within ``1.3`` times the best screening error, and the
     best ``keep`` of those within ``screen`` times it, are scored on the remaining
@@ -219,7 +235,7 @@ def validate(sample: Any, keys: Sequence[tuple], rng: np.random.Generator, repea
     candidates keep their one-sample error and are marked ``screened=True``.
     """
     nb = len(sample.blocks)
-    subs = [(sample.subsample(sample.n // 2, rng, haar=haar, block=r % nb), r % nb)
+    subs = [(sample.subblock(sample.n // 2, rng, haar=haar, block=r % nb), r % nb)
             for r in range(repeats)]
     sub0, b0 = subs[0]
     first = {key: _score(key, sub0, sample.blocks[b0], psd) for key in keys}

@@ -48,7 +48,7 @@ from .samplers import Sample
 __all__ = ["CANDIDATES", "METHODS", "MIN_EIGENVALUES", "decompress"]
 
 MIN_EIGENVALUES = 16
-METHODS = ("auto", "rational", "algebraic", "free", "deformed", *BASELINES)
+METHODS = ("auto", "rational", "algebraic", "free", "log", "deformed", *BASELINES)
 
 
 # ================================================================================ driver
@@ -72,9 +72,11 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         (:mod:`freedecomp.blocks`). Real input only: complex values are refused.
     size : int or increasing sequence of int
         Target size(s) ``N > n``. A sequence gives the density flow in ``.flow``.
-    method : {"auto", "rational", "algebraic", "free", "deformed", "nystrom-pad", "block"}
-        ``auto`` validates the rational, algebraic and Chebyshev free-form families and
-        the two baselines (``nystrom-pad``: block eigenvalues times ``N/n`` padded with
+    method : {"auto", "rational", "algebraic", "free", "log", "deformed", "nystrom-pad", \
+"block"}
+        ``auto`` validates the rational, algebraic and Chebyshev free-form families, the
+        log-variable model (positive spectra over two decades or more) and the two
+        baselines (``nystrom-pad``: block eigenvalues times ``N/n`` padded with
         zeros; ``block``: the block as it is) and keeps the simplest that validates;
         ``deformed`` is for Gram matrices ``X X^T / m`` sampled by rows (``columns=m``).
     grid : int or array_like, optional
@@ -233,9 +235,13 @@ class _Fit(Protocol):
 
 
 # ==================================================================== free candidates
-def _keys(method: str, zeros: bool) -> list[tuple]:
+def _keys(method: str, zeros: bool, smp: Sample) -> list[tuple]:
     """The ``(family, order)`` candidates of ``method``."""
-    families = ["rational", "algebraic", "free"] if method == "auto" else [method]
+    from .logmodel import multiscale
+
+    families = ["rational", "algebraic", "free", "log"] if method == "auto" else [method]
+    if method == "auto" and (zeros or not multiscale(smp.pooled)):
+        families.remove("log")  # positive spectra over decades only
     if zeros and method == "auto":
         families.remove("free")  # the free-form model cannot carry the atom at zero
     keys = [(f, o) for f in families if f not in BASELINES for o in CANDIDATES[f]]
@@ -289,7 +295,7 @@ class _FreeFit:
         else:
             if smp.n < 2 * MIN_EIGENVALUES:
                 raise ValueError(f"validation needs at least {2 * MIN_EIGENVALUES} eigenvalues")
-            scores = validate(smp, _keys(method, zero > 0), g, opts.repeats, psd=psd)
+            scores = validate(smp, _keys(method, zero > 0, smp), g, opts.repeats, psd=psd)
             chosen, runner, reason = _select(scores, opts.slack)
             fam, order = scores[chosen].family, scores[chosen].order
         diag = {"method": method, "sample_size": smp.n, "family": fam, "reason": reason,
@@ -304,10 +310,11 @@ class _FreeFit:
         smp = self.smp
         alpha = N / smp.n
         est = estimate(self.family, self.order, smp.blocks, alpha, psd=smp.psd, num=num,
-                       grid=grid)
+                       grid=grid, matrices=smp.matrices)
         ev, raw = est.ev, est.raw
         d = dict(self.diag, alpha=alpha, model=est.name, warnings=[],
-                 outlier_count=sum(v.shape[1] for v, _, _ in est.outliers),
+                 outlier_count=sum(v.shape[1] for v, _, _ in est.outliers)
+                 + int(est.local[0].size),
                  mass_before_normalisation=raw.mass if raw else 1.0,
                  negative_mass=raw.negative if raw else 0.0,
                  residual=raw.residual if raw else 0.0,
@@ -321,7 +328,9 @@ class _FreeFit:
         return _finish(ev, N, smp, d, spread, est, outliers)
 
     def finish(self, results: list[Decompression]) -> list[Decompression]:
-        """Free-compression check on the last size (real sub-blocks against Haar ones)."""
+        """Sparse-graph findings, then the free-compression check (real against Haar)."""
+        if self.opts.check and self.smp.matrix is not None:
+            results = _sparse_findings(self.smp, results)
         if not (self.opts.check and self.smp.matrix is not None and self.chosen is not None):
             return results
         chosen = self.chosen
@@ -335,6 +344,19 @@ class _FreeFit:
         diag = _free_compression_check(self.smp, self.scores, chosen, self.g,
                                        self.opts.repeats, last.diagnostics)
         return [*results[:-1], replace(last, diagnostics=diag)]
+
+
+def _sparse_findings(smp: Sample, results: list[Decompression]) -> list[Decompression]:
+    """Blocks of a sparse graph are not free compressions: say so on every size."""
+    from .checks import sparse_block_findings
+
+    found = sparse_block_findings(smp.matrix)
+    if not found:
+        return results
+    msgs = tuple(f"{f.name} ({f.figure:.0%}): {f.message}" for f in found)
+    return [replace(r, diagnostics=replace(
+        r.diagnostics, free_compression=False, decompressible=False,
+        warnings=(*r.diagnostics.warnings, *msgs))) for r in results]
 
 
 def _zero_fraction(smp: Sample) -> float:
@@ -353,19 +375,21 @@ def _spread(fit: _FreeFit, alpha: float, x: np.ndarray) -> dict[str, Any]:
     """
     smp = fit.smp
     if len(smp.blocks) > 1:
-        sets, kind = smp.blocks, "samples"
+        sets, kind = list(zip(smp.blocks, smp.matrices or [None] * len(smp.blocks),
+                              strict=True)), "samples"
     else:
         k = (3 * smp.n) // 4
-        sets, kind = [smp.subsample(k, fit.g) for _ in range(fit.opts.repeats)], "subsamples"
+        sets, kind = [smp.subblock(k, fit.g) for _ in range(fit.opts.repeats)], "subsamples"
     rhos, edges, outl = [], [], []
     N = alpha * smp.n
     # refits are solved on every 4th grid point and interpolated (they only feed bands,
     # edge spreads and the stability figure, all far coarser than the grid step)
     sub = np.unique(np.concatenate([np.arange(0, x.size, 4), [x.size - 1]]))
     xs = x[sub]
-    for e in sets:
+    for e, M in sets:
         try:
-            est = estimate(fit.family, fit.order, [e], N / e.size, psd=smp.psd, grid=xs)
+            est = estimate(fit.family, fit.order, [e], N / e.size, psd=smp.psd, grid=xs,
+                           matrices=[M])
         except FIT_ERRORS:
             continue
         outl.append(est.outliers)
@@ -398,6 +422,10 @@ def _outliers(est: Estimate, spread: dict[str, Any] | None) -> tuple[Outlier, ..
         for j in range(locs.shape[1]):
             out.append(Outlier(float(locs[:, j].mean()), float(err[j]),
                                float(vals[:, j].mean()), side))
+    values, count = est.local
+    mid = float(np.median(est.ev.measure()[0]))
+    out += [Outlier(float(v), float("nan"), float(v), "upper" if v > mid else "lower",
+                    count=count, localised=True) for v in values]
     return tuple(sorted(out, key=lambda o: -o.location))
 
 
@@ -419,6 +447,7 @@ def _finish(ev: Any, N: int, smp: Sample, d: dict[str, Any], spread: dict[str, A
         d["warnings"].append(
             f"the chosen candidate is the baseline {est.name!r}, not a free decompression: "
             "no model of the flow validated better on this sample")
+        ok = False
     edges = support_intervals(x, rho) if est.raw is not None else []
     edge_err = [(0.5 * (x[1] - x[0]),) * 2 for _ in edges]
     bands = None
@@ -471,7 +500,8 @@ def _free_compression_check(smp: Sample, scores: dict[str, Score], chosen: str,
     """Compare validation on real sub-blocks with validation on Haar compressions."""
     key = (scores[chosen].family, scores[chosen].order)
     keys = [key] + ([("block", ())] if "block" in scores else [])
-    haar = validate(smp, keys, g, repeats, psd=smp.psd, haar=True, screen=np.inf, keep=2)
+    haar = validate(smp, keys, g, min(repeats, 2), psd=smp.psd, haar=True, screen=np.inf,
+                    keep=2)
     e_haar = haar[chosen].error if chosen in haar else min(v.error for v in haar.values())
     e_true = scores[chosen].error
     free = bool(e_true <= 1.3 * e_haar + 0.01)
@@ -490,5 +520,6 @@ def _free_compression_check(smp: Sample, scores: dict[str, Score], chosen: str,
         warns.append(
             f"the sample does not behave like a free compression: real sub-blocks validate "
             f"at {e_true:.3f} sd, Haar-rotated ones at {e_haar:.3f} sd{hint}")
-    return replace(diag, free_compression=free, validation_error_haar=e_haar,
+    return replace(diag, free_compression=free and diag.free_compression is not False,
+                   validation_error_haar=e_haar,
                    warnings=tuple(warns))

@@ -27,7 +27,7 @@ __all__ = ["discrete_evaluation", "evaluate_law", "evaluate_model", "validation_
 #: weights of the validation score: W1/sd + TOP * top + MEAN * mean + SMALL * small end
 TOP, MEAN, SMALL = 0.25, 1.0, 0.25
 #: floor of the logarithmic small-end term, relative to the largest eigenvalue
-LOG_FLOOR = 1e-8
+LOG_FLOOR = 1e-4
 
 
 def evaluate_model(model: _m.CurveModel, alpha: float, *, num: int = 2001, grid: Any = None
@@ -139,7 +139,7 @@ def validation_error(ev: GridEvaluation, target: np.ndarray, psd: bool) -> dict[
 
         e = \frac{W_1}{\sigma} + T\,\frac{|\hat\lambda_{\max} - \lambda_{\max}|}
         {\max(\lambda_{\max} - \mu, \sigma)} + M\,\frac{|\hat\mu - \mu|}{\sigma}
-        + S\,\frac{W_1(\log_{10}\max(\hat x, f), \log_{10}\max(x, f))}{8}
+        + S\,\frac{W_1(\log_{10}\max(\hat x, f), \log_{10}\max(x, f))}{4}
 
     with :math:`\sigma, \mu` the target's sd and mean, ``f = LOG_FLOOR * max``, the last
     (small-end) term only for positive semi-definite spectra, and weights ``TOP``,
@@ -162,6 +162,6 @@ def validation_error(ev: GridEvaluation, target: np.ndarray, psd: bool) -> dict[
     if psd and top > 0:
         f = LOG_FLOOR * top
         out["small"] = wasserstein1(np.log10(np.maximum(nodes, f)),
-                                    np.log10(np.maximum(target, f)), weights) / 8.0
+                                    np.log10(np.maximum(target, f)), weights) / 4.0
     out["total"] = out["w1"] + TOP * out["top"] + MEAN * out["mean"] + SMALL * out["small"]
     return out

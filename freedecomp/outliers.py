@@ -28,14 +28,16 @@ outliers of the full matrix, each of mass ``1/N``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["GAP", "Outlier", "Split", "map_outliers", "split_blocks", "split_spectrum",
-           "zero_tolerance"]
+__all__ = ["GAP", "Outlier", "Split", "localised", "map_outliers", "split_blocks",
+           "split_spectrum", "zero_tolerance"]
 
 GAP = 3.0
+#: inverse participation ratio above which an outlier's eigenvector is on one row
+LOCAL = 0.5
 #: at most this fraction of a block is treated as outliers on each side
 MAX_FRACTION = 0.25
 
@@ -56,12 +58,20 @@ class Outlier:
         The corresponding eigenvalue of the block (mean over the blocks).
     side : str
         ``"upper"`` or ``"lower"``.
+    count : float
+        How many eigenvalues of the full matrix it stands for: 1 for a spike of the
+        whole matrix, ``N/(blocks * n)`` for a localised one.
+    localised : bool
+        Its eigenvector sits on one row of the block (:func:`localised`); its location is
+        then not moved by the flow.
     """
 
     location: float
     error: float
     block_location: float
     side: str
+    count: float = 1.0
+    localised: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,7 @@ class Split:
     low: np.ndarray
     high: np.ndarray
     bulk: np.ndarray
+    local: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def rest(self) -> np.ndarray:
@@ -136,14 +147,66 @@ def split_spectrum(eigs: np.ndarray, *, psd: bool, atoms: bool = True,
                  bulk=rest[kl:rest.size - kh])
 
 
-def split_blocks(blocks: list[np.ndarray], psd: bool, atoms: bool = True) -> list[Split]:
-    """Split several blocks with one outlier count per side (the median over them)."""
+def localised(matrix: np.ndarray, upper: int, lower: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""Which of the ``upper`` largest and ``lower`` smallest eigenvalues are on one row.
+
+    The inverse participation ratio :math:`\sum_i v_i^4` of a unit eigenvector is about
+    ``3/n`` for a delocalised one and near 1 for one concentrated on a row; above
+    ``LOCAL`` the outlier is a row of the matrix (a large diagonal entry, a node of
+    high degree), not a spike of the whole matrix. One partial eigensolve per side.
+
+    Returns
+    -------
+    high, low : ndarray of bool
+        In ascending order of the eigenvalues, like :class:`Split`'s ``high``/``low``.
+    """
+    from scipy.linalg import eigh  # scipy: loaded on first use (start-up time)
+
+    n = matrix.shape[0]
+    out = []
+    for lo, hi, k in ((n - upper, n - 1, upper), (0, lower - 1, lower)):
+        if k == 0:
+            out.append(np.zeros(0, bool))
+            continue
+        _, V = eigh(matrix, subset_by_index=(lo, hi))
+        out.append(np.sum(V**4, axis=0) > LOCAL)
+    return out[0], out[1]
+
+
+def _classify(s: Split, matrix: np.ndarray) -> Split:
+    """Move the localised outliers of ``s`` to ``local``."""
+    loc_h, loc_l = localised(matrix, s.high.size, s.low.size)
+    return Split(s.zeros, s.low[~loc_l], s.high[~loc_h], s.bulk,
+                 np.sort(np.concatenate([s.low[loc_l], s.high[loc_h]])))
+
+
+def _force(s: Split, kh: int, kl: int) -> Split:
+    """The split with exactly ``kh`` upper and ``kl`` lower delocalised outliers."""
+    pool = np.sort(np.concatenate([s.low, s.bulk, s.high]))
+    kh, kl = min(kh, pool.size // 4), min(kl, pool.size // 4)
+    return Split(s.zeros, pool[:kl], pool[pool.size - kh:], pool[kl:pool.size - kh],
+                 s.local)
+
+
+def split_blocks(blocks: list[np.ndarray], psd: bool, atoms: bool = True,
+                 matrices: list | None = None) -> list[Split]:
+    """Split several blocks with one count of delocalised outliers per side.
+
+    With the ``matrices`` at hand, outliers whose eigenvector sits on one coordinate are
+    set apart as ``local`` (:func:`localised`): they are rows of the matrix, present in
+    about ``n/N`` of the blocks, so their count is not kept but scaled by ``N/n`` (their
+    mass fraction is kept) and their location is not moved. The count of the others is
+    the median over the blocks.
+    """
     first = [split_spectrum(b, psd=psd, atoms=atoms) for b in blocks]
+    if matrices is not None:
+        first = [_classify(s, M) if M is not None and (s.high.size or s.low.size) else s
+                 for s, M in zip(first, matrices, strict=True)]
     if len(blocks) == 1:
         return first
     kh = int(np.median([s.high.size for s in first]))
     kl = int(np.median([s.low.size for s in first]))
-    return [split_spectrum(b, psd=psd, atoms=atoms, high=kh, low=kl) for b in blocks]
+    return [_force(s, kh, kl) for s in first]
 
 
 def map_outliers(values: np.ndarray, rest: np.ndarray, alpha: float) -> np.ndarray:

@@ -186,9 +186,11 @@ class Diagnostics(_ByKey):
         What it promises: True means every check below passed -- the mass was found on
         the grid (within 2%), no negative density was clipped (under 1%), refits on other
         blocks or sub-blocks agree (stability under 0.05 sd), and the invariants in
-        ``checks`` hold. It does *not* promise accuracy: a sample that is not a free
-        compression can pass every check (see ``free_compression``). False always comes
-        with a :class:`FreeDecompressionWarning`.
+        ``checks`` hold, a model of the flow (not a baseline) was chosen, and the block
+        does not look like a sparse-graph subset. It does *not* promise accuracy: a
+        sample that is not a free compression can pass every check (see
+        ``free_compression``). False always comes with a
+        :class:`FreeDecompressionWarning`.
     free_compression : bool or None
         Whether the sample behaves like a free compression (real sub-blocks validate as
         well as Haar-rotated ones); False on the deformed path.

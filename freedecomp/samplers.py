@@ -67,6 +67,15 @@ class Sample:
         """Eigenvalues of all blocks together (their average law is the compressed law)."""
         return np.concatenate(self.blocks)
 
+    def subblock(self, k: int, rng: np.random.Generator, haar: bool = False,
+                 block: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+        """Like :meth:`subsample`, with the sub-block itself (``None`` for Haar ones)."""
+        if self.matrices is not None and not haar:
+            idx = np.sort(rng.choice(self.n, size=k, replace=False))
+            M = self.matrices[block][np.ix_(idx, idx)]
+            return np.linalg.eigvalsh(M), M
+        return haar_compress(self.blocks[block], k, rng), None
+
     def subsample(self, k: int, rng: np.random.Generator, haar: bool = False,
                   block: int = 0) -> np.ndarray:
         """Eigenvalues of a random ``k x k`` principal block of block number ``block``.
@@ -151,6 +160,12 @@ def prepare_sample(sample: Any, *, n: int | None, total: int | None,
             raise ValueError(f"the blocks must all have the same size n x n, got shapes "
                              f"{shapes}; decompress blocks of one size together")
         sample = np.stack([_as_real(s, "a block") for s in sample])
+    if isinstance(sample, (list, tuple)) and len(sample) > 1 and all(
+            np.ndim(s) == 1 for s in sample) and len({np.size(s) for s in sample}) == 1 \
+            and np.size(sample[0]) > 1:
+        # the eigenvalues of several blocks of one size (no matrices: Haar sub-samples)
+        blocks = [_check_eigs(_as_real(s, "block eigenvalues"), minimum) for s in sample]
+        return Sample(blocks[0].size, blocks, total=total)
     if isinstance(sample, str):
         raise TypeError("sample must be eigenvalues (1-d), a symmetric matrix (2-d), a stack "
                         "of them (3-d) or a callable block sampler, got a str")

@@ -38,3 +38,16 @@ def _sampler(idx):
 def test_bad_input_is_refused_by_name(sample, size, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         decompress(sample, size, **kwargs)
+
+
+def test_several_eigenvalue_blocks_are_accepted():
+    from freedecomp import laws
+
+    law = laws.MarchenkoPastur(1 / 8)
+    blocks = [np.linalg.eigvalsh(law.sample_matrix(128, s)) for s in range(3)]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = decompress(blocks, 512, rng=0)
+    assert r.bands is not None and r.diagnostics.sample_size == 128

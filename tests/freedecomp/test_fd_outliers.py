@@ -63,3 +63,20 @@ def test_outliers_counted_on_both_sides():
     s = split_spectrum(rng.permutation(e), psd=False)
     assert list(s.high) == [6.0, 7.5] and list(s.low) == [-5.0]
     assert s.bulk.size == 500
+
+
+def test_localised_outlier_keeps_its_location_and_mass_fraction():
+    # a large diagonal entry is a row of the matrix, not a spike of the whole matrix: a
+    # block holding that row shows it at the same place, and it stands for N/n rows
+    rng = np.random.default_rng(7)
+    N, n = 1600, 400
+    A = laws.Wigner(2.0).sample_matrix(N, rng)
+    A[0, 0] += 30.0
+    idx = np.concatenate([[0], np.sort(rng.choice(np.arange(1, N), n - 1, replace=False))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FreeDecompressionWarning)
+        r = decompress(A[np.ix_(idx, idx)], N, rng=0)
+    (o,) = r.outliers
+    assert o.localised and o.count == pytest.approx(N / n)
+    assert o.location == pytest.approx(30.0, abs=0.5)  # not moved to ~alpha x 30
+    assert sum(w for a, w in r.atoms if a > 10) == pytest.approx(1 / n)
