@@ -259,7 +259,10 @@ def from_density(den: SpectralDensity, n: int | None = None, *, psd: bool = Fals
         copy_weight = float(w[np.flatnonzero(x == deflated[-1])[0]])
         n = int(round(1.0 / (copy_weight * len(rules))))
     n = check_int(n, "n", low=1)
-    return _from_rules(rules, deflated, n, psd, "density", den.num_matvecs)
+    spec = _from_rules(rules, deflated, n, psd, "density", den.num_matvecs)
+    if den.method != "slq":  # not Gauss rules: the Chebyshev-Markov-Stieltjes bound is void
+        spec = replace(spec, quadrature_error=float("nan"))
+    return spec
 
 
 def _split_rules(x: np.ndarray, w: np.ndarray) -> tuple[list, np.ndarray]:
@@ -540,7 +543,8 @@ def annotate(result: Decompression, smp: Sample) -> Decompression:
     rows = tuple({"method": s.method, "num_matvecs": s.num_matvecs, "outliers": s.outliers.size,
                   "quadrature_error": s.quadrature_error, "probe_error": s.probe_error,
                   "relative_error": s.relative_error} for s in smp.spectra)
-    worst = max((r["relative_error"] for r in rows if r["method"] != "dense"), default=0.0)
+    worst = max((r["relative_error"] for r in rows
+                 if r["method"] != "dense" and np.isfinite(r["relative_error"])), default=0.0)
     msgs = list(result.diagnostics.warnings)
     if worst > ERROR_WARN:
         msgs.append(f"the block spectra estimated by SLQ carry a W1 error of up to {worst:.3f} "

@@ -268,3 +268,11 @@ def test_node_minimum_is_the_drivers():
     from freedecomp import blocks, driver
 
     assert blocks.MIN_NODES == driver.MIN_EIGENVALUES
+
+
+def test_kpm_density_is_a_block_with_unknown_error():
+    A = matrix_from_eigenvalues(np.linspace(1, 2, 300), rng=0)
+    bs = from_density(spectra.density(A, method="kpm", num_probes=4, num_steps=20, rng=0),
+                      n=300)
+    assert bs.n == 300 and np.isnan(bs.quadrature_error) and np.isnan(bs.relative_error)
+    assert abs(bs.eigs.mean() - 1.5) < 0.05
