@@ -22,7 +22,10 @@ the *quadrature* part from the Chebyshev-Markov-Stieltjes inequalities (the true
 distribution function of a probe's measure lies between the Gauss rule's values at
 consecutive nodes, so :math:`W_1 \le \sum_j (x_{j+1}-x_j)\max(w_j, w_{j+1})`, Chen,
 Trogdon & Ubaru 2021) and the *probe* part from the spread of the per-probe measures
-about their mean (:math:`\sqrt{\overline{W_1^2}/p}`). Dense blocks have error 0.
+about their mean (:math:`\sqrt{\overline{W_1^2}/p}`). Dense blocks have error 0. The
+figures go into ``diagnostics.block_estimates`` (a warning above :data:`ERROR_WARN`
+sd); the bands of a result over several blocks include the SLQ noise, since each block
+is estimated with its own probes.
 
 :func:`prepare_blocks` is the normalisation the driver calls: it turns a
 :class:`spectra.SpectralDensity`, a :class:`BlockSpectrum` (or a list of them) or a
@@ -66,7 +69,7 @@ DENSE_MAX = 3000
 COARSE_POINTS = 2000
 #: Relative SLQ error (W1 over the block's sd) above which a warning is emitted.
 ERROR_WARN = 0.05
-_SLQ_OPTIONS = ("num_probes", "num_steps", "dense_max", "psd", "progress")
+_SLQ_OPTIONS = ("num_probes", "num_steps", "dense_max", "rank", "psd", "progress")
 #: Fewest distinct quadrature nodes a density must have to stand for a block (the
 #: driver's ``MIN_EIGENVALUES``: the eigenvalues a model fit needs).
 MIN_NODES = 16
@@ -256,7 +259,10 @@ def from_density(den: SpectralDensity, n: int | None = None, *, psd: bool = Fals
         copy_weight = float(w[np.flatnonzero(x == deflated[-1])[0]])
         n = int(round(1.0 / (copy_weight * len(rules))))
     n = check_int(n, "n", low=1)
-    return _from_rules(rules, deflated, n, psd, "density", den.num_matvecs)
+    spec = _from_rules(rules, deflated, n, psd, "density", den.num_matvecs)
+    if den.method != "slq":  # not Gauss rules: the Chebyshev-Markov-Stieltjes bound is void
+        spec = replace(spec, quadrature_error=float("nan"))
+    return spec
 
 
 def _split_rules(x: np.ndarray, w: np.ndarray) -> tuple[list, np.ndarray]:
@@ -285,8 +291,8 @@ def _split_rules(x: np.ndarray, w: np.ndarray) -> tuple[list, np.ndarray]:
 
 
 def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_MAX,
-                   num_probes: int = 10, num_steps: int = 80, rng: Any = None
-                   ) -> BlockSpectrum:
+                   num_probes: int = 10, num_steps: int = 80, rank: int | None = None,
+                   rng: Any = None) -> BlockSpectrum:
     """Spectrum of one block: dense ``eigvalsh`` up to ``dense_max``, deflated SLQ above.
 
     Parameters
@@ -302,6 +308,13 @@ def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_M
         Largest size solved densely (:data:`DENSE_MAX`).
     num_probes, num_steps : int
         SLQ probes and Lanczos steps per probe.
+    rank : int, optional
+        A known bound on the block's rank (PSD blocks; e.g. the parameter count of a
+        Gram ``J J^T``): a block of ``n > rank`` has at least ``n - rank`` exact zeros,
+        and its ``n - rank`` smallest points are set to zero. SLQ cannot tell a null
+        space from a continuum of tiny eigenvalues above it (the lowest Gauss node sits
+        among both), so without the bound the zeros are smeared over that node; the
+        mean changes by those points' sum only.
     rng : None, int or numpy Generator
         Probes.
     """
@@ -315,23 +328,26 @@ def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_M
     require_symmetric(A, "a block of free decompression")
     psd = bool(A.psd) if psd is None else check_bool(psd, "psd")
     dense_max = check_int(dense_max, "dense_max", low=0)
+    rank = None if rank is None else check_int(rank, "rank", low=0)
     if n <= dense_max:
         idx = np.arange(n)
         B = np.asarray(op.block(idx, idx), float) if hasattr(op, "block") else dense_matrix(A)
-        e = np.linalg.eigvalsh(0.5 * (B + B.T))
-        if psd:
-            _check_psd(e, "the block")
-        return BlockSpectrum(e, method="dense", num_matvecs=0 if hasattr(op, "block") else n)
-    m = slq_measure(A, num_probes=num_probes, num_steps=num_steps, deflate=True, rng=rng)
-    if m.exact:  # a budget at or above n: the exact eigenvalues from n products
-        e = np.sort(m.nodes[0])
-        if psd:
-            _check_psd(e, "the block")
-        return BlockSpectrum(e, method="dense", num_matvecs=m.num_matvecs)
-    rules, deflated = _measure_rules(m.nodes, m.weights, n)
+        spec = BlockSpectrum(np.linalg.eigvalsh(0.5 * (B + B.T)), method="dense",
+                             num_matvecs=0 if hasattr(op, "block") else n)
+    else:
+        m = slq_measure(A, num_probes=num_probes, num_steps=num_steps, deflate=True, rng=rng)
+        if m.exact:  # a budget at or above n: the exact eigenvalues from n products
+            spec = BlockSpectrum(np.sort(m.nodes[0]), method="dense", num_matvecs=m.num_matvecs)
+        else:
+            rules, deflated = _measure_rules(m.nodes, m.weights, n)
+            spec = _from_rules(rules, deflated, n, psd, "slq", m.num_matvecs)
     if psd:
-        _check_psd(np.concatenate([r[0] for r in rules] + [deflated]), "the block")
-    return _from_rules(rules, deflated, n, psd, "slq", m.num_matvecs)
+        _check_psd(spec.eigs, "the block")
+    if psd and rank is not None and n > rank:
+        e = spec.eigs.copy()
+        e[: n - rank] = 0.0
+        spec = replace(spec, eigs=e)
+    return spec
 
 
 def _measure_rules(nodes: list, weights: list, n: int) -> tuple[list, np.ndarray]:
@@ -400,8 +416,8 @@ def prepare_blocks(sample: Any, *, n: int | None, total: int | None,
     Parameters
     ----------
     options : dict, optional
-        Block-estimation options: ``num_probes``, ``num_steps``, ``dense_max``, ``psd``
-        (see :func:`block_spectrum`) and ``progress`` (a tqdm bar over the blocks:
+        Block-estimation options: ``num_probes``, ``num_steps``, ``dense_max``, ``psd``,
+        ``rank`` (see :func:`block_spectrum`) and ``progress`` (a tqdm bar over the blocks:
         ``None``, the default, shows it only when standard error is a terminal).
     """
     opts = _block_options({**getattr(sample, "block_options", {}), **(options or {})})
@@ -433,7 +449,7 @@ def _block_options(options: dict) -> dict:
     unknown = set(options) - set(_SLQ_OPTIONS)
     if unknown:
         raise TypeError(f"unknown block options {sorted(unknown)}; allowed: {_SLQ_OPTIONS}")
-    out = {k: check_int(v, k, low=1 if k != "dense_max" else 0)
+    out = {k: check_int(v, k, low=1 if k not in ("dense_max", "rank") else 0)
            for k, v in options.items() if k not in ("psd", "progress") and v is not None}
     for flag in ("psd", "progress"):
         if options.get(flag) is not None:
@@ -485,7 +501,7 @@ def _operator_sample(sampler: Callable, first: Any, idx0: np.ndarray, sizes: tup
     smp = _sample_of(specs, minimum, total=total * rows)
     smp.sampler, smp.indices = sampler, (drawn if rows == 1 else None)
     smp.options = {k: v for k, v in opts.items() if k in ("psd", "dense_max", "num_probes",
-                                                          "num_steps")}
+                                                          "num_steps", "rank")}
     return smp
 
 
@@ -527,7 +543,8 @@ def annotate(result: Decompression, smp: Sample) -> Decompression:
     rows = tuple({"method": s.method, "num_matvecs": s.num_matvecs, "outliers": s.outliers.size,
                   "quadrature_error": s.quadrature_error, "probe_error": s.probe_error,
                   "relative_error": s.relative_error} for s in smp.spectra)
-    worst = max((r["relative_error"] for r in rows if r["method"] != "dense"), default=0.0)
+    worst = max((r["relative_error"] for r in rows
+                 if r["method"] != "dense" and np.isfinite(r["relative_error"])), default=0.0)
     msgs = list(result.diagnostics.warnings)
     if worst > ERROR_WARN:
         msgs.append(f"the block spectra estimated by SLQ carry a W1 error of up to {worst:.3f} "

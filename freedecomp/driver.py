@@ -62,7 +62,7 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
     ----------
     sample : array_like, SpectralDensity, BlockSpectrum or callable
         Eigenvalues of a principal submatrix (1-d), a dense symmetric principal
-        submatrix (2-d), several of them (3-d, or a list), the
+        submatrix (2-d), several of them (3-d, or a list of equal-size blocks), the
         :class:`spectra.SpectralDensity` or :class:`~freedecomp.blocks.BlockSpectrum`
         of one or several blocks (a list), or a block sampler
         ``callable(indices) -> principal block`` returning a dense block or an operator
@@ -98,7 +98,7 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         ``num_samples`` (blocks drawn from a sampler), ``check`` (run the
         free-compression and stability checks, default True), ``blocks`` (a dict of
         block-estimation options for operator blocks and densities: ``num_probes``,
-        ``num_steps``, ``dense_max``, ``psd``; see
+        ``num_steps``, ``dense_max``, ``psd``, ``rank``, ``progress``; see
         :func:`freedecomp.blocks.block_spectrum`).
 
     Returns

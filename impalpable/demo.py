@@ -395,7 +395,7 @@ def part_kernel(out: Path, sz: DemoSizes, seed: int) -> Part:
     part.rows = rows
     fig = figs.kernel_figure(lam, {
         f"SLQ, {den.num_matvecs} products": den,
-        f"free decompression from 4 SLQ-fed blocks of n = {n}": res,
+        f"decompress ({model}) from 4 SLQ-fed blocks of n = {n}": res,
         "Nystrom: block eigenvalues x N/n": nys},
         title=f"RBF kernel of N = {N:,} Gaussian-mixture points (d = {sz.kernel_dim}), "
         f"bandwidth {K.bandwidth:.2f}")

@@ -110,8 +110,8 @@ class DataBlocks:
 
     @property
     def block_options(self) -> dict:
-        """Defaults for :func:`freedecomp.blocks.block_spectrum` (PSD)."""
-        return {"psd": True}
+        """Defaults for :func:`freedecomp.blocks.block_spectrum`: PSD, rank at most ``P``."""
+        return {"psd": True, "rank": self.num_params}
 
     def _global_layout(self) -> tuple[int, int]:
         """First global index of the points held here, and the global number of points."""
@@ -306,7 +306,9 @@ def extrapolated_density(model: Any, loss_fn: Any = None, data: Any = None, *,
     num_samples : int
         Subsamples (bands come from their spread).
     rng : None, int or numpy Generator
-        Subsample indices and probes.
+        Subsample indices and probes. Under ``group``, call on every rank with the same
+        seed: every rank then draws the same subsamples and probes and, the products
+        being all-reduced, returns the same result.
     blocks : dict, optional
         Block-estimation options (``num_probes``, ``num_steps``, ``dense_max``).
     **options

@@ -85,6 +85,21 @@ def test_slq_block_keeps_outliers_exact_and_its_error_covers_the_truth():
     assert abs(bs.eigs.sum() - lam.sum()) < 0.02 * lam.sum()  # the SLQ trace
 
 
+def test_a_rank_bound_makes_the_null_space_exact_zeros():
+    g = np.random.default_rng(2)
+    lam = np.concatenate([np.zeros(300), np.geomspace(1e-6, 5.0, 100)])
+    A = matrix_from_eigenvalues(lam, rng=0)
+    loose = block_spectrum(A, psd=True, dense_max=0, num_probes=6, num_steps=40, rng=g)
+    assert np.count_nonzero(loose.eigs == 0.0) < 300  # SLQ alone smears the null space
+    bs = block_spectrum(A, psd=True, dense_max=0, num_probes=6, num_steps=40, rank=100,
+                        rng=np.random.default_rng(2))
+    assert np.count_nonzero(bs.eigs == 0.0) >= 300
+    assert abs(bs.eigs.sum() - loose.eigs.sum()) < 1e-3 * lam.sum()
+    dense = block_spectrum(A, psd=True, rank=100)
+    np.testing.assert_array_equal(dense.eigs[:300], 0.0)
+    np.testing.assert_allclose(dense.eigs[300:], lam[300:], rtol=1e-6, atol=1e-12)
+
+
 def test_slq_block_error_shrinks_with_steps():
     lam = _spiked(600)
     A = matrix_from_eigenvalues(lam, rng=0)
@@ -253,3 +268,11 @@ def test_node_minimum_is_the_drivers():
     from freedecomp import blocks, driver
 
     assert blocks.MIN_NODES == driver.MIN_EIGENVALUES
+
+
+def test_kpm_density_is_a_block_with_unknown_error():
+    A = matrix_from_eigenvalues(np.linspace(1, 2, 300), rng=0)
+    bs = from_density(spectra.density(A, method="kpm", num_probes=4, num_steps=20, rng=0),
+                      n=300)
+    assert bs.n == 300 and np.isnan(bs.quadrature_error) and np.isnan(bs.relative_error)
+    assert abs(bs.eigs.mean() - 1.5) < 0.05
