@@ -251,13 +251,12 @@ def from_density(den: SpectralDensity, n: int | None = None, *, psd: bool = Fals
             raise ValueError(f"an exact density of {x.size} eigenvalues is not a block of "
                              f"size n={m}")
         return BlockSpectrum(np.sort(x), method="dense", num_matvecs=den.num_matvecs)
-    rules, deflated = _split_rules(x, w) if den.method == "slq" else ([(x, w)], np.zeros(0))
+    rules, deflated = _split_rules(den) if den.method == "slq" else ([(x, w)], np.zeros(0))
     if n is None:
         if deflated.size == 0:
             raise TypeError("pass n= (the block size the density was estimated on); it can "
                             "only be inferred from a deflated or exact density")
-        copy_weight = float(w[np.flatnonzero(x == deflated[-1])[0]])
-        n = int(round(1.0 / (copy_weight * len(rules))))
+        n = int(round(1.0 / float(w[0])))  # each deflated eigenvalue carries weight 1/n
     n = check_int(n, "n", low=1)
     spec = _from_rules(rules, deflated, n, psd, "density", den.num_matvecs)
     if den.method != "slq":  # not Gauss rules: the Chebyshev-Markov-Stieltjes bound is void
@@ -265,29 +264,22 @@ def from_density(den: SpectralDensity, n: int | None = None, *, psd: bool = Fals
     return spec
 
 
-def _split_rules(x: np.ndarray, w: np.ndarray) -> tuple[list, np.ndarray]:
-    """Per-probe rules and the deflated eigenvalues repeated at the head of each.
+def _split_rules(den: SpectralDensity) -> tuple[list, np.ndarray]:
+    """Per-probe complement rules and the deflated eigenvalues of an SLQ density.
 
-    The deflated eigenvalues are the values repeated (bitwise) in every rule, at its head
-    in ascending order; other values repeat rarely and in fewer rules (two probes whose
-    Ritz values converged to one eigenvalue). Without deflation, each rule is an
-    ascending run of Ritz values.
+    A :class:`spectra.SpectralDensity` lists its deflated eigenvalues once, first
+    (``den.deflated``), then each probe's complement rule as an ascending run of Ritz values.
     """
-    vals, counts = np.unique(x, return_counts=True)
-    top = int(counts.max())
-    deflated = vals[counts == top] if top >= 2 else vals[:0]
-    if deflated.size == 0:
-        cuts = np.flatnonzero(np.diff(x) < 0) + 1
-        return list(zip(np.split(x, cuts), np.split(w, cuts), strict=True)), deflated
-    starts = np.flatnonzero(x == deflated[0])
-    k = deflated.size
-    rules = []
-    for a, b in zip(starts, [*starts[1:], x.size], strict=True):
-        if not np.array_equal(x[a:a + k], deflated):
-            raise ValueError("the SpectralDensity's nodes repeat but not as a deflated SLQ "
-                             "run does; pass a BlockSpectrum or the eigenvalues instead")
-        rules.append((x[a + k:b], w[a + k:b]))
-    return rules, deflated
+    x = np.asarray(den.nodes, float)
+    w = np.asarray(den.weights, float)
+    deflated = np.asarray(den.deflated, float)
+    c = deflated.size
+    if c and not np.array_equal(x[:c], deflated):
+        raise ValueError("the SpectralDensity's first nodes are not its deflated eigenvalues; "
+                         "pass a BlockSpectrum or the eigenvalues instead")
+    x, w = x[c:], w[c:]
+    cuts = np.flatnonzero(np.diff(x) < 0) + 1
+    return list(zip(np.split(x, cuts), np.split(w, cuts), strict=True)), deflated
 
 
 def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_MAX,

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from spectra import ConvergenceWarning, lanczos, logdet, trace_function
 from spectra.gauss import gauss_rule, quadrature_bracket, radau_rule
+from spectra.probes import draw
 from spectra.testing import matrix_from_eigenvalues
 
 FUNCTIONS = {
@@ -50,8 +51,7 @@ def test_radau_rule_has_the_prescribed_node_and_is_exact_to_degree_2k():
     A = matrix_from_eigenvalues(np.linspace(1.0, 2.0, 40), rng=0)
     res = lanczos(A, 4, rng=1)
     a, b, bn = res.alpha[0], res.beta[0, :3], res.beta[0, 3]
-    q = np.random.default_rng(1)
-    z = 2.0 * q.integers(0, 2, size=40) - 1.0
+    z = draw("rademacher", 40, 1, like=A, rng=np.random.default_rng(1))[:, 0]
     z /= np.linalg.norm(z)
     for c in (0.9, 2.1):
         nodes, w = radau_rule(a, b, bn, c)
@@ -82,8 +82,7 @@ def test_trace_function_bracket_covers_truth_with_known_bounds(name):
         assert est.bracketed
         # the probe mean of the quadratic forms lies in the probe mean of the brackets
         w, U = np.linalg.eigh(A)
-        g = np.random.default_rng(seed)
-        Z = 2.0 * g.integers(0, 2, size=(lam.size, 8)) - 1.0
+        Z = draw("rademacher", lam.size, 8, like=A, rng=np.random.default_rng(seed))
         forms = np.einsum("ip,ij,jp->p", Z, (U * f(w)) @ U.T, Z)
         scale = np.abs(forms).max()
         assert est.lower - 1e-12 * scale <= forms.mean() <= est.upper + 1e-12 * scale
@@ -97,8 +96,7 @@ def test_per_probe_brackets_contain_each_probe():
     fA = (U / w) @ U.T
     est = trace_function(A, "inverse", num_steps=8, num_probes=5, spectrum_bounds=(1e-2, 10),
                          rtol=1.0, rng=4)
-    g = np.random.default_rng(4)
-    Z = 2.0 * g.integers(0, 2, size=(lam.size, 5)) - 1.0
+    Z = draw("rademacher", lam.size, 5, like=A, rng=np.random.default_rng(4))
     forms = np.einsum("ip,ij,jp->p", Z, fA, Z)
     # the same probes' brackets, from the public pieces
     res = lanczos(A, 8, v0=Z, reorth="none")
@@ -191,13 +189,16 @@ def test_issue15_digits_rbf_inverse_trace_error_bar_covers_or_not_converged():
 def test_estimated_spectral_ends_bound_the_spectrum():
     lam = np.r_[np.geomspace(0.5, 3.0, 397), 0.2, 6.0, 9.0]  # isolated ends
     A = matrix_from_eigenvalues(lam, rng=5)
-    for seed in range(5):
+    covered = []
+    for seed in range(20):
         est = trace_function(A, "log", num_steps=20, num_probes=6, probe="gaussian",
                              rtol=1.0, rng=seed)
         a, b = est.spectrum_bounds
         assert a <= lam.min() and b >= lam.max()
         assert est.bracketed  # 20 steps are enough for the random-start margin
-        assert abs(est.value - np.log(lam).sum()) <= 2 * est.stderr
+        covered.append(abs(est.value - np.log(lam).sum()) <= 2 * est.stderr)
+    # six probes: the probe spread is itself noisy, so 2 stderr covers ~90%, not every seed
+    assert np.mean(covered) >= 0.75
     from spectra.gauss import random_start_margin
 
     assert random_start_margin(400, 3, 6) >= 0.5  # too short: no probabilistic bound
