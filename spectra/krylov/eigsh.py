@@ -402,10 +402,11 @@ def eigsh(
         theta, res = theta[o], res[o]
         X = X[:, o.tolist()]
     return _finish(B, theta, X if vectors else None, res, k, which, converged, verified,
-                   run.restarts, tol, (status, found, miss), b)
+                   run.restarts, tol, (status, found, miss), b, max_matvecs)
 
 
-def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, check, b):
+def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, check, b,
+            run_limit):
     status, found, miss = check
     lam, r = theta / B.inv, res / B.inv
     kind = "explicit" if verified else "estimated"
@@ -415,8 +416,8 @@ def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, chec
     else:
         ok = converged_mask(res, theta, tol, B.anorm, B.op.dtype)
         msg = (f"not converged: {int(np.sum(ok))} of {k} eigenpairs met tol={tol:g} "
-               f"({kind} residuals) within max_matvecs={B.used} products ({restarts} "
-               f"restarts); largest residual {float(np.max(r)):.3g}. Raise max_matvecs "
+               f"({kind} residuals) in {B.used} products (max_matvecs={run_limit}, "
+               f"{restarts} restarts); largest residual {float(np.max(r)):.3g}. Raise max_matvecs "
                "or ncv, or loosen tol")
         warn_not_converged("eigsh " + msg, stacklevel=4)
     if found:
