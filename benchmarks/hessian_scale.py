@@ -29,7 +29,14 @@ from hessian_models import resnet18
 
 import hessian
 import spectra
-from spectra.stochtrace.core import memory_vectors
+
+
+def memory_vectors(*args: Any) -> int:
+    """:func:`spectra.stochtrace.core.memory_vectors`, imported late (``--wall`` runs on
+    older trees that lack it)."""
+    from spectra.stochtrace.core import memory_vectors as mv
+
+    return mv(*args)
 
 #: The estimators' documented memory, in n-vectors kept (``None``: not documented yet),
 #: from :func:`spectra.stochtrace.core.memory_vectors` less the one block of products
@@ -236,6 +243,27 @@ def trivial_trace_table(n: int = 11_180_000) -> list[str]:
     return rows
 
 
+def wall_only(n: int) -> list[str]:
+    """Wall time of the two trace calls and the process's peak RSS on the trivial operator.
+
+    Imports nothing newer than ``spectra.trace``, so the same command compares trees:
+    ``PYTHONPATH=<tree> python benchmarks/hessian_scale.py --wall 2000000``.
+    """
+    import resource
+
+    d = torch.linspace(1.0, 2.0, n, dtype=torch.float32)
+    op = spectra.Operator.from_matvec(lambda v: d * v, (n, n), dtype=torch.float32,
+                                      symmetric=True, psd=True, matmat=lambda V: d[:, None] * V)
+    spectra.trace(op, 4, rng=0)
+    out = []
+    for method, m in (("hutchinson", 20), ("xtrace", 40)):
+        t0 = time.perf_counter()
+        spectra.trace(op, m, method=method, rng=0)
+        out.append(f"{method} {m} products: {time.perf_counter() - t0:.2f} s")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out + [f"max RSS {rss:.0f} MB (one n-vector {4 * n / 2**20:.1f} MB)"]
+
+
 if __name__ == "__main__":
     import argparse
     import os
@@ -244,11 +272,17 @@ if __name__ == "__main__":
     parser.add_argument("--trivial", action="store_true",
                         help="only the trace calls on a trivial 11.18M diagonal operator")
     parser.add_argument("--n", type=int, default=11_180_000)
+    parser.add_argument("--wall", type=int, default=None, metavar="N",
+                        help="wall time and peak RSS of the two trace calls at dimension N")
     parser.add_argument("--trace-only", action="store_true",
                         help="on the model: only the two trace calls and the PyHessian trace")
     args = parser.parse_args()
     print(f"load: {open('/proc/loadavg').read().strip()}; threads {torch.get_num_threads()}; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
-    lines = (trivial_trace_table(args.n) if args.trivial
-             else run(quick=False, trace_only=args.trace_only))
+    if args.wall:
+        lines = wall_only(args.wall)
+    elif args.trivial:
+        lines = trivial_trace_table(args.n)
+    else:
+        lines = run(quick=False, trace_only=args.trace_only)
     print("\n".join(lines))

@@ -119,7 +119,9 @@ class Operator:
         ValueError
             For a product of the wrong shape.
         NonFiniteError
-            For NaN or Inf entries (the products are numbered in the message).
+            For NaN or Inf entries; the message numbers the products (counted by this
+            operator) and ``err.products`` holds ``(first, last)``, so an estimator can
+            catch it and re-raise naming its own step (as :mod:`spectra.stochtrace` does).
         """
         if tuple(v.shape) != (self.shape[1],):
             raise ValueError(
@@ -167,8 +169,10 @@ class Operator:
             first = self.num_matvecs + 1
             last = self.num_matvecs + (shape[1] if len(shape) == 2 else 1)
             span = f"product {first}" if first == last else f"products {first} to {last}"
-            raise NonFiniteError(f"the operator's {what} returned NaN or Inf ({span} of this "
+            err = NonFiniteError(f"the operator's {what} returned NaN or Inf ({span} of this "
                                  "operator); check the operator")
+            err.products = (first, last)  # for estimators that re-raise naming their step
+            raise err
         return out
 
     def __matmul__(self, x):

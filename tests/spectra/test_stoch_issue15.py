@@ -110,6 +110,13 @@ def test_refused_with_a_clear_error(name):
         call()
 
 
+def test_non_finite_error_numbers_the_products():
+    op = _returning(lambda v: v * np.nan)
+    with pytest.raises(NonFiniteError) as info:
+        op.matmat(np.ones((6, 3)))
+    assert info.value.products == (1, 3)
+
+
 def test_hessian_max_probes_is_checked():
     hessian = pytest.importorskip("hessian")
     model = torch.nn.Linear(3, 1).double()
