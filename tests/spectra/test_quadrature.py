@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from spectra import Operator, logdet, trace_function
+from spectra import Operator, as_operator, logdet, trace_function
+from spectra.probes import as_rng, draw
 from spectra.testing import matrix_from_eigenvalues
 
 
@@ -10,8 +11,7 @@ def test_gauss_rule_exact_for_low_degree_polynomials(spd_matrix):
     # With Rademacher probes z^T p(A) z is exact for deg p <= 2k - 1, so the per-probe
     # estimates equal the Hutchinson estimates of tr A^3 computed densely.
     est = trace_function(A, lambda x: x**3, num_probes=4, num_steps=2, rng=0)
-    g = np.random.default_rng(0)
-    Z = 2.0 * g.integers(0, 2, size=(A.shape[0], 4)) - 1.0
+    Z = draw("rademacher", A.shape[0], 4, like=as_operator(A), rng=as_rng(0))
     A3 = A @ A @ A
     np.testing.assert_allclose(est.samples, np.einsum("ij,ik,kj->j", Z, A3, Z), rtol=1e-10)
 
