@@ -196,12 +196,15 @@ def test_estimated_spectral_ends_bound_the_spectrum():
     lam = np.r_[np.geomspace(0.5, 3.0, 397), 0.2, 6.0, 9.0]  # isolated ends
     A = matrix_from_eigenvalues(lam, rng=5)
     for seed in range(5):
-        est = trace_function(A, "log", num_steps=20, num_probes=6, probe="gaussian",
+        est = trace_function(A, np.exp, num_steps=20, num_probes=6, probe="gaussian",
                              rtol=1.0, rng=seed)
         a, b = est.spectrum_bounds
         assert a <= lam.min() and b >= lam.max()
         assert est.bracketed  # 20 steps are enough for the random-start margin
-        assert abs(est.value - np.log(lam).sum()) <= 2 * est.stderr
+        # log: the estimated lower end lies below 0, so no bracket: an estimate only
+        est = trace_function(A, np.log, num_steps=20, num_probes=6, probe="gaussian",
+                             rtol=1.0, rng=seed)
+        assert est.spectrum_bounds[0] < 0 and not est.bracketed
     from spectra.gauss import random_start_margin
 
     assert random_start_margin(400, 3, 6) >= 0.5  # too short: no probabilistic bound
