@@ -72,4 +72,4 @@ def test_sparse_operator_large_without_reorth():
     est = logdet(A, num_probes=6, num_steps=30, reorth="none", rng=0)
     assert est.num_matvecs == 180
     assert abs(est.value - truth) < 4 * est.stderr
-    assert est.probe_stderr < 2e-3 * abs(truth) and est.bias < 2e-3 * abs(truth)
+    assert est.probe_stderr < 5e-3 * abs(truth) and est.bias < 1e-3 * abs(truth)
