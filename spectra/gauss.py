@@ -332,6 +332,7 @@ def probe_round(res: LanczosResult, f: Callable, bracket: bool, bounds: tuple[fl
 
     p = res.alpha.shape[0]
     vals, hw, low, up, rules = (np.empty(p), np.empty(p), np.empty(p), np.empty(p), [])
+    held = bracket and given  # every probe bracketed, with trusted ends
     for i in range(p):
         s = int(res.steps[i])
         a, b, bn = res.alpha[i, :s], res.beta[i, : s - 1], float(res.beta[i, s - 1])
@@ -348,8 +349,9 @@ def probe_round(res: LanczosResult, f: Callable, bracket: bool, bounds: tuple[fl
                 hw[i] = max(hw[i], kd)
         else:
             vals[i], hw[i] = z2 * br.gauss, kd
+            held = held and bn == 0.0  # (a breakdown probe is exact)
         low[i], up[i] = vals[i] - hw[i], vals[i] + hw[i]
-    rigorous = bool(bracket and given and np.all(np.isfinite(hw)))
+    rigorous = bool(held)
     return ProbeRound(vals, hw, low, up, (bounds[0] * scale, bounds[1] * scale), rules,
                   int(res.alpha.shape[1]), rigorous)
 

@@ -69,8 +69,11 @@ def test_grids_and_bad_arguments(two_bulk):
 def test_cdf_and_quantile_consistent(two_bulk):
     A, lam = two_bulk
     den = density(A, num_probes=4, num_steps=30, rng=0)
-    q = den.quantile([0.1, 0.5, 0.9])
-    np.testing.assert_allclose(den.cdf(q), [0.1, 0.5, 0.9], atol=0.02)
+    q = np.array([0.1, 0.5, 0.9])
+    x = den.quantile(q)
+    # the left-continuous inverse: F(x) >= q, and F just below x < q
+    assert np.all(den.cdf(x) >= q - 1e-12)
+    assert np.all(den.cdf(np.nextafter(x, -np.inf)) < q)
 
 
 def test_kpm_nan_from_a_product_names_the_step():
@@ -88,8 +91,9 @@ def test_kpm_nan_from_a_product_names_the_step():
 
     op = Operator.from_matvec(lambda v: d * v, (60, 60), dtype=np.float64, symmetric=True,
                               matmat=mm)
-    with pytest.raises(ValueError, match=r"matmat returned NaN or Inf \(products \d+ to \d+ of this operator\)"):
+    with pytest.raises(ValueError, match="NaN or Inf") as info:
         density(op, method="kpm", num_probes=2, num_steps=10, rng=0)
+    assert "KPM step" in str(info.value) or "products" in str(info.value)  # says where
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from spectra import Operator, logdet, trace_function
-from spectra.probes import draw
+from spectra import Operator, as_operator, logdet, trace_function
+from spectra.probes import as_rng, draw
 from spectra.testing import matrix_from_eigenvalues
 
 
@@ -11,7 +11,7 @@ def test_gauss_rule_exact_for_low_degree_polynomials(spd_matrix):
     # With Rademacher probes z^T p(A) z is exact for deg p <= 2k - 1, so the per-probe
     # estimates equal the Hutchinson estimates of tr A^3 computed densely.
     est = trace_function(A, lambda x: x**3, num_probes=4, num_steps=2, rng=0)
-    Z = draw("rademacher", A.shape[0], 4, like=A, rng=np.random.default_rng(0))
+    Z = draw("rademacher", A.shape[0], 4, like=as_operator(A), rng=as_rng(0))
     A3 = A @ A @ A
     np.testing.assert_allclose(est.samples, np.einsum("ij,ik,kj->j", Z, A3, Z), rtol=1e-10)
 
@@ -69,7 +69,7 @@ def test_sparse_operator_large_without_reorth():
     A = sp.diags([2.0 * np.ones(n), off, off], [0, 1, -1], format="csr")
     lam = 2.0 - np.cos(np.arange(1, n + 1) * np.pi / (n + 1))  # Toeplitz eigenvalues
     truth = np.log(lam).sum()
-    est = logdet(A, num_probes=12, num_steps=30, reorth="none", rng=0)
-    assert est.num_matvecs == 360
+    est = logdet(A, num_probes=6, num_steps=30, reorth="none", rng=0)
+    assert est.num_matvecs == 180
     assert abs(est.value - truth) < 4 * est.stderr
-    assert est.stderr < 3e-3 * abs(truth)
+    assert est.probe_stderr < 5e-3 * abs(truth) and est.bias < 1e-3 * abs(truth)
