@@ -444,7 +444,7 @@ def _finish(ev: Any, N: int, smp: Sample, d: dict[str, Any], spread: dict[str, A
             f"decompressible=False at alpha={N / smp.n:g}: a check failed or the refits "
             f"disagree (mass before normalisation {d['mass_before_normalisation']:.3f}, "
             f"negative part {d['negative_mass']:.3f}); treat the result as unreliable")
-    d["decompressible"] = ok
+    d["decompressible"] = bool(ok)
     d["warnings"] = tuple(d["warnings"])
     return Decompression(x=x, rho=rho, size=N, sample_size=smp.n, atoms=ev.atoms,
                          edges=edges, edge_errors=edge_err, bands=bands,
