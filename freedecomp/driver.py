@@ -67,8 +67,7 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         Real input only: complex values are refused.
     size : int or increasing sequence of int
         Target size(s) ``N > n``. A sequence gives the density flow in ``.flow``.
-    method : {"auto", "rational", "algebraic", "free", "log", "deformed", "nystrom-pad", \
-"block"}
+    method : {"auto", "rational", "algebraic", "free", "log", "deformed", "nystrom-pad", "block"}
         ``auto`` validates the rational, algebraic and Chebyshev free-form families, the
         log-variable model (positive spectra over two decades or more) and the two
         baselines (``nystrom-pad``: block eigenvalues times ``N/n`` padded with
