@@ -215,11 +215,6 @@ class Diagnostics(_ByKey):
         Number of outliers kept apart from the bulk (free families).
     zero_fraction : float or None
         Fraction of exact zeros in the sample (a rank-deficient block).
-    block_estimates : tuple of dict or None
-        Blocks given as operators or densities (:mod:`freedecomp.blocks`): per block its
-        ``method`` (dense, slq, density), ``num_matvecs``, ``outliers`` (exact deflated
-        eigenvalues), ``quadrature_error`` and ``probe_error`` (W1, absolute) and
-        ``relative_error`` (their sum over the block's sd).
     warnings : tuple of str
         Human-readable warnings; each is also emitted as a
         :class:`FreeDecompressionWarning` when :func:`~freedecomp.decompress` returns.
@@ -252,7 +247,6 @@ class Diagnostics(_ByKey):
     checks: Mapping[str, Any] | None = None
     outlier_count: int | None = None
     zero_fraction: float | None = None
-    block_estimates: tuple | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -374,7 +368,7 @@ class Decompression:
         cont = 1.0 - sum(m for _, m in self.atoms)
         t = np.asarray(t, dtype=float)
         out = np.zeros(t.shape)
-        if np.any(self.rho > 0):  # a law of atoms only (a discrete baseline) has no grid mass
+        if np.trapezoid(self.rho, self.x) > 0:  # a discrete result has no continuous part
             _, weights = measure_from_grid(self.x, self.rho, [])
             F = np.concatenate([[0.0], np.cumsum(weights)]) * cont
             out = np.interp(t, self.x, F)
