@@ -195,7 +195,10 @@ def realistic_rst(data: dict, ratio: int = 8) -> str:
     body = []
     for c in cases:
         body.append([c, *(_cell(agg.get((c, ratio, m))) for m in methods)])
-    head = (f"Blocks of N/{ratio}, medians over {data.get('seeds')} seeds; driver commit "
+    fewer = sorted({f"{LABELS[k[2]]}: {v['seeds']}" for k, v in agg.items()
+                    if k[1] == ratio and k[2] in methods and v["seeds"] < data.get("seeds", 0)})
+    head = (f"Blocks of N/{ratio}, medians over {data.get('seeds')} seeds"
+            + (f" (fewer for {', '.join(fewer)})" if fewer else "") + "; driver commit "
             f"``{data.get('driver_commit')}``, {data['date']}, load {data['load']} "
             "(shared machine).")
     return head + "\n\n" + _list_table(["case", *(LABELS[m] for m in methods)], body)
