@@ -257,7 +257,9 @@ class SNRAdamW(torch.optim.Optimizer):
         (:func:`finite_alpha`; Litman and Guo [1]_), recomputed at every step. Measured on
         grokking (``docs/benchmarks_optim.md``): with ``alpha=1`` the gate shut 98-100%
         of the coordinates at batch 512 and the ungated decay pulled the network to
-        chance; with ``alpha=0`` it trained in both regimes.
+        chance; with ``alpha=0`` it trained in both regimes. On modular division with a
+        transformer (batch 512 of 2,328) ``"finite"`` trained, but reached 95% later
+        than AdamW (paired ratios 0.39x and 0.53x at two learning rates).
     num_examples : int, optional
         :math:`n`, the number of training examples the batches are drawn from; required
         with ``alpha="finite"`` and refused otherwise.
