@@ -374,7 +374,7 @@ class Decompression:
         cont = 1.0 - sum(m for _, m in self.atoms)
         t = np.asarray(t, dtype=float)
         out = np.zeros(t.shape)
-        if np.any(self.rho > 0):  # a law of atoms only (a discrete baseline) has no grid mass
+        if np.trapezoid(self.rho, self.x) > 0:  # a discrete result has no continuous part
             _, weights = measure_from_grid(self.x, self.rho, [])
             F = np.concatenate([[0.0], np.cumsum(weights)]) * cont
             out = np.interp(t, self.x, F)
