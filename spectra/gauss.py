@@ -47,8 +47,8 @@ from .results import LanczosResult
 
 __all__ = [
     "Bracket", "ProbeRound", "gauss_rule", "probe_round", "quadrature_bracket", "radau_rule",
-    "random_start_margin", "ritz_interval", "rounding_sensitivity", "spectral_interval",
-    "standard_error",
+    "next_steps", "random_start_margin", "ritz_interval", "round_message",
+    "rounding_sensitivity", "singular_message", "spectral_interval", "standard_error",
 ]
 
 
@@ -364,3 +364,55 @@ def standard_error(values: np.ndarray) -> float:
     if m == 0.0:
         return 0.0
     return float((values / m).std(ddof=1) * m / np.sqrt(values.size))
+
+
+def next_steps(k: int, h: float, prev: tuple[int, float] | None, target: float,
+                kmax: int) -> int:
+    """Steps of the next round: at least double.
+
+    When two rounds show the bias decaying geometrically, jump to 1.2 times the step
+    count at which it is predicted to meet ``target`` (at most ``8 k``).
+    """
+    nxt = 2 * k
+    if prev is not None and np.isfinite(h) and 0.0 < h < prev[1] and target > 0:
+        rate = (h / prev[1]) ** (1.0 / (k - prev[0]))  # bias factor per step
+        need = k + np.log(target / h) / np.log(rate)
+        nxt = int(np.clip(np.ceil(1.2 * need), 2 * k, 8 * k))
+    return min(nxt, kmax)
+
+
+def singular_message(sens: float, v: float, near: float) -> str:
+    """Why a result is flagged: its change when the eigenvalues move by rounding."""
+    return (f"f is ill-conditioned on this spectrum: moving the eigenvalues "
+            f"by rounding (64 eps of the spectral scale) changes the result {v:.6g} by "
+            f"{sens:.3g}; an eigenvalue at {near:.3g} is zero to working precision (the "
+            "matrix is singular or nearly so for f)")
+
+
+def round_message(conv: bool, value: float, se: float, h: float, sens: float,
+                  near: float | None, bracket: bool, r: ProbeRound, rtol: float, p: int,
+                  estimated: bool) -> str:
+    """The message of a spectral sum: the error budget, and what to change if not met."""
+    kind = "Gauss-Radau bracket half-width" if bracket else "bias estimate |G_k - G_k/2|"
+    head = (f"{'converged' if conv else 'not converged'} at {r.k} steps: {kind} {h:.3g}, "
+            f"probe standard error {se:.3g}, against rtol * |value| = {rtol * abs(value):.3g}")
+    if conv:
+        return head
+    parts = [head]
+    if near is not None:
+        parts.append(singular_message(sens, value, near))
+    if not np.isfinite(h) and bracket:
+        parts.append(f"f is not finite at the estimated spectral end {r.bounds[0]:.3g}: "
+                     + ("pass spectrum_bounds=(lower, upper)" if estimated else
+                        "the given lower bound lies outside f's domain"))
+    elif h > 0.5 * rtol * abs(value):
+        parts.append("more steps are needed (num_steps / max_steps)")
+    if p == 1:
+        parts.append("a single probe gives no error estimate (stderr = inf)")
+    elif 2 * se > 0.5 * rtol * abs(value):
+        room = rtol * abs(value) - min(h, 0.5 * rtol * abs(value))
+        # with a margin: the spread itself is estimated from p probes
+        need = int(np.ceil(1.5 * p * (2 * se / room) ** 2)) if room > 0 else None
+        parts.append("more probes are needed (num_probes" +
+                     (f"; about {need} for this rtol)" if need else ")"))
+    return "; ".join(parts)

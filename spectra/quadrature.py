@@ -36,9 +36,11 @@ import numpy as np
 
 from .backend import from_numpy, to_numpy
 from .gauss import (
-    ProbeRound,
+    next_steps,
     probe_round,
+    round_message,
     rounding_sensitivity,
+    singular_message,
     spectral_interval,
     standard_error,
 )
@@ -414,21 +416,6 @@ def _schedule(num_steps: Any, max_steps: Any, n: int) -> tuple[int, int, bool]:
     return min(FIRST_STEPS, kmax), kmax, True
 
 
-def _next_steps(k: int, h: float, prev: tuple[int, float] | None, target: float,
-                kmax: int) -> int:
-    """Steps of the next round: at least double.
-
-    When two rounds show the bias decaying geometrically, jump to 1.2 times the step
-    count at which it is predicted to meet ``target`` (at most ``8 k``).
-    """
-    nxt = 2 * k
-    if prev is not None and np.isfinite(h) and 0.0 < h < prev[1] and target > 0:
-        rate = (h / prev[1]) ** (1.0 / (k - prev[0]))  # bias factor per step
-        need = k + np.log(target / h) / np.log(rate)
-        nxt = int(np.clip(np.ceil(1.2 * need), 2 * k, 8 * k))
-    return min(nxt, kmax)
-
-
 def _exact(op: Operator, f: Callable, positive: bool, rtol: float) -> SLQEstimate:
     lam = dense_eigenvalues(op)
     if positive and lam[0] <= 0:
@@ -447,17 +434,10 @@ def _exact(op: Operator, f: Callable, positive: bool, rtol: float) -> SLQEstimat
     msg = "exact: A was formed with n products"
     conv = sens <= 0.1 * rtol * mag
     if not conv:
-        msg = "not converged: " + _singular_message(sens, v, float(lam[np.argmin(np.abs(lam))]))
+        msg = "not converged: " + singular_message(sens, v, float(lam[np.argmin(np.abs(lam))]))
         warn_not_converged(msg, stacklevel=6)
     return SLQEstimate(v, 0.0, op.shape[0], "slq", conv, msg, vals, v, v, 0.0, 0.0,
                        op.shape[0], True, (float(lam[0]), float(lam[-1])), sens)
-
-
-def _singular_message(sens: float, v: float, near: float) -> str:
-    return (f"f is ill-conditioned on this spectrum: moving the eigenvalues "
-            f"by rounding (64 eps of the spectral scale) changes the result {v:.6g} by "
-            f"{sens:.3g}; an eigenvalue at {near:.3g} is zero to working precision (the "
-            "matrix is singular or nearly so for f)")
 
 
 def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_probes: int,
@@ -491,46 +471,19 @@ def _spectral_sum(op: Operator, f: Callable, bracket: bool, *, rtol: float, num_
         target = max(0.5 * rtol * abs(value), se)
         if h <= target or k >= kmax:
             break
-        prev, k = (k, h), _next_steps(k, h, prev, target, kmax)
+        prev, k = (k, h), next_steps(k, h, prev, target, kmax)
         if dense_cheaper(used, k):
             return _exact(op, f, positive, rtol)
     sens, mag = (x / p for x in rounding_sensitivity(f, r.rules, s))
     singular = not sens <= 0.1 * rtol * mag
     conv = bool(np.isfinite(se) and h + 2.0 * se <= rtol * abs(value) and not singular)
     near = s * min(float(np.min(np.abs(t))) for t, _ in r.rules) if singular else None
-    msg = _message(conv, value, se, h, sens, near, bracket, r, rtol, p, bounds[0] is None)
+    msg = round_message(conv, value, se, h, sens, near, bracket, r, rtol, p, bounds[0] is None)
     if not conv:
         warn_not_converged(msg, stacklevel=5)
     return SLQEstimate(value, se + h, used, "slq", conv, msg, r.values,
                        float(r.lower.mean()), float(r.upper.mean()), h, se, r.k, r.rigorous,
                        r.bounds, sens)
-
-
-def _message(conv: bool, value: float, se: float, h: float, sens: float, near: float | None,
-             bracket: bool, r: ProbeRound, rtol: float, p: int, estimated: bool) -> str:
-    kind = "Gauss-Radau bracket half-width" if bracket else "bias estimate |G_k - G_k/2|"
-    head = (f"{'converged' if conv else 'not converged'} at {r.k} steps: {kind} {h:.3g}, "
-            f"probe standard error {se:.3g}, against rtol * |value| = {rtol * abs(value):.3g}")
-    if conv:
-        return head
-    parts = [head]
-    if near is not None:
-        parts.append(_singular_message(sens, value, near))
-    if not np.isfinite(h) and bracket:
-        parts.append(f"f is not finite at the estimated spectral end {r.bounds[0]:.3g}: "
-                     + ("pass spectrum_bounds=(lower, upper)" if estimated else
-                        "the given lower bound lies outside f's domain"))
-    elif h > 0.5 * rtol * abs(value):
-        parts.append("more steps are needed (num_steps / max_steps)")
-    if p == 1:
-        parts.append("a single probe gives no error estimate (stderr = inf)")
-    elif 2 * se > 0.5 * rtol * abs(value):
-        room = rtol * abs(value) - min(h, 0.5 * rtol * abs(value))
-        # with a margin: the spread itself is estimated from p probes
-        need = int(np.ceil(1.5 * p * (2 * se / room) ** 2)) if room > 0 else None
-        parts.append("more probes are needed (num_probes" +
-                     (f"; about {need} for this rtol)" if need else ")"))
-    return "; ".join(parts)
 
 
 def trace_function(
