@@ -67,8 +67,7 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         Real input only: complex values are refused.
     size : int or increasing sequence of int
         Target size(s) ``N > n``. A sequence gives the density flow in ``.flow``.
-    method : {"auto", "rational", "algebraic", "free", "log", "deformed", "nystrom-pad", \
-"block"}
+    method : {"auto", "rational", "algebraic", "free", "log", "deformed", "nystrom-pad", "block"}
         ``auto`` validates the rational, algebraic and Chebyshev free-form families, the
         log-variable model (positive spectra over two decades or more) and the two
         baselines (``nystrom-pad``: block eigenvalues times ``N/n`` padded with
@@ -444,7 +443,7 @@ def _finish(ev: Any, N: int, smp: Sample, d: dict[str, Any], spread: dict[str, A
             f"decompressible=False at alpha={N / smp.n:g}: a check failed or the refits "
             f"disagree (mass before normalisation {d['mass_before_normalisation']:.3f}, "
             f"negative part {d['negative_mass']:.3f}); treat the result as unreliable")
-    d["decompressible"] = ok
+    d["decompressible"] = bool(ok)
     d["warnings"] = tuple(d["warnings"])
     return Decompression(x=x, rho=rho, size=N, sample_size=smp.n, atoms=ev.atoms,
                          edges=edges, edge_errors=edge_err, bands=bands,

@@ -189,7 +189,7 @@ class DeformedFit:
                 f"ratio N/m={N / m:g} looks past what the sample supports (self-consistency "
                 f"{self_err:.3f} sd, stability {d.get('stability', float('nan')):.3f}); "
                 "treat the result as unreliable")
-        d["decompressible"] = ok
+        d["decompressible"] = bool(ok)
         edges = support_intervals(ev.x, ev.rho)
         h = float(ev.x[1] - ev.x[0])
         d["warnings"] = tuple(d["warnings"])

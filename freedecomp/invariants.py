@@ -20,11 +20,11 @@ matrix is not in the regime where free decompression applies):
     such atoms), or an atom heavier than the rank bound
     :math:`w_N \le 1 - (1 - w_n)/\alpha` allows (severe: impossible for a
     decompression); figure: the atom's mass.
-
-A severe breach sets ``decompressible=False``; every breach is a warning.
 ``mass``
     the mass of the model found on its grid before normalising (free families);
     figure: ``|mass - 1|``; limit 2%.
+
+A severe breach sets ``decompressible=False``; every breach is a warning.
 """
 
 from __future__ import annotations

@@ -365,11 +365,13 @@ class Decompression:
 
     def cdf(self, t: Any) -> np.ndarray:
         """Cumulative distribution function at ``t``, linear inside grid cells."""
-        nodes, weights = measure_from_grid(self.x, self.rho, [])
         cont = 1.0 - sum(m for _, m in self.atoms)
-        F = np.concatenate([[0.0], np.cumsum(weights)]) * cont
         t = np.asarray(t, dtype=float)
-        out = np.interp(t, self.x, F)
+        out = np.zeros(t.shape)
+        if np.trapezoid(self.rho, self.x) > 0:  # a discrete result has no continuous part
+            _, weights = measure_from_grid(self.x, self.rho, [])
+            F = np.concatenate([[0.0], np.cumsum(weights)]) * cont
+            out = np.interp(t, self.x, F)
         for a, m in self.atoms:
             out = out + m * (t >= a)
         return out
