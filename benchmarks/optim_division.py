@@ -259,8 +259,9 @@ unless the table says otherwise):
   for b/(n-b)) the soft gate closed every coordinate after the warm-up (0% open) and the
   ungated weight decay pulled the network to chance (validation accuracy 0.02 at the
   cap) in all 4 runs (3 seeds at lr 1e-2, 1 at lr 5e-3). With b/(n-b) it trains, with
-  4-8% of the coordinates open at the end. Softness (Algorithm 1 at lr 1e-2): 0.3 was better than 1 (0.60x, every run
-  reached 99%), 3 behaved like alpha = 1 (nothing learned).
+  4-8% of the coordinates open at the end. Softness (Algorithm 1 at lr 1e-2): 0.3 was
+  better than 1 (0.60x, every run reached 99%), 3 behaved like alpha = 1 (nothing
+  learned).
 - **Where the gate hurts.** At lr 5e-3 the gated runs start to generalise *earlier*
   than AdamW (10% validation accuracy at steps 1,200 / 1,400 / 2,700 against 1,750 /
   1,850 / 2,800, paired), but where AdamW then goes from 10% to 99% in 250-750 steps,
