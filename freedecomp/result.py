@@ -215,6 +215,11 @@ class Diagnostics(_ByKey):
         Number of outliers kept apart from the bulk (free families).
     zero_fraction : float or None
         Fraction of exact zeros in the sample (a rank-deficient block).
+    block_estimates : tuple of dict or None
+        Blocks given as operators or densities (:mod:`freedecomp.blocks`): per block its
+        ``method`` (dense, slq, density), ``num_matvecs``, ``outliers`` (exact deflated
+        eigenvalues), ``quadrature_error`` and ``probe_error`` (W1, absolute) and
+        ``relative_error`` (their sum over the block's sd).
     warnings : tuple of str
         Human-readable warnings; each is also emitted as a
         :class:`FreeDecompressionWarning` when :func:`~freedecomp.decompress` returns.
@@ -247,6 +252,7 @@ class Diagnostics(_ByKey):
     checks: Mapping[str, Any] | None = None
     outlier_count: int | None = None
     zero_fraction: float | None = None
+    block_estimates: tuple | None = None
     warnings: tuple[str, ...] = ()
 
 
