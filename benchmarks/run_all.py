@@ -28,9 +28,10 @@ SECTIONS = {
     "bench_hessian": "hessian",
     "bench_prune": "prune",
 }
-#: Pages written by their own drivers and embedded as they are: the optimizer study
+#: Pages written by their own drivers and embedded as they are: eigsh against ARPACK and
+#: PRIMME (``benchmarks/spectra_eigsh.py --write``) and the optimizer study
 #: (``benchmarks/bench_optim.py``: cached per-run results, about an hour from scratch).
-EMBEDDED = ["benchmarks_optim.md"]
+EMBEDDED = ["bench/spectra_eigsh.md", "benchmarks_optim.md"]
 
 
 def _machine() -> str:

@@ -285,7 +285,7 @@ def test_non_finite_product_named():
 
     bad.calls = 0
     op = Operator.from_matvec(bad, (30, 30), dtype=np.float64, symmetric=True)
-    with pytest.raises(ValueError, match=r"matvec returned NaN or Inf \(product 4 of this operator\)"):
+    with pytest.raises(ValueError, match=r"NaN or Inf \(product 4 of this"):
         eigsh(op, 1, rng=0)
 
 
@@ -395,7 +395,7 @@ def test_block_non_finite_product_named():
     bad.calls = 0
     op = Operator.from_matvec(lambda v: v, (30, 30), dtype=np.float64, symmetric=True,
                               matmat=bad)
-    with pytest.raises(ValueError, match=r"matmat returned NaN or Inf \(products 5 to 6 of this operator\)"):
+    with pytest.raises(ValueError, match=r"NaN or Inf \(products 5 to 6 of this"):
         eigsh(op, 1, rng=0, block_size=2)
 
 
