@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from spectra.densities import check_grid
 from spectra.probes import as_rng
 from spectra.validation import check_bool, check_choice, check_float, check_int
 
@@ -193,7 +194,7 @@ class _Options:
         order = options.get("order")
         return cls(repeats=check_int(options.get("repeats", 3), "repeats", low=1),
                    slack=check_float(options.get("slack", 0.15), "slack", low=0.0),
-                   order=None if order is None else tuple(order),
+                   order=_check_order(order),
                    num_samples=check_int(options.get("num_samples", 4), "num_samples", low=1),
                    check=check_bool(options.get("check", True), "check"),
                    blocks=options.get("blocks"))
@@ -220,9 +221,18 @@ def _check_grid(grid: Any) -> tuple[int, np.ndarray | None]:
     """``(num, None)`` for a point count (default 2001), ``(2001, grid)`` for a grid."""
     if grid is None:
         return 2001, None
-    if np.ndim(grid) == 0:
-        return check_int(grid, "grid", low=2), None
-    return 2001, np.asarray(grid, dtype=float)
+    checked = check_grid(grid)  # the one grid validator (spectra.densities)
+    return (checked, None) if isinstance(checked, int) else (2001, checked)
+
+
+def _check_order(order: Any) -> tuple[int, ...] | None:
+    """A forced candidate order: ``None`` or a non-empty sequence of integers >= 0."""
+    if order is None:
+        return None
+    if isinstance(order, (str, bytes)) or np.ndim(order) != 1 or len(order) == 0:
+        raise TypeError("order must be a non-empty sequence of integers >= 0 (e.g. (2, 1)), "
+                        f"got {order!r}")
+    return tuple(check_int(k, "each entry of order", low=0) for k in order)
 
 
 class _Fit(Protocol):

@@ -30,10 +30,19 @@ def _sampler(idx):
          "n must be an integer >= 1, got 2.5"),
         (lambda idx: np.eye(len(idx)) * 1j, 256, {"n": 40, "total": 1000}, TypeError,
          "sampler must be real"),
+        (E, 256, {"order": -1}, TypeError, "order must be a non-empty sequence of integers"),
+        (E, 256, {"order": (2, -1)}, ValueError, "each entry of order must be an integer >= 0"),
+        (E, 256, {"repeats": 0}, ValueError, "repeats must be an integer >= 1, got 0"),
+        (E, 256, {"grid": 0}, ValueError, r"grid \(a point count\) must be an integer >= 2"),
+        (E, 256, {"grid": -1}, ValueError, r"grid \(a point count\) must be an integer >= 2"),
+        (E, 256, {"grid": np.ones((3, 3))}, ValueError, r"an array of shape \(3, 3\)"),
+        (E, 256, {"grid": "x"}, TypeError, "grid must be .*got 'x'"),
     ],
     ids=["complex", "size-empty", "size-none", "size-nan", "size-str", "size-float",
          "size-float-in-list", "string-eigenvalues", "blocks-of-different-sizes",
-         "slack-negative", "sampler-n-float", "sampler-complex"],
+         "slack-negative", "sampler-n-float", "sampler-complex",
+         "order-int", "order-negative", "repeats-zero", "grid-zero", "grid-negative",
+         "grid-2d", "grid-str"],
 )
 def test_bad_input_is_refused_by_name(sample, size, kwargs, exc, match):
     with pytest.raises(exc, match=match):
