@@ -32,6 +32,7 @@ from spectra.validation import check_choice, check_int
 from . import models as _m
 from .evaluation import evaluate_law, w1
 from .laws import DeformedMarchenkoPastur
+from .laws.deformed import law_density
 from .result import Decompression, Diagnostics, support_intervals
 from .samplers import Sample
 
@@ -89,16 +90,7 @@ class ColumnGram:
 
     def to_density(self, num: int = 20001):
         """Quadrature of the law (a :class:`spectra.SpectralDensity`)."""
-        from spectra.results import SpectralDensity
-
-        from .result import measure_from_grid
-
-        x, rho = self.grid(num)
-        rho = rho * (1 - sum(w for _, w in self.atoms)) / np.trapezoid(rho, x)
-        nodes, weights = measure_from_grid(x, rho, self.atoms)
-        return SpectralDensity(x=x, rho=rho, nodes=nodes, weights=weights,
-                               bounds=(float(nodes.min()), float(nodes.max())),
-                               num_matvecs=0, method=self.name)
+        return law_density(self, num)
 
 
 def _law(sampled: str, t: np.ndarray, w: np.ndarray, m: int, K: int) -> Any:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .models import chebyshev_u_basis
+
 __all__ = ["LogModel", "evaluate_log", "fit_log", "multiscale"]
 
 NODES, LEVELS, NEWTON = 240, 40, 2
@@ -128,17 +130,7 @@ def fit_log(eigs: np.ndarray, K: int) -> LogModel:
     e = np.asarray(eigs, float)
     if e.min() <= 0:
         raise ValueError("the log-variable model needs positive eigenvalues")
-    u = np.log(e)
-    lo, hi = float(u.min()), float(u.max())
-    pad = 0.02 * (hi - lo) + 1e-12
-    center, half = 0.5 * (lo + hi), 0.5 * (hi - lo) + pad
-    t = (u - center) / half
-    U = np.zeros((K + 1, t.size))
-    U[0] = 1.0
-    if K >= 1:
-        U[1] = 2 * t
-    for k in range(2, K + 1):
-        U[k] = 2 * t * U[k - 1] - U[k - 2]
+    center, half, U = chebyshev_u_basis(np.log(e), K, pad=0.02)
     k = np.arange(K + 1)
     g = ((K - k + 2) * np.cos(np.pi * k / (K + 2))
          + np.sin(np.pi * k / (K + 2)) / np.tan(np.pi / (K + 2))) / (K + 2)

@@ -323,16 +323,14 @@ def fit_algebraic(eigs: np.ndarray, dz: int, dm: int, constraints: int = 4) -> C
     return CurveModel(f"algebraic({dz},{dm})", C.size - 1 - rank, C / np.abs(C).max(), mu, s)
 
 
-def fit_chebyshev(eigs: np.ndarray, K: int) -> CurveModel:
-    r"""Chebyshev-II density fit with square-root edges (the free-form path).
+def chebyshev_u_basis(y: np.ndarray, K: int, *, pad: float) -> tuple[float, float, np.ndarray]:
+    """``U_0..U_K`` (Chebyshev, second kind) at ``y`` mapped to an interval ``pad`` wider.
 
-    ``c_k = mean U_k(t_i)`` on an interval slightly wider than the sample, with
-    Jackson damping so that the truncated density stays close to non-negative.
+    Returns ``(center, half, U)`` with ``t = (y - center) / half`` in ``(-1, 1)`` and ``U`` of
+    shape ``(K + 1, y.size)`` by the three-term recurrence ``U_k = 2 t U_{k-1} - U_{k-2}``.
     """
-    y, mu, s = _standardise(eigs)
     lo, hi = float(y.min()), float(y.max())
-    pad = 0.02 * (hi - lo)
-    center, half = 0.5 * (lo + hi), 0.5 * (hi - lo) + pad
+    center, half = 0.5 * (lo + hi), 0.5 * (hi - lo) * (1 + 2 * pad) + 1e-12
     t = (y - center) / half
     U = np.zeros((K + 1, t.size))
     U[0] = 1.0
@@ -340,6 +338,17 @@ def fit_chebyshev(eigs: np.ndarray, K: int) -> CurveModel:
         U[1] = 2 * t
     for k in range(2, K + 1):
         U[k] = 2 * t * U[k - 1] - U[k - 2]
+    return center, half, U
+
+
+def fit_chebyshev(eigs: np.ndarray, K: int) -> CurveModel:
+    r"""Chebyshev-II density fit with square-root edges (the free-form path).
+
+    ``c_k = mean U_k(t_i)`` on an interval slightly wider than the sample, with
+    Jackson damping so that the truncated density stays close to non-negative.
+    """
+    y, mu, s = _standardise(eigs)
+    center, half, U = chebyshev_u_basis(y, K, pad=0.02)
     coef = U.mean(axis=1)
     k = np.arange(K + 1)
     g = ((K - k + 2) * np.cos(np.pi * k / (K + 2))

@@ -127,12 +127,7 @@ class DeformedMarchenkoPastur:
 
     def to_density(self, num: int = 20001) -> SpectralDensity:
         """Quadrature of the law (nodes and weights summing to one)."""
-        x, rho = self.grid(num)
-        rho = rho * (1 - sum(m for _, m in self.atoms)) / np.trapezoid(rho, x)
-        nodes, weights = measure_from_grid(x, rho, self.atoms)
-        return SpectralDensity(x=x, rho=rho, nodes=nodes, weights=weights,
-                               bounds=(float(nodes.min()), float(nodes.max())),
-                               num_matvecs=0, method=self.name)
+        return law_density(self, num)
 
     def decompressed(self, alpha: float) -> DeformedMarchenkoPastur:
         """Same population and columns, ``alpha`` times more rows."""
@@ -155,3 +150,17 @@ class DeformedMarchenkoPastur:
     def __repr__(self) -> str:
         return (f"DeformedMarchenkoPastur(population={self.population!r}, "
                 f"weights={self.weights!r}, ratio={self.ratio!r})")
+
+
+def law_density(law: Any, num: int) -> SpectralDensity:
+    """Quadrature of a law that has ``grid(num)``, ``atoms`` and ``name``.
+
+    The continuous part is renormalised to the mass the atoms leave; nodes and weights sum
+    to one.
+    """
+    x, rho = law.grid(num)
+    rho = rho * (1 - sum(m for _, m in law.atoms)) / np.trapezoid(rho, x)
+    nodes, weights = measure_from_grid(x, rho, law.atoms)
+    return SpectralDensity(x=x, rho=rho, nodes=nodes, weights=weights,
+                           bounds=(float(nodes.min()), float(nodes.max())),
+                           num_matvecs=0, method=law.name)

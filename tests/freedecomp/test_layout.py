@@ -94,7 +94,7 @@ def test_diagnostics_typed_and_by_key():
         ({"slack": -1.0}, ValueError, "slack must be a real number >= 0"),
         ({"check": "yes"}, TypeError, "check must be True or False"),
         ({"num_samples": 2.5}, TypeError, "num_samples must be an integer"),
-        ({"grid": 1}, ValueError, "grid must be an integer >= 2"),
+        ({"grid": 1}, ValueError, r"grid \(a point count\) must be an integer >= 2"),
         ({"method": 3}, TypeError, "method must be one of"),
         ({"method": "deformed", "columns": 0}, ValueError, "columns must be an integer >= 1"),
     ],
