@@ -33,8 +33,9 @@ from .backend import to_numpy
 from .krylov import lanczos
 from .operators import as_operator, require_symmetric
 from .probes import as_rng, draw
-from .quadrature import dense_eigenvalues, safe_scale_run, scaled_operator, slq_measure
+from .quadrature import dense_eigenvalues, slq_measure
 from .results import NonFiniteError, SpectralDensity
+from .scaling import safe_scale_run, scaled_operator
 from .validation import check_bool, check_choice, check_float, check_int
 
 __all__ = ["auto_smoothing", "check_grid", "density", "jackson_weights", "smooth"]
@@ -215,7 +216,7 @@ def density(
         Products per probe. For SLQ at or above the dimension, the exact eigenvalues
         are returned (``n`` products). At an extreme scale of ``A`` (Lanczos
         coefficients outside ``2^-450 .. 2^450``) the run is repeated on ``A`` divided by
-        a power of two (:func:`spectra.quadrature.safe_scale_run`, products counted), so
+        a power of two (:func:`spectra.scaling.safe_scale_run`, products counted), so
         the result for ``c * A`` is that of ``A`` scaled by ``c`` wherever ``c * A`` has
         normal entries.
     grid : None, int or array
