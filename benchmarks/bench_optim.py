@@ -96,11 +96,7 @@ def modular_data(seed: int, frac: float = 0.5, p: int = P):
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     X = torch.stack([a.reshape(-1), b.reshape(-1)], 1)
     y = (X[:, 0] + X[:, 1]) % p
-    g = torch.Generator().manual_seed(10_000 + seed)
-    perm = torch.randperm(len(y), generator=g)
-    n = int(round(frac * len(y)))
-    tr, va = perm[:n], perm[n:]
-    return X[tr], y[tr], X[va], y[va]
+    return optim_division.split_pairs(X, y, frac, torch.Generator().manual_seed(10_000 + seed))
 
 
 def make_optimizer(name: str, params: Any, cfg: dict):

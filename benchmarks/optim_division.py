@@ -106,11 +106,24 @@ def division_data(seed: int, frac: float = FRAC, p: int = P):
     X = torch.stack([a.reshape(-1), b.reshape(-1)], 1)
     inv = torch.tensor([pow(int(v), -1, p) for v in range(1, p)])
     y = (X[:, 0] * inv[X[:, 1] - 1]) % p
-    g = torch.Generator().manual_seed(30_000 + seed)
-    perm = torch.randperm(len(y), generator=g)
+    return split_pairs(X, y, frac, torch.Generator().manual_seed(30_000 + seed))
+
+
+def split_pairs(X: torch.Tensor, y: torch.Tensor, frac: float, generator: torch.Generator):
+    """Random train/validation split: the first ``round(frac * len(y))`` of a permutation."""
+    perm = torch.randperm(len(y), generator=generator)
     n = int(round(frac * len(y)))
     tr, va = perm[:n], perm[n:]
     return X[tr], y[tr], X[va], y[va]
+
+
+def epoch_batches(n: int, batch: int, generator: torch.Generator):
+    """Minibatch indices drawn without replacement; a new permutation when fewer than
+    ``batch`` examples are left in the epoch (the remainder is dropped)."""
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for pos in range(0, n - batch + 1, batch):
+            yield order[pos:pos + batch]
 
 
 def make_optimizer(cfg: dict, params: Any, n_train: int):
@@ -135,16 +148,12 @@ def train(cfg: dict, seed: int, cap: int, batch: int = BATCH,
     opt = make_optimizer(cfg, model.parameters(), len(ytr))
     loss_fn = nn.CrossEntropyLoss()
     n = len(ytr)
-    gb = torch.Generator().manual_seed(40_000 + seed)
-    order, pos = None, n
+    batches = epoch_batches(n, batch, torch.Generator().manual_seed(40_000 + seed))
     rec: dict = {"steps": [], "val_acc": [], "train_loss": [], "gate_frac": []}
     hit95 = hit99 = None
     t0 = time.perf_counter()
     for step in range(1, cap + 1):
-        if pos + batch > n:
-            order, pos = torch.randperm(n, generator=gb), 0
-        idx = order[pos:pos + batch]
-        pos += batch
+        idx = next(batches)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(Xtr[idx]), ytr[idx])
         loss.backward()

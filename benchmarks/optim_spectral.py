@@ -20,6 +20,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from optim_division import epoch_batches  # noqa: E402
+
 import hessian  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "optim"
@@ -66,16 +68,11 @@ def train_digits(kind: str, lr: float | None, seed: int, steps: int, batch: int 
         sched = hessian.SpectralLR(opt, model, loss_fn, curv, rng=seed, **spectral)
     elif warmup is not None:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup)
-    g = torch.Generator().manual_seed(100 + seed)
-    n = len(ytr)
-    order, pos = torch.randperm(n, generator=g), 0
+    batches = epoch_batches(len(ytr), batch, torch.Generator().manual_seed(100 + seed))
     curve, lrs = [], []
     diverged_at = None
     for t in range(1, steps + 1):
-        if pos + batch > n:
-            order, pos = torch.randperm(n, generator=g), 0
-        idx = order[pos:pos + batch]
-        pos += batch
+        idx = next(batches)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(Xtr[idx]), ytr[idx])
         if not torch.isfinite(loss):
