@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CACHE = ROOT / "benchmarks" / ".cache"
+CACHE = Path(os.environ.get("IMPALPABLE_BENCH_CACHE",
+                          Path.home() / ".cache" / "impalpable-bench"))
 IMG = ROOT / "docs" / "img"
 
 import spectra  # noqa: E402
@@ -108,71 +109,122 @@ def _density_metrics(lam: np.ndarray, den) -> dict:
 
 # ------------------------------------------------------------------ kernel part
 def _blocks_run(kb, N: int, n: int, blocks: int, seed: int) -> dict:
-    """Block spectra (dense or SLQ), then free decompression; timed together."""
-    g = np.random.default_rng(seed)
+    """``decompress`` on the block sampler (block spectra, validation, fit), timed."""
     t0 = time.perf_counter()
-    specs = [block_spectrum(kb(np.sort(g.choice(kb.total, n, replace=False))),
-                            num_probes=10, num_steps=60, rng=g) for _ in range(blocks)]
-    t_blocks = time.perf_counter() - t0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        res = decompress(specs, N, rng=seed)
-    return {"res": res, "specs": specs, "seconds": time.perf_counter() - t0,
-            "block_seconds": t_blocks, "warnings": [str(w.message) for w in caught
+        res = decompress(kb, N, n=n, total=N, num_samples=blocks, rng=seed,
+                         blocks={"progress": False})
+    return {"res": res, "seconds": time.perf_counter() - t0, "blocks": blocks,
+            "warnings": [str(w.message) for w in caught
                          if not issubclass(w.category, DeprecationWarning)]}
 
 
+def _nystrom(kb, n: int, seed: int) -> tuple[np.ndarray, float, str]:
+    """One block's spectrum (dense or adaptive SLQ), times ``N/n`` and padded with zeros."""
+    g = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    s = block_spectrum(kb(np.sort(g.choice(kb.total, n, replace=False))), rng=g)
+    sec = time.perf_counter() - t0
+    return np.concatenate([np.zeros(kb.total - n), s.eigs * (kb.total / n)]), sec, s.method
+
+
 def _slq_equal_time(K, budget: float, seed: int) -> tuple:
-    """SLQ on the full operator with as many steps as ``budget`` seconds allow."""
+    """Deflated SLQ on the full operator with as many steps as ``budget`` seconds allow.
+
+    The steps come from the time of one 10-column product (80% of the budget: the
+    Lanczos recurrence and the deflation pilot cost the rest); at least 4.
+    """
     probes = 10
     t0 = time.perf_counter()
     K.matmat(np.ones((K.shape[0], probes)))
     per_step = time.perf_counter() - t0
-    steps = int(max(4, min(300, 0.8 * budget / per_step)))
+    steps = int(max(4, min(300, 0.8 * budget / (2 * per_step))))  # pilot + probes
     t0 = time.perf_counter()
     den = spectra.density(K, num_probes=probes, num_steps=steps, rng=seed)
     return den, time.perf_counter() - t0, steps
 
 
 def kernel_part(N: int, sizes: tuple, blocks: dict, seed: int = 0) -> tuple[str, dict]:
-    """Markdown table and figures of the kernel part."""
+    """Markdown table and figure of the kernel part (one N, several block sizes)."""
     lam, t_truth = kernel_truth(N)
     kb = kernel_blocks(gaussian_mixture(N), "rbf")
-    rows, runs = [], {}
+    load = os.getloadavg()[0]
+    rows, runs, slq = [], {}, {}
     for n in sizes:
         r = _blocks_run(kb, N, n, blocks[n], seed)
         runs[n] = r
-        s0 = r["specs"][0]
-        m = _law_metrics(lam, r["res"])
-        method = s0.method
         d = r["res"].diagnostics
-        rows.append((f"free decompression, {blocks[n]} x n={n} ({method})", m, r["seconds"],
-                     f"{d.get('model')}; decompressible={d.get('decompressible')}; "
-                     f"SLQ err {max(s.relative_error for s in r['specs']):.1e} sd; "
-                     f"{len(r['warnings'])} warnings"))
-        nys = np.concatenate([np.zeros(N - n), s0.eigs * (N / n)])
-        rows.append((f"Nystrom-pad, n={n} ({method} block)", _eig_metrics(lam, nys),
-                     r["block_seconds"] / blocks[n], "one block"))
-    ref = sizes[1] if len(sizes) > 1 else sizes[0]
-    den, t_slq, steps = _slq_equal_time(kb.operator, runs[ref]["seconds"], seed)
-    rows.append((f"SLQ on the full {N}x{N} operator, 10 probes x {steps} steps "
-                 f"(time of n={ref})", _density_metrics(lam, den), t_slq,
-                 f"{den.num_matvecs} products"))
+        est = d.get("block_estimates") or ()
+        method = est[0]["method"] if est else "?"
+        err = max((e["relative_error"] for e in est), default=0.0)
+        prods = sum(e["num_matvecs"] for e in est)
+        rows.append((
+            f"free decompression, {blocks[n]} x n={n:,} ({method})", _law_metrics(lam, r["res"]),
+            r["seconds"], f"{d.get('model')}; decompressible={d.get('decompressible')}; "
+            f"block SLQ err {err:.1e} sd, {prods} products; slq_error "
+            f"{(d.get('slq_error') or 0) / lam.std():.1e} sd; {len(r['warnings'])} warnings"))
+        nys, t_nys, how = _nystrom(kb, n, seed)
+        rows.append((f"Nystrom-pad, one n={n:,} block ({how})", _eig_metrics(lam, nys),
+                             t_nys, "one block"))
+        den, t_slq, steps = _slq_equal_time(kb.operator, r["seconds"], seed)
+        slq[n] = den
+        rows.append((f"SLQ on the full {N:,}x{N:,} operator, 10 probes x {steps} steps "
+                             f"(time of n={n:,})", _density_metrics(lam, den), t_slq,
+                             f"{den.num_matvecs} products"))
     lines = [f"### RBF kernel, N = {N:,} (Gaussian mixture, d = 8)", "",
-             f"Truth: dense `eigvalsh`, {t_truth:.0f} s once (cached). "
-             f"Load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+             f"Truth: dense `eigvalsh`, {t_truth:.0f} s once (cached outside the repository). "
+             f"Load average at start: {load:.1f} on {os.cpu_count()} cores "
              "(shared machine).", "",
              "| method | W1 / sd | top-10 rel. error | log det(K + 1e-3 I) rel. error | "
              "wall s | notes |", "|---|---|---|---|---|---|"]
     for name, m, sec, note in rows:
         lines.append(f"| {name} | {m['w1']:.3g} | {m['top10']:.3g} | {m['logdet']:+.3g} | "
                      f"{sec:.1f} | {note} |")
-    _kernel_figure(lam, runs, den, steps, N)
+    _kernel_figure(lam, runs, slq, N)
     return "\n".join(lines + [""]), {"rows": rows}
 
 
-def _kernel_figure(lam, runs, den, steps, N) -> None:
-    """Truth, decompression from the smallest (dense) and largest (SLQ) blocks, full SLQ.
+def pass_costs(sizes: tuple = (2000, 4000, 8000, 16000), reps: int = 3) -> str:
+    """Seconds of one kernel product (1 and 10 columns) at each size: the n^2 law."""
+    X = gaussian_mixture(max(sizes))
+    kb = kernel_blocks(X, "rbf")
+    lines = ["| rows | 1 column s | 10 columns s | 10 columns / n^2 (ns) |",
+             "|---|---|---|---|"]
+    for n in sizes:
+        op = kb(np.arange(n))
+        t = {}
+        for p in (1, 10):
+            V = np.ones((n, p))
+            op.matmat(V)
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                op.matmat(V)
+            t[p] = (time.perf_counter() - t0) / reps
+        lines.append(f"| {n:,} | {t[1]:.4f} | {t[10]:.4f} | {1e9 * t[10] / n**2:.2f} |")
+    return "\n".join(lines)
+
+
+def crossover(Ns: tuple = (4000, 8000, 16000), n: int = 2000, blocks: int = 4,
+              seed: int = 0) -> str:
+    """Fixed blocks (``blocks`` x ``n``, dense) against full-operator SLQ at equal time."""
+    lines = ["| N | decompression W1/sd | s | full SLQ W1/sd (same time) | steps | "
+             "decompression top-10 | SLQ top-10 | decompression log det | SLQ log det |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for N in Ns:
+        lam, _ = kernel_truth(N)
+        kb = kernel_blocks(gaussian_mixture(N), "rbf")
+        r = _blocks_run(kb, N, n, blocks, seed)
+        den, _, steps = _slq_equal_time(kb.operator, r["seconds"], seed)
+        a, b = _law_metrics(lam, r["res"]), _density_metrics(lam, den)
+        lines.append(f"| {N:,} | {a['w1']:.3g} | {r['seconds']:.1f} | {b['w1']:.3g} | {steps} |"
+                     f" {a['top10']:.3g} | {b['top10']:.3g} | {a['logdet']:+.3g} | "
+                     f"{b['logdet']:+.3g} |")
+    return "\n".join(lines)
+
+
+def _kernel_figure(lam, runs, slq, N) -> None:
+    """Truth, decompression from the smallest and largest blocks, full SLQ at the largest's time.
 
     Nystrom-pad is left out of the picture (three styles; its figures are in the table).
     """
@@ -181,8 +233,11 @@ def _kernel_figure(lam, runs, den, steps, N) -> None:
     est = {}
     for n in (min(runs), max(runs)):
         r = runs[n]
-        est[f"decompress ({r['res'].diagnostics.get('model')}), {len(r['specs'])} x "
-            f"n = {n:,} ({r['specs'][0].method})"] = r["res"]
+        d = r["res"].diagnostics
+        how = (d.get("block_estimates") or [{}])[0].get("method")
+        est[f"decompress ({d.get('model')}), {r['blocks']} x n = {n:,} ({how}), "
+            f"{r['seconds']:.0f} s"] = r["res"]
+    den = slq[max(runs)]
     est[f"SLQ on the full operator, {den.num_matvecs} products (same time)"] = den
     fig = kernel_figure(lam, est, title=f"RBF kernel of N = {N:,} Gaussian-mixture points: "
                         "extrapolation from blocks against the truth")
@@ -190,7 +245,8 @@ def _kernel_figure(lam, runs, den, steps, N) -> None:
     save(fig, IMG / "fd_at_scale_kernel.png")
 
 
-def run(quick: bool = False, N: int | None = None, parts: tuple = ("kernel", "ggn")) -> str:
+def run(quick: bool = False, N: int | None = None,
+        parts: tuple = ("kernel", "scaling", "ggn")) -> str:
     """Run the benchmark and return a Markdown section."""
     out = ["## Free decompression at scale", ""]
     if "kernel" in parts:
@@ -198,6 +254,11 @@ def run(quick: bool = False, N: int | None = None, parts: tuple = ("kernel", "gg
         sizes = (N // 8, N // 4) if quick else (N // 8, N // 4, N // 2)
         blocks = {N // 8: 4, N // 4: 4 if not quick else 2, N // 2: 2}
         out.append(kernel_part(N, sizes, blocks)[0])
+    if "scaling" in parts:
+        out += ["### Cost scaling and the crossover", "",
+                f"One product with the kernel operator (load {os.getloadavg()[0]:.1f}):", "",
+                pass_costs(), "", "Four dense n = 2000 blocks against SLQ on the full "
+                "operator at the same wall time, as N grows:", "", crossover(), ""]
     if "ggn" in parts:
         from fd_at_scale_ggn import ggn_part
 
@@ -214,7 +275,7 @@ if __name__ == "__main__":
     else:
         size = int(args[args.index("--N") + 1]) if "--N" in args else None
         part = tuple(args[args.index("--part") + 1].split(",")) if "--part" in args else (
-            "kernel", "ggn")
+            "kernel", "scaling", "ggn")
         text = run(quick="--quick" in args, N=size, parts=part)
         print(text)
         if "--write" in args:  # into docs/bench/freedecomp.md, between its own markers

@@ -23,17 +23,24 @@ distribution function of a probe's measure lies between the Gauss rule's values 
 consecutive nodes, so :math:`W_1 \le \sum_j (x_{j+1}-x_j)\max(w_j, w_{j+1})`, Chen,
 Trogdon & Ubaru 2021) and the *probe* part from the spread of the per-probe measures
 about their mean (:math:`\sqrt{\overline{W_1^2}/p}`). Dense blocks have error 0. The
-figures go into ``diagnostics.block_estimates`` (a warning above :data:`ERROR_WARN`
-sd); the bands of a result over several blocks include the SLQ noise, since each block
-is estimated with its own probes.
+figures go into ``diagnostics.block_estimates`` (a warning above
+:data:`~freedecomp.blockresults.ERROR_WARN` sd) and are carried into the result's
+``diagnostics.slq_error`` and bands (:mod:`freedecomp.blockresults`).
+
+The SLQ budget follows the accuracy asked for: with ``num_steps=None`` (the default)
+:func:`block_spectrum` runs :data:`FIRST_STEPS` Lanczos steps and, until the estimated
+error is at most ``rtol`` block sds (:data:`RTOL`), doubles the steps while the
+quadrature part is above half of it and the probes while the probe part is (up to
+:data:`MAX_STEPS` steps and :data:`MAX_PROBE_FACTOR` times the probes; a warning when
+that is not enough). Probes are cheap next to steps for batched products (a kernel
+pass evaluates the kernel once for all probe columns).
 
 :func:`prepare_blocks` is the normalisation the driver calls: it turns a
 :class:`spectra.SpectralDensity`, a :class:`BlockSpectrum` (or a list of them) or a
 block sampler that returns operators into a :class:`BlockSample`; anything else is
-left to :func:`freedecomp.samplers.prepare_sample`. :func:`annotate` adds the block
-estimates and their warnings to a result. :func:`embed` maps a decompressed law to a
-larger space by a scale and an atom at zero (the data-space to parameter-space map of
-:mod:`hessian.curvature.subsample`).
+left to :func:`freedecomp.samplers.prepare_sample`. :func:`annotate` (block estimates,
+errors and bands of a result) and :func:`embed` (the map to a larger space) live in
+:mod:`freedecomp.blockresults` and are re-exported here.
 
 References
 ----------
@@ -46,6 +53,7 @@ References
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -53,13 +61,14 @@ from typing import Any
 import numpy as np
 
 from spectra.results import SpectralDensity
-from spectra.validation import check_bool, check_int
+from spectra.validation import check_bool, check_float, check_int
 
-from .result import Decompression
+from .blockresults import annotate, embed
 from .samplers import Sample, haar_compress, prepare_sample
 
-__all__ = ["DENSE_MAX", "MIN_NODES", "BlockSample", "BlockSpectrum", "annotate", "block_spectrum",
-           "embed", "from_density", "prepare_blocks", "quantile_points"]
+__all__ = ["DENSE_MAX", "MAX_STEPS", "MIN_NODES", "RTOL", "BlockSample", "BlockSpectrum",
+           "annotate", "block_spectrum", "embed", "from_density", "prepare_blocks",
+           "quantile_points"]
 
 #: Largest block solved densely (one ``eigvalsh``) by :func:`block_spectrum`. Measured on
 #: one core (RBF kernel block, 10 probes x 80 steps): dense 1.7 s against SLQ 4.9 s at
@@ -67,9 +76,15 @@ __all__ = ["DENSE_MAX", "MIN_NODES", "BlockSample", "BlockSpectrum", "annotate",
 DENSE_MAX = 3000
 #: Points of the coarse spectrum compressed by :meth:`BlockSample.subsample`.
 COARSE_POINTS = 2000
-#: Relative SLQ error (W1 over the block's sd) above which a warning is emitted.
-ERROR_WARN = 0.05
-_SLQ_OPTIONS = ("num_probes", "num_steps", "dense_max", "rank", "psd", "progress")
+#: Default target of the adaptive budget: estimated W1 error over the block's sd.
+RTOL = 0.01
+#: Lanczos steps of the first round of an adaptive block estimate (then doubled).
+FIRST_STEPS = 20
+#: Most Lanczos steps an adaptive block estimate takes.
+MAX_STEPS = 320
+#: The adaptive budget raises the probes to at most this multiple of ``num_probes``.
+MAX_PROBE_FACTOR = 4
+_SLQ_OPTIONS = ("num_probes", "num_steps", "dense_max", "rank", "psd", "progress", "rtol")
 #: Fewest distinct quadrature nodes a density must have to stand for a block (the
 #: driver's ``MIN_EIGENVALUES``: the eigenvalues a model fit needs).
 MIN_NODES = 16
@@ -283,8 +298,8 @@ def _split_rules(den: SpectralDensity) -> tuple[list, np.ndarray]:
 
 
 def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_MAX,
-                   num_probes: int = 10, num_steps: int = 80, rank: int | None = None,
-                   rng: Any = None) -> BlockSpectrum:
+                   num_probes: int = 10, num_steps: int | None = None, rtol: float = RTOL,
+                   rank: int | None = None, rng: Any = None) -> BlockSpectrum:
     """Spectrum of one block: dense ``eigvalsh`` up to ``dense_max``, deflated SLQ above.
 
     Parameters
@@ -298,8 +313,14 @@ def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_M
         a negative eigenvalue or Ritz value is then an error.
     dense_max : int
         Largest size solved densely (:data:`DENSE_MAX`).
-    num_probes, num_steps : int
-        SLQ probes and Lanczos steps per probe.
+    num_probes : int
+        SLQ probes (one of them the deflation pilot).
+    num_steps : int, optional
+        Lanczos steps per probe. ``None`` (default): adaptive, from
+        :data:`FIRST_STEPS`, steps and probes doubled until
+        :attr:`BlockSpectrum.relative_error` is at most ``rtol`` (module docstring).
+    rtol : float
+        Target of the adaptive budget, in block sds (:data:`RTOL`).
     rank : int, optional
         A known bound on the block's rank (PSD blocks; e.g. the parameter count of a
         Gram ``J J^T``): a block of ``n > rank`` has at least ``n - rank`` exact zeros,
@@ -311,7 +332,6 @@ def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_M
         Probes.
     """
     from spectra.operators import as_operator, dense_matrix, require_symmetric
-    from spectra.quadrature import slq_measure
 
     A = as_operator(op)
     n = A.shape[0]
@@ -321,18 +341,16 @@ def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_M
     psd = bool(A.psd) if psd is None else check_bool(psd, "psd")
     dense_max = check_int(dense_max, "dense_max", low=0)
     rank = None if rank is None else check_int(rank, "rank", low=0)
+    rtol = check_float(rtol, "rtol", low=0.0, low_open=True)
     if n <= dense_max:
         idx = np.arange(n)
         B = np.asarray(op.block(idx, idx), float) if hasattr(op, "block") else dense_matrix(A)
         spec = BlockSpectrum(np.linalg.eigvalsh(0.5 * (B + B.T)), method="dense",
                              num_matvecs=0 if hasattr(op, "block") else n)
+    elif num_steps is not None:
+        spec = _slq_block(A, n, num_probes, check_int(num_steps, "num_steps", low=1), psd, rng)
     else:
-        m = slq_measure(A, num_probes=num_probes, num_steps=num_steps, deflate=True, rng=rng)
-        if m.exact:  # a budget at or above n: the exact eigenvalues from n products
-            spec = BlockSpectrum(np.sort(m.nodes[0]), method="dense", num_matvecs=m.num_matvecs)
-        else:
-            rules, deflated = _measure_rules(m.nodes, m.weights, n)
-            spec = _from_rules(rules, deflated, n, psd, "slq", m.num_matvecs)
+        spec = _adaptive_slq(A, n, check_int(num_probes, "num_probes", low=1), rtol, psd, rng)
     if psd:
         _check_psd(spec.eigs, "the block")
     if psd and rank is not None and n > rank:
@@ -340,6 +358,44 @@ def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_M
         e[: n - rank] = 0.0
         spec = replace(spec, eigs=e)
     return spec
+
+
+def _adaptive_slq(A: Any, n: int, p: int, rtol: float, psd: bool, rng: Any
+                  ) -> BlockSpectrum:
+    """Deflated SLQ rounds until the estimated error is at most ``rtol`` block sds.
+
+    Each round doubles what is too large: the steps while the quadrature part exceeds
+    ``rtol / 2`` (up to :data:`MAX_STEPS`), the probes while the probe part does (up to
+    ``MAX_PROBE_FACTOR`` times ``p``). Products of every round are counted.
+    """
+    spent, k, p_max = 0, FIRST_STEPS, MAX_PROBE_FACTOR * p
+    while True:
+        spec = _slq_block(A, n, p, k, psd, rng)
+        spent += spec.num_matvecs
+        sd = float(spec.eigs.std())
+        if spec.method == "dense" or spec.relative_error <= rtol or not sd > 0:
+            return replace(spec, num_matvecs=spent)
+        grow_k = spec.quadrature_error > 0.5 * rtol * sd and k < MAX_STEPS
+        grow_p = not spec.probe_error <= 0.5 * rtol * sd and p < p_max
+        if not (grow_k or grow_p):
+            break
+        k, p = (min(2 * k, MAX_STEPS) if grow_k else k), (min(2 * p, p_max) if grow_p else p)
+    warnings.warn(f"the SLQ estimate of a block of size {n} did not reach rtol={rtol:g} with "
+                  f"{p} probes x {k} steps (estimated W1 error {spec.relative_error:.3g} sd); "
+                  "pass num_probes/num_steps or use a dense block", UserWarning, stacklevel=3)
+    return replace(spec, num_matvecs=spent)
+
+
+def _slq_block(A: Any, n: int, num_probes: int, num_steps: int, psd: bool, rng: Any
+               ) -> BlockSpectrum:
+    """One deflated SLQ run of ``num_steps`` steps turned into a :class:`BlockSpectrum`."""
+    from spectra.quadrature import slq_measure
+
+    m = slq_measure(A, num_probes=num_probes, num_steps=num_steps, deflate=True, rng=rng)
+    if m.exact:  # a budget at or above n: the exact eigenvalues from n products
+        return BlockSpectrum(np.sort(m.nodes[0]), method="dense", num_matvecs=m.num_matvecs)
+    rules, deflated = _measure_rules(m.nodes, m.weights, n)
+    return _from_rules(rules, deflated, n, psd, "slq", m.num_matvecs)
 
 
 def _measure_rules(nodes: list, weights: list, n: int) -> tuple[list, np.ndarray]:
@@ -369,20 +425,29 @@ class BlockSample(Sample):
     indices: list | None = None
     options: dict = field(default_factory=dict)
 
-    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False,
-                  block: int = 0) -> np.ndarray:
-        """Eigenvalues (or pseudo-eigenvalues) of a ``k x k`` sub-block of block ``block``."""
+    def subblock(self, k: int, rng: np.random.Generator, haar: bool = False,
+                 block: int = 0) -> tuple[np.ndarray, None]:
+        """(Pseudo-)eigenvalues of a ``k x k`` sub-block of block ``block``, and ``None``.
+
+        No matrix is returned: the sub-block is an operator (or a Haar compression).
+        """
         if (not haar and self.sampler is not None and self.indices is not None
                 and k <= self.options.get("dense_max", DENSE_MAX)):
             sub = np.sort(rng.choice(self.n, size=k, replace=False))
-            return block_spectrum(self.sampler(self.indices[block][sub]), **self.options).eigs
+            return block_spectrum(self.sampler(self.indices[block][sub]),
+                                  **self.options).eigs, None
         e = self.blocks[block]
         if e.size <= COARSE_POINTS:
-            return haar_compress(e, k, rng)
+            return haar_compress(e, k, rng), None
         m = COARSE_POINTS
         coarse = quantile_points(e, np.ones(e.size), m)
         small = haar_compress(coarse, max(2, round(m * k / e.size)), rng)
-        return quantile_points(small, np.ones(small.size), k)
+        return quantile_points(small, np.ones(small.size), k), None
+
+    def subsample(self, k: int, rng: np.random.Generator, haar: bool = False,
+                  block: int = 0) -> np.ndarray:
+        """The eigenvalues of :meth:`subblock`."""
+        return self.subblock(k, rng, haar, block)[0]
 
 
 def _is_operator(B: Any) -> bool:
@@ -408,8 +473,8 @@ def prepare_blocks(sample: Any, *, n: int | None, total: int | None,
     Parameters
     ----------
     options : dict, optional
-        Block-estimation options: ``num_probes``, ``num_steps``, ``dense_max``, ``psd``,
-        ``rank`` (see :func:`block_spectrum`) and ``progress`` (a tqdm bar over the blocks:
+        Block-estimation options: ``num_probes``, ``num_steps``, ``rtol``, ``dense_max``,
+        ``psd``, ``rank`` (see :func:`block_spectrum`) and ``progress`` (a tqdm bar over the blocks:
         ``None``, the default, shows it only when standard error is a terminal).
     """
     opts = _block_options({**getattr(sample, "block_options", {}), **(options or {})})
@@ -442,7 +507,10 @@ def _block_options(options: dict) -> dict:
     if unknown:
         raise TypeError(f"unknown block options {sorted(unknown)}; allowed: {_SLQ_OPTIONS}")
     out = {k: check_int(v, k, low=1 if k not in ("dense_max", "rank") else 0)
-           for k, v in options.items() if k not in ("psd", "progress") and v is not None}
+           for k, v in options.items()
+           if k not in ("psd", "progress", "rtol") and v is not None}
+    if options.get("rtol") is not None:
+        out["rtol"] = check_float(options["rtol"], "rtol", low=0.0, low_open=True)
     for flag in ("psd", "progress"):
         if options.get(flag) is not None:
             out[flag] = check_bool(options[flag], flag)
@@ -493,7 +561,7 @@ def _operator_sample(sampler: Callable, first: Any, idx0: np.ndarray, sizes: tup
     smp = _sample_of(specs, minimum, total=total * rows)
     smp.sampler, smp.indices = sampler, (drawn if rows == 1 else None)
     smp.options = {k: v for k, v in opts.items() if k in ("psd", "dense_max", "num_probes",
-                                                          "num_steps", "rank")}
+                                                          "num_steps", "rank", "rtol")}
     return smp
 
 
@@ -517,71 +585,3 @@ def _sample_of(specs: Sequence[BlockSpectrum], minimum: int, total: int | None) 
         if float(s.eigs.std()) <= 1e-12 * (1.0 + abs(float(s.eigs.mean()))):
             raise ValueError("all eigenvalues of a block are equal: nothing to estimate")
     return BlockSample(n, [s.eigs for s in specs], total=total, spectra=list(specs))
-
-
-# ======================================================================== results
-def annotate(result: Decompression, smp: Sample) -> Decompression:
-    """Add the block estimates (and a warning when they are loose) to ``result``.
-
-    ``diagnostics.block_estimates`` lists, per block, the method, products and W1
-    error estimates (absolute and in the block's sd). An SLQ error above
-    :data:`ERROR_WARN` sd adds a warning to ``diagnostics.warnings`` (which
-    :func:`~freedecomp.decompress` emits as a
-    :class:`~freedecomp.result.FreeDecompressionWarning`). Other
-    samples come back unchanged.
-    """
-    if not isinstance(smp, BlockSample):
-        return result
-    rows = tuple({"method": s.method, "num_matvecs": s.num_matvecs, "outliers": s.outliers.size,
-                  "quadrature_error": s.quadrature_error, "probe_error": s.probe_error,
-                  "relative_error": s.relative_error} for s in smp.spectra)
-    worst = max((r["relative_error"] for r in rows
-                 if r["method"] != "dense" and np.isfinite(r["relative_error"])), default=0.0)
-    msgs = list(result.diagnostics.warnings)
-    if worst > ERROR_WARN:
-        msgs.append(f"the block spectra estimated by SLQ carry a W1 error of up to {worst:.3f} "
-                    "sd (quadrature plus probe spread); raise num_steps/num_probes or use "
-                    f"smaller blocks (dense up to {DENSE_MAX})")
-    diag = replace(result.diagnostics, block_estimates=rows, warnings=tuple(msgs))
-    return replace(result, diagnostics=diag)
-
-
-def embed(result: Decompression, *, scale: float, size: int, rank: float | None = None,
-          note: str | None = None) -> Decompression:
-    r"""The law of ``result`` pushed by :math:`x \mapsto x\,\text{scale}` into ``size`` dims.
-
-    A matrix :math:`A` of size ``N = result.size`` and ``B`` of size ``size`` that share
-    their nonzero eigenvalues up to ``scale`` (``B = J^T J`` and ``A = J J^T``): the
-    nonzero part of ``result`` (mass ``rank / N``, ``rank`` defaulting to ``N`` times the
-    mass off any atom at zero) is scaled to mass ``rank / size`` and the rest of ``B``'s
-    law is an atom at zero of mass ``1 - rank / size``.
-
-    Raises
-    ------
-    ValueError
-        When ``rank`` exceeds ``size`` or ``N``.
-    """
-    N = result.size
-    tiny = 1e-12 * max(float(np.abs(result.x).max()), 1e-300)
-    zero = sum(m for a, m in result.atoms if abs(a) <= tiny)
-    r = N * (1.0 - zero) if rank is None else float(rank)
-    r = min(r, float(size))
-    if r > N + 1e-9:
-        raise ValueError(f"rank {r:g} exceeds the size {N} of the decompressed matrix")
-    f = (r / size) / max(1.0 - zero, 1e-300)  # mass factor of the nonzero part
-    atoms = [(a * scale, m * f) for a, m in result.atoms if abs(a) > tiny]
-    if size > r:
-        atoms.append((0.0, 1.0 - r / size))
-    x = result.x * scale
-    rho = result.rho * f / scale
-    bands = None if result.bands is None else result.bands * f / scale
-    edges = [(a * scale, b * scale) for a, b in result.edges]
-    errs = [(a * scale, b * scale) for a, b in result.edge_errors]
-    msgs = tuple(result.diagnostics.warnings) + ((note,) if note else ())
-    diag = replace(result.diagnostics, warnings=msgs)
-    outliers = tuple(replace(o, location=o.location * scale, error=o.error * scale,
-                             block_location=o.block_location * scale)
-                     for o in getattr(result, "outliers", ()))
-    return Decompression(x=x, rho=rho, size=int(size), sample_size=result.sample_size,
-                         atoms=atoms, edges=edges, edge_errors=errs, bands=bands,
-                         diagnostics=diag, outliers=outliers)

@@ -220,6 +220,9 @@ class Diagnostics(_ByKey):
         ``method`` (dense, slq, density), ``num_matvecs``, ``outliers`` (exact deflated
         eigenvalues), ``quadrature_error`` and ``probe_error`` (W1, absolute) and
         ``relative_error`` (their sum over the block's sd).
+    slq_error : float or None
+        W1 error of the law carried from SLQ-estimated blocks (the result's units; the
+        bands are widened by it: :mod:`freedecomp.blockresults`); None without SLQ blocks.
     warnings : tuple of str
         Human-readable warnings; each is also emitted as a
         :class:`FreeDecompressionWarning` when :func:`~freedecomp.decompress` returns.
@@ -253,6 +256,7 @@ class Diagnostics(_ByKey):
     outlier_count: int | None = None
     zero_fraction: float | None = None
     block_estimates: tuple | None = None
+    slq_error: float | None = None
     warnings: tuple[str, ...] = ()
 
 
