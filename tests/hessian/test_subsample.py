@@ -138,3 +138,30 @@ def test_two_gloo_ranks_give_the_single_process_product(tmp_path):
     ref = sb(np.array([1, 5, 20, 33, 40, 41, 50, 59])).matmat(V).numpy()
     np.testing.assert_array_equal(r0, r1)
     np.testing.assert_allclose(r0, ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("points", [150, 12])  # N r = 300 > P = 219, and 24 < P
+def test_map_back_of_the_exact_data_space_law_is_the_exact_ggn_law(points):
+    """``embed`` of the full Gram's own law is the GGN's: nonzero part times ``s``, zeros."""
+    from freedecomp.blocks import embed
+    from freedecomp.result import Decompression
+    from spectra.distances import wasserstein1
+
+    model, (X, y) = _mlp(), _data(points)
+    loss = torch.nn.CrossEntropyLoss()
+    sb = data_blocks(model, loss, (X, y))
+    e = np.linalg.eigvalsh(dense_matrix(sb(np.arange(points))))
+    size = e.size
+    zero = e <= 1e-10 * e.max()
+    law = Decompression(x=np.linspace(0.0, e.max(), 8), rho=np.zeros(8), size=size,
+                        sample_size=size, atoms=[(0.0, zero.mean())]
+                        + [(float(v), 1.0 / size) for v in e[~zero]])
+    P = sb.num_params
+    out = embed(law, scale=sb.scale, size=P)
+    ggn = np.linalg.eigvalsh(dense_matrix(hessian.GGNOperator(model, loss, (X, y))))
+    rank = int((~zero).sum())
+    assert rank == int((ggn > 1e-10 * ggn.max()).sum()) and rank <= min(P, size)
+    assert dict(out.atoms)[0.0] == pytest.approx(1 - rank / P, abs=1e-12)
+    d = out.density
+    assert wasserstein1(d.nodes, ggn, d.weights) <= 1e-9 * ggn.max()
+    assert out.trace() == pytest.approx(ggn.sum(), rel=1e-9)
