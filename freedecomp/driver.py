@@ -98,7 +98,7 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         ``num_samples`` (blocks drawn from a sampler), ``check`` (run the
         free-compression and stability checks, default True), ``blocks`` (a dict of
         block-estimation options for operator blocks and densities: ``num_probes``,
-        ``num_steps``, ``dense_max``, ``psd``, ``rank``, ``progress``; see
+        ``num_steps``, ``rtol``, ``dense_max``, ``psd``, ``rank``, ``progress``; see
         :func:`freedecomp.blocks.block_spectrum`).
 
     Returns

@@ -310,7 +310,9 @@ def extrapolated_density(model: Any, loss_fn: Any = None, data: Any = None, *,
         seed: every rank then draws the same subsamples and probes and, the products
         being all-reduced, returns the same result.
     blocks : dict, optional
-        Block-estimation options (``num_probes``, ``num_steps``, ``dense_max``).
+        Block-estimation options (``num_probes``, ``num_steps``, ``rtol``, ``dense_max``;
+        :func:`freedecomp.blocks.block_spectrum`: by default the SLQ budget adapts to
+        ``rtol``).
     **options
         Passed to :func:`freedecomp.decompress` (``method``, ``grid``, ``repeats``...).
 
