@@ -269,10 +269,12 @@ def run(quick: bool = False, N: int | None = None,
         blocks = {N // 8: 4, N // 4: 4 if not quick else 2, N // 2: 2}
         out.append(kernel_part(N, sizes, blocks)[0])
     if "scaling" in parts:
+        sizes, Ns, n = ((1000, 2000, 4000), (2000, 4000), 500) if quick else (
+            (2000, 4000, 8000, 16000), (4000, 8000, 16000), 2000)
         out += ["### Cost scaling and the crossover", "",
                 f"One product with the kernel operator (load {os.getloadavg()[0]:.1f}):", "",
-                pass_costs(), "", "Four dense n = 2000 blocks against SLQ on the full "
-                "operator at the same wall time, as N grows:", "", crossover(), ""]
+                pass_costs(sizes), "", f"Four dense n = {n} blocks against SLQ on the full "
+                "operator at the same wall time, as N grows:", "", crossover(Ns, n), ""]
     if "ggn" in parts:
         from fd_at_scale_ggn import ggn_part
 

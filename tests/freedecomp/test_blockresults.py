@@ -120,3 +120,15 @@ def test_slq_fed_decompression_carries_its_error():
     assert loose > tight > 0
     for r in runs:
         assert _covers_shifts(r, r.diagnostics.slq_error)
+
+
+def test_embed_scales_the_carried_error():
+    from freedecomp.blocks import embed
+
+    lam = _spiked(1600)
+    specs = _blocks(lam, 30)
+    base = _quiet(decompress, [BlockSpectrum(s.eigs) for s in specs], 1600, rng=0)
+    res = annotate(base, BlockSample(400, [s.eigs for s in specs], spectra=specs))
+    big = _quiet(embed, res, scale=0.5, size=4000)
+    assert big.diagnostics.slq_error == pytest.approx(0.5 * res.diagnostics.slq_error)
+    np.testing.assert_allclose(big.bands, res.bands * (1600 / 4000) / 0.5)
