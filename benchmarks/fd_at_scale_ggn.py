@@ -6,7 +6,8 @@ digits (all 1797 points, float64); the GGN of its mean cross-entropy over all th
 of the data-space Gram (``9`` rows per point) from ``num_samples`` subsamples of 10%
 and 25% of the points (:func:`hessian.extrapolated_density`), against SLQ on the
 full-data GGN at budgets of 10 probes x ``s`` steps: which budget reaches the same W1,
-and in how much time. Imported by ``fd_at_scale.py`` (which limits BLAS to one thread).
+and in how much time. Imported by ``fd_at_scale.py`` (which limits BLAS to one thread;
+torch's intra-op threads are set to one here).
 """
 
 from __future__ import annotations
@@ -55,9 +56,14 @@ def _metrics(truth: np.ndarray, nodes, weights, top: float) -> dict:
 
 def ggn_part(quick: bool = False, seed: int = 0) -> tuple[str, dict]:
     """Markdown table and figure of the GGN part."""
+    import torch
+
     import hessian
     from spectra.operators import dense_matrix
 
+    # one intra-op thread, as BLAS: on the shared machine torch's default two threads spun
+    # against the other jobs (a 179-point dense block: 0.42 s of CPU, 11-27 s of wall time)
+    torch.set_num_threads(1)
     model, loss, X, y = _digits_mlp(seed)
     G = hessian.GGNOperator(model, loss, (X, y))
     t0 = time.perf_counter()
