@@ -87,7 +87,7 @@ class _Sketch:
             self._add(min(self.chunk, k - self.k))
 
     def _add(self, c: int) -> None:
-        ctx, host = self.ctx, self.ctx.host
+        ctx = self.ctx
         k0, k1 = self.k, self.k + c
         Om = ctx.draw_into(self._om[k0:k1])
         Y = ctx.apply(Om)
