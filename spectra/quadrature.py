@@ -237,11 +237,20 @@ def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
     U = Q @ from_numpy(np.ascontiguousarray(S[:, keep]), like=op)
     U, _ = xp.linalg.qr(U)
 
-    def project(V: Any) -> Any:
-        return V - U @ (U.T @ V)
+    torch_op = op.backend == "torch"
+
+    def project(V: Any, inplace: bool = False) -> Any:
+        """``(I - U U^T) V``: one BLAS update, in place for a product we own."""
+        C = U.T @ V
+        if not torch_op:
+            if inplace:
+                V -= U @ C
+                return V
+            return V - U @ C
+        return V.addmm_(U, C, alpha=-1.0) if inplace else V.addmm(U, C, alpha=-1.0)
 
     def matmat(V: Any) -> Any:
-        return project(op.matmat(project(V)))
+        return project(op.matmat(project(V)), inplace=True)
 
     defl = Operator.from_matvec(lambda v: matmat(v[:, None])[:, 0], (n, n), dtype=op.dtype,
                                 device=op.device, symmetric=True, matmat=matmat)

@@ -58,8 +58,14 @@ class Operator:
     -----
     Subclasses implement :meth:`_matvec` and, when several vectors can be applied
     faster together, :meth:`_matmat`. The public :meth:`matvec` and :meth:`matmat`
-    validate shapes and count products in :attr:`num_matvecs`.
+    validate shapes and count products in :attr:`num_matvecs`. A subclass whose
+    products are proven finite as they are formed (a fused reduction, e.g. the
+    curvature operators of :mod:`hessian`) sets ``_checks_finite = True`` and the
+    separate pass over each product is skipped.
     """
+
+    #: Whether :meth:`_matvec`/:meth:`_matmat` raise :class:`NonFiniteError` themselves.
+    _checks_finite = False
 
     def __init__(
         self,
@@ -165,7 +171,7 @@ class Operator:
                     "Return a real array, e.g. the real part when the imaginary one is zero"
                 )
             out = out.to(self.dtype) if torch_op else out.astype(self.dtype)
-        if not math.isfinite(absmax(out)):
+        if not self._checks_finite and not math.isfinite(absmax(out)):
             first = self.num_matvecs + 1
             last = self.num_matvecs + (shape[1] if len(shape) == 2 else 1)
             span = f"product {first}" if first == last else f"products {first} to {last}"
