@@ -47,12 +47,11 @@ def _eigsh_vectors(k: int, block: int) -> float:
 
 def _density_vectors(d: dict) -> float:
     """Deflated SLQ's documented peak (:func:`spectra.quadrature._deflated`), less the
-    widest block of products: ``s + p + c + 5 (p - 1)`` n-vectors for ``p`` probes of
-    ``s`` steps and ``c`` deflated eigenpairs without reorthogonalisation of the other
-    probes (``reorth="auto"`` at this size), ``(s + 4)(p - 1)`` instead of ``4 (p - 1)``
-    with it."""
+    widest block of products ``b``: ``max(s + 4 + p, p + c + 2 (p - 1) + 4 (p - 1)) - b``
+    n-vectors for ``p`` probes of ``s`` steps and ``c`` deflated eigenpairs, the other
+    probes without reorthogonalisation (``reorth="auto"`` at this size)."""
     s, p, c = 30, 5, d["deflated"]
-    return s + p + c + 5 * (p - 1)
+    return max(s + 4 + p, p + c + 6 * (p - 1)) - d["block"]
 
 
 #: The estimators' documented memory, in n-vectors kept, less the one block of products
@@ -65,7 +64,8 @@ FORMULAS: dict[str, tuple[str, Callable[[dict], float]]] = {
                                    - d["block"]),
     "top_eigenvalues, k = 1": ("ncv + 2 k + 5 - b", lambda d: _eigsh_vectors(1, d["block"])),
     "top_eigenvalues, k = 5": ("ncv + 2 k + 5 - b", lambda d: _eigsh_vectors(5, d["block"])),
-    "density, 5 probes x 30 steps": ("s + p + c + 5 (p - 1)", _density_vectors),
+    "density, 5 probes x 30 steps": ("max(s + 4 + p, p + c + 6 (p - 1)) - b",
+                                     _density_vectors),
 }
 
 
