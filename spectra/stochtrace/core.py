@@ -66,6 +66,12 @@ class _Ctx:
     def draw(self, k: int):
         return draw(self.probe, self.n, k, like=self.op, rng=self.rng)
 
+    def new_block(self, k: int):
+        """An uninitialised ``(k, n)`` buffer in the operator's framework, dtype and device."""
+        from ..probes import _empty
+
+        return _empty(self.op.backend, k, self.n, self.op.dtype, self.op.device)
+
     def draw_into(self, out: Any):
         """Draw ``out.shape[0]`` probes into the ``(k, n)`` buffer ``out``; returns ``out.T``."""
         return draw(self.probe, self.n, out.shape[0], like=self.op, rng=self.rng, out=out)
@@ -249,13 +255,15 @@ def _exact_diagonal(ctx: _Ctx) -> np.ndarray:
 def _hutchinson(ctx: _Ctx, m: int, rtol: float | None, diag: bool) -> tuple[tuple, int, bool]:
     """Girard-Hutchinson estimate of the trace or the diagonal.
 
-    Memory: one block of ``b`` probes and their products (``2b`` ``n``-vectors in the
-    operator's dtype) and, for the diagonal, three float64 ``n``-vector accumulators
-    (shift, sum, sum of squares); the trace keeps only the ``m`` float64 samples.
+    Memory: one block of ``b`` probes (one buffer, drawn into again for every block) and
+    their products (``2b`` ``n``-vectors in the operator's dtype) and, for the diagonal,
+    three float64 ``n``-vector accumulators (shift, sum, sum of squares); the trace
+    keeps only the ``m`` float64 samples.
     """
     xp = ctx.xp
     f64 = xp.float64
-    state: dict[str, Any] = {"k": 0, "samples": [], "shift": None, "s1": None, "s2": None}
+    state: dict[str, Any] = {"k": 0, "samples": [], "shift": None, "s1": None, "s2": None,
+                             "buf": None}
 
     def add_diag(Z: Any, AZ: Any) -> None:
         for j in range(Z.shape[1]):
@@ -272,7 +280,9 @@ def _hutchinson(ctx: _Ctx, m: int, rtol: float | None, diag: bool) -> tuple[tupl
     def round_fn(k: int) -> tuple:
         while state["k"] < k:
             b = min(ctx.block, k - state["k"])
-            Z = ctx.draw(b)
+            if state["buf"] is None:  # one probe buffer for every block: no fresh pages
+                state["buf"] = ctx.new_block(min(ctx.block, m))
+            Z = ctx.draw_into(state["buf"][:b])
             AZ = ctx.apply(Z)
             state["k"] += b
             if diag:
