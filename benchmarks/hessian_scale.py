@@ -8,12 +8,18 @@ and *the rest* (the estimator's own work: probes, bases, orthogonalisation, the 
 projected problems). Memory is the peak growth of the resident set during the call
 above the operator (whose first-order graph is built and cached before), in MB and in
 n-vectors (``P`` float32 entries); a product's own peak for the largest block the
-estimator used is measured alone and subtracted to give the estimator's part.
+estimator used is measured alone and subtracted to give the estimator's part, and
+compared with the estimator's documented formula (:data:`FORMULAS`). Then one product
+against a bare double backward, and a 20-probe Hutchinson trace against PyHessian's on
+the same model, batch and graph, in turns in the same process.
 
 Re-run after changes to the estimators with
-``python benchmarks/bench_hessian.py --only scale [--quick]``; the targets (issue 14):
-the rest under 10% of the wall time for every call, the estimator's memory within 20%
-of its documented formula, a 20-probe trace no slower than PyHessian's.
+``python benchmarks/bench_hessian.py --only scale [--quick]`` or
+``python benchmarks/hessian_scale.py [--quick | --trace-only]``; with
+``PYTHONPATH=<another tree>`` the same script measures that tree (the model table
+needs only the one-call helpers). The targets (issue 14): the rest under 10% of the
+wall time for every call, the estimator's memory within 20% of its documented
+formula, a 20-probe trace no slower than PyHessian's.
 """
 
 from __future__ import annotations
