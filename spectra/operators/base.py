@@ -58,13 +58,11 @@ class Operator:
     -----
     Subclasses implement :meth:`_matvec` and, when several vectors can be applied
     faster together, :meth:`_matmat`. The public :meth:`matvec` and :meth:`matmat`
-    validate shapes and count products in :attr:`num_matvecs`. A subclass whose
-    products are proven finite as they are formed (a fused reduction, e.g. the
-    curvature operators of :mod:`hessian`) sets ``_checks_finite = True`` and the
-    separate pass over each product is skipped.
+    validate shapes and count products in :attr:`num_matvecs`.
     """
 
-    #: Whether :meth:`_matvec`/:meth:`_matmat` raise :class:`NonFiniteError` themselves.
+    #: ``True`` where the products raise :class:`NonFiniteError` themselves (one fused
+    #: reduction, as :mod:`hessian`'s curvature operators): no separate ``absmax`` pass.
     _checks_finite = False
 
     def __init__(
