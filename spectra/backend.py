@@ -75,13 +75,19 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+#: Length from which host columns are reduced by the compiled :func:`~spectra._numba.dots.dot64`.
+_DOT64_MIN = 1 << 16
+
+
 def coldots(X: Any, Y: Any) -> np.ndarray:
     """Column-wise dot products ``sum_i X[i, j] Y[i, j]``, accumulated in float64.
 
     ``X`` and ``Y`` are ``(n, k)`` (or 1-d) arrays of one namespace and dtype. Works one
-    column at a time, so the only workspace is one ``n``-vector in their dtype (never an
-    ``n x k`` float64 copy); numpy, and torch on the CPU (through a zero-copy numpy view),
-    sum pairwise in float64, CUDA tensors reduce on the device in float64.
+    column at a time and never forms an ``n x k`` float64 copy: host columns (numpy,
+    and CPU torch through a zero-copy numpy view) of ``n >= 65536`` entries go through
+    the compiled :func:`~spectra._numba.dots.dot64` (one pass, products and sum in
+    float64), shorter ones through an ``n``-vector product in their dtype summed
+    pairwise in float64; CUDA tensors reduce on the device in float64.
 
     Returns
     -------
@@ -95,19 +101,21 @@ def coldots(X: Any, Y: Any) -> np.ndarray:
     if is_torch(X):
         torch = _torch()
         X, Y = X.detach(), Y.detach()
-        if X.device.type == "cpu":
-            tmp = np.empty(X.shape[0], dtype=dtype_name(X.dtype))
-            for j in range(k):
-                np.multiply(X[:, j].numpy(), Y[:, j].numpy(), out=tmp)
-                out[j] = np.add.reduce(tmp, dtype=np.float64)
-        else:
+        if X.device.type != "cpu":
             for j in range(k):
                 out[j] = float(torch.sum(X[:, j] * Y[:, j], dtype=torch.float64))
-    else:
-        tmp = np.empty(X.shape[0], dtype=np.result_type(X.dtype, Y.dtype))
+            return out[0] if one else out
+        X, Y = X.numpy(), Y.numpy()
+    if X.shape[0] >= _DOT64_MIN and X.dtype == Y.dtype and X.dtype in (np.float32, np.float64):
+        from ._numba.dots import dot64
+
         for j in range(k):
-            np.multiply(X[:, j], Y[:, j], out=tmp)
-            out[j] = np.add.reduce(tmp, dtype=np.float64)
+            out[j] = dot64(X[:, j], Y[:, j])
+        return out[0] if one else out
+    tmp = np.empty(X.shape[0], dtype=np.result_type(X.dtype, Y.dtype))
+    for j in range(k):
+        np.multiply(X[:, j], Y[:, j], out=tmp)
+        out[j] = np.add.reduce(tmp, dtype=np.float64)
     return out[0] if one else out
 
 

@@ -19,8 +19,11 @@ How probes are drawn (:func:`draw`):
   ``torch.Generator`` seeded with the ``j``-th 63-bit integer of the numpy stream.
 * **torch generator**: drawn by torch on the generator's device, in the operator's
   dtype, then moved to the operator (``.numpy()`` without copy for a numpy operator and
-  a CPU generator). On a CPU torch operator this is the fastest Gaussian source
-  (measured: about 4x numpy's normal stream).
+  a CPU generator). On a CPU torch operator this is the fastest source (measured at
+  ``n = 11.2`` million in float32, one thread: Gaussian 33 ms per probe against 105 ms
+  for numpy's float64 stream; Rademacher 8 ms through a sign table of random bytes);
+  :mod:`hessian`'s helpers therefore hand :mod:`spectra` a ``torch.Generator`` seeded
+  from their ``rng``.
 
 The sphere probe's norm is accumulated in float64.
 """
@@ -112,17 +115,44 @@ def _host_probe(kind: str, g: np.random.Generator, out: np.ndarray) -> float:
     return sq
 
 
+_SIGNS: dict = {}  # (device, dtype) -> (256, 8) table of the +-1 signs of a byte's bits
+
+
+def _signs(like: Any) -> Any:
+    """The ``(256, 8)`` table whose row ``b`` holds ``2 bit - 1`` for the bits of ``b``."""
+    key = (str(like.device), like.dtype)
+    if key not in _SIGNS:
+        import torch
+
+        bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)
+        _SIGNS[key] = torch.from_numpy(bits * 2.0 - 1.0).to(like.device, like.dtype)
+    return _SIGNS[key]
+
+
 def _torch_probe(kind: str, gen: Any, out: Any) -> None:
-    """Fill the 1-d tensor ``out`` with one probe drawn by ``gen`` (on ``out``'s device)."""
+    """Fill the 1-d tensor ``out`` with one probe drawn by ``gen`` (on ``out``'s device).
+
+    Rademacher entries come from random bytes, eight entries per byte through a sign
+    table (one pass over ``out``; ``bernoulli_`` was measured 20x slower on a CPU); the
+    sphere's norm is accumulated in float64.
+    """
     import torch
 
     n = out.shape[0]
     if kind == "rademacher":
-        out.bernoulli_(0.5, generator=gen).mul_(2).sub_(1)
+        m = -(-n // 8)
+        idx = torch.randint(0, 256, (m,), generator=gen, dtype=torch.uint8,
+                            device=out.device).long()
+        tab, full = _signs(out), n // 8
+        torch.index_select(tab, 0, idx[:full], out=out[: 8 * full].view(full, 8))
+        if n > 8 * full:
+            out[8 * full:] = tab[idx[full]][: n - 8 * full]
         return
     torch.randn(n, generator=gen, dtype=out.dtype, device=out.device, out=out)
     if kind == "sphere":
-        out.mul_(math.sqrt(n) / float(torch.linalg.vector_norm(out)))
+        from .backend import coldots
+
+        out.mul_(math.sqrt(n / float(coldots(out, out))))
 
 
 def draw(kind: str, n: int, k: int, *, like: Any, rng: Any, out: Any = None) -> Any:

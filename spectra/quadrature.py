@@ -212,7 +212,16 @@ def _rules(res: Any, n: int, extra: tuple = ()) -> SLQMeasure:
 
 
 def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
-    """SLQ with the eigenpairs of a pilot run deflated (see :func:`slq_measure`)."""
+    """SLQ with the eigenpairs of a pilot run deflated (see :func:`slq_measure`).
+
+    Memory, for ``p`` probes (columns of ``Z``) of ``k`` steps and ``c`` deflated
+    eigenpairs: about ``max(k + 4 + p, p + c + 2 (p - 1) + L)`` n-vectors in the
+    operator's dtype: first the pilot's basis and Lanczos workspace with the probes,
+    then (the pilot's basis freed) the probes, the ``c`` deflated vectors, the other
+    ``p - 1`` probes projected, one reused buffer of projected inputs and the Lanczos
+    run of the others, ``L = 4 (p - 1)`` without reorthogonalisation and
+    ``(k + 4)(p - 1)`` with it (:func:`~spectra.krylov.lanczos.lanczos`).
+    """
     from scipy.linalg import eigh_tridiagonal
 
     n = op.shape[0]
@@ -227,31 +236,56 @@ def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
     keep = resid <= DEFLATE_RTOL * max(float(np.max(np.abs(theta))), np.finfo(float).tiny)
     c = int(keep.sum())
     if c == 0:  # nothing to deflate: the pilot is an ordinary probe
+        first = _rules(pilot, n)
+        nodes, weights, spent = first.nodes, first.weights, pilot.num_matvecs
+        del first, pilot  # its basis is not needed by the other probes
         rest = lanczos(op, k, v0=Z[:, 1:], reorth=reorth)
         m = _rules(rest, n)
-        first = _rules(pilot, n)
-        return SLQMeasure(first.nodes + m.nodes, first.weights + m.weights,
-                          pilot.num_matvecs + rest.num_matvecs, False, k)
+        return SLQMeasure(nodes + m.nodes, weights + m.weights, spent + rest.num_matvecs,
+                          False, k)
     xp = op.xp
     Q = pilot.basis[0, :s, :].T  # (n, s), on the operator's device
     U = Q @ from_numpy(np.ascontiguousarray(S[:, keep]), like=op)
     U, _ = xp.linalg.qr(U)
+    spent = pilot.num_matvecs
+    del pilot, Q  # the pilot's basis is not needed past U
+    torch_op = op.backend == "torch"
+    bufs: dict[int, Any] = {}  # projected inputs, by width: the product keeps none
 
-    def project(V: Any) -> Any:
-        return V - U @ (U.T @ V)
+    def project(V: Any, inplace: bool = False) -> Any:
+        """``(I - U U^T) V`` by one BLAS update.
+
+        In place for a product we own; into a reused column-major buffer for an input
+        (no fresh pages per product).
+        """
+        C = U.T @ V
+        if not torch_op:
+            if inplace:
+                V -= U @ C
+                return V
+            return V - U @ C
+        if inplace:
+            return V.addmm_(U, C, alpha=-1.0)
+        import torch
+
+        out = bufs.get(V.shape[1])
+        if out is None:
+            out = bufs.setdefault(V.shape[1], torch.empty((V.shape[1], n), dtype=V.dtype,
+                                                          device=V.device).T)
+        return torch.addmm(V, U, C, alpha=-1.0, out=out)
 
     def matmat(V: Any) -> Any:
-        return project(op.matmat(project(V)))
+        return project(op.matmat(project(V)), inplace=True)
 
     defl = Operator.from_matvec(lambda v: matmat(v[:, None])[:, 0], (n, n), dtype=op.dtype,
                                 device=op.device, symmetric=True, matmat=matmat)
-    Zc = project(Z[:, 1:])
+    Zc = project(Z[:, 1:]).clone() if torch_op else project(Z[:, 1:])
     if c >= n or float(to_numpy(xp.max(xp.linalg.vector_norm(Zc, axis=0)))) == 0.0:
         nodes = theta[keep]
-        return SLQMeasure([nodes], [np.full(c, 1.0 / n)], pilot.num_matvecs, False, k, nodes)
+        return SLQMeasure([nodes], [np.full(c, 1.0 / n)], spent, False, k, nodes)
     rest = lanczos(defl, min(k, n - c), v0=Zc, reorth=reorth)
     m = _rules(rest, n, extra=(theta[keep], np.full(c, 1.0 / n)))
-    return SLQMeasure(m.nodes, m.weights, pilot.num_matvecs + rest.num_matvecs, False, k,
+    return SLQMeasure(m.nodes, m.weights, spent + rest.num_matvecs, False, k,
                       theta[keep])
 
 

@@ -83,6 +83,7 @@ class CurvatureOperator(Operator):
     _symmetric = True
     _psd = True
     _needs_targets = True
+    _checks_finite = True  # each pass raises NonFiniteError naming the batch (_pass)
 
     def __init__(
         self,

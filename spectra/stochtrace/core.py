@@ -66,6 +66,12 @@ class _Ctx:
     def draw(self, k: int):
         return draw(self.probe, self.n, k, like=self.op, rng=self.rng)
 
+    def new_block(self, k: int):
+        """An uninitialised ``(k, n)`` buffer in the operator's framework, dtype and device."""
+        from ..probes import _empty
+
+        return _empty(self.op.backend, k, self.n, self.op.dtype, self.op.device)
+
     def draw_into(self, out: Any):
         """Draw ``out.shape[0]`` probes into the ``(k, n)`` buffer ``out``; returns ``out.T``."""
         return draw(self.probe, self.n, out.shape[0], like=self.op, rng=self.rng, out=out)
@@ -249,13 +255,15 @@ def _exact_diagonal(ctx: _Ctx) -> np.ndarray:
 def _hutchinson(ctx: _Ctx, m: int, rtol: float | None, diag: bool) -> tuple[tuple, int, bool]:
     """Girard-Hutchinson estimate of the trace or the diagonal.
 
-    Memory: one block of ``b`` probes and their products (``2b`` ``n``-vectors in the
-    operator's dtype) and, for the diagonal, three float64 ``n``-vector accumulators
-    (shift, sum, sum of squares); the trace keeps only the ``m`` float64 samples.
+    Memory: one block of ``b`` probes (one buffer, drawn into again for every block) and
+    their products (``2b`` ``n``-vectors in the operator's dtype) and, for the diagonal,
+    three float64 ``n``-vector accumulators (shift, sum, sum of squares); the trace
+    keeps only the ``m`` float64 samples.
     """
     xp = ctx.xp
     f64 = xp.float64
-    state: dict[str, Any] = {"k": 0, "samples": [], "shift": None, "s1": None, "s2": None}
+    state: dict[str, Any] = {"k": 0, "samples": [], "shift": None, "s1": None, "s2": None,
+                             "buf": None}
 
     def add_diag(Z: Any, AZ: Any) -> None:
         for j in range(Z.shape[1]):
@@ -272,7 +280,9 @@ def _hutchinson(ctx: _Ctx, m: int, rtol: float | None, diag: bool) -> tuple[tupl
     def round_fn(k: int) -> tuple:
         while state["k"] < k:
             b = min(ctx.block, k - state["k"])
-            Z = ctx.draw(b)
+            if state["buf"] is None:  # one probe buffer for every block: no fresh pages
+                state["buf"] = ctx.new_block(min(ctx.block, m))
+            Z = ctx.draw_into(state["buf"][:b])
             AZ = ctx.apply(Z)
             state["k"] += b
             if diag:
@@ -305,43 +315,98 @@ def _hutchinson(ctx: _Ctx, m: int, rtol: float | None, diag: bool) -> tuple[tupl
 # ---------------------------------------------------------------------------- sketches
 
 
+#: Rows per chunk of :func:`project` on the host (a 128 KiB float32 panel per column).
+_PROJ_ROWS = 1 << 15
+
+
+def project(ctx: _Ctx, X: Any, Y: Any) -> np.ndarray:
+    """``X @ Y`` for ``X`` ``(a, n)`` and ``Y`` ``(n, b)``, on the host in float64.
+
+    The small projected matrices of the sketches (``a, b`` at most a few hundred). On
+    the host the product is taken in the operator's dtype over row chunks that stay in
+    cache and the chunks are added in float64: measured 1.7x faster than one BLAS call
+    over ``n = 11.2`` million rows (whose huge inner dimension streams poorly), and the
+    float32 rounding is that of a chunk, not of the whole sum. On a device: one product.
+    """
+    n = X.shape[1]
+    if n <= _PROJ_ROWS or not _on_host(X):
+        return ctx.host(X @ Y)
+    out = np.zeros((X.shape[0], Y.shape[1]))
+    for i in range(0, n, _PROJ_ROWS):
+        out += ctx.host(X[:, i:i + _PROJ_ROWS] @ Y[i:i + _PROJ_ROWS])
+    return out
+
+
+def _on_host(X: Any) -> bool:
+    return isinstance(X, np.ndarray) or X.device.type == "cpu"
+
+
+def subtract_span(ctx: _Ctx, Y: Any, Q0: Any, C: np.ndarray) -> None:
+    """``Y -= Q0^T C`` in place (``Q0`` rows ``(k0, n)``, ``C`` ``(k0, c)`` host float64).
+
+    One in-place BLAS update (``beta = 1``) of ``Y`` through its transpose: no ``n x c``
+    temporary (measured 2.4x faster than forming the correction and subtracting it).
+    """
+    Cd = ctx.dev(np.ascontiguousarray(C.T))  # (c, k0) in the operator's dtype
+    if isinstance(Y, np.ndarray):
+        if Y.flags.f_contiguous:
+            gemm = sla.get_blas_funcs("gemm", (Y,))
+            gemm(-1.0, Q0.T, Cd.T, beta=1.0, c=Y, overwrite_c=True)
+        else:
+            Y -= Q0.T @ Cd.T
+        return
+    Y.T.addmm_(Cd, Q0, alpha=-1.0)
+
+
 def _qr(xp: Any, Y: Any) -> tuple[Any, Any]:
     """Reduced QR of a block we own, in its dtype.
 
-    LAPACK ``?geqrf`` in place for numpy (``numpy.linalg.qr`` would work in float64 on
-    float32 input); ``torch.linalg.qr`` for torch.
+    LAPACK ``?geqrf``/``?orgqr`` in place (``Q`` overwrites ``Y`` when it is stored
+    column by column, as products are): numpy arrays, and CPU torch tensors through
+    their zero-copy numpy view (measured 1.3x faster than ``torch.linalg.qr`` on an
+    ``n x 5`` float32 block, ``n = 11.2`` million, without its copies); ``numpy.linalg.qr``
+    would work in float64 on float32 input. ``torch.linalg.qr`` on other devices.
     """
-    if xp.__name__.endswith("numpy"):
+    if isinstance(Y, np.ndarray):
         return sla.qr(Y, mode="economic", overwrite_a=True, check_finite=False)
+    if Y.device.type == "cpu" and not Y.requires_grad:
+        import torch
+
+        Q, R = sla.qr(Y.numpy(), mode="economic", overwrite_a=True, check_finite=False)
+        return torch.from_numpy(Q), torch.from_numpy(R)
     return xp.linalg.qr(Y)
 
 
 def extend_basis(ctx: _Ctx, Q0: Any, Y: Any, fallback: Any) -> tuple[Any, Any, np.ndarray]:
     r"""Orthonormal columns ``Qe`` extending the basis ``Q0`` (rows) to span ``[Q0^T, Y]``.
 
-    Block classical Gram-Schmidt with one reorthogonalisation against ``Q0``, then a
-    Householder QR of the residual: :math:`Y = Q_0^TR_{top} + Q_eR_b`. When ``R_b`` is
-    ill-conditioned (the chunk lies nearly inside the basis, so the orthogonality loss
+    Block classical Gram-Schmidt with one reorthogonalisation against ``Q0`` (in-place
+    BLAS updates, :func:`subtract_span`), then a Householder QR of the residual:
+    :math:`Y = Q_0^TR_{top} + Q_eR_b`. When ``R_b`` is ill-conditioned (the chunk lies
+    nearly inside the basis, so the orthogonality loss
     :math:`\sim\epsilon\|Y\|/\sigma_{min}(R_b)` may be large) ``Qe`` is checked and
     repaired (re-orthogonalised, or rebuilt from ``fallback``, e.g. the chunk's test
-    vectors, when it lies inside too). ``Y`` is overwritten. Returns
+    vectors, when it lies inside too); the columns' norms :math:`\|y_j\|` come from
+    the factors (:math:`\|y_j\|^2 = \|R_{top}e_j\|^2 + \|R_be_j\|^2`), not from
+    another pass. ``Y`` is overwritten (``Qe`` may be stored in it). Returns
     ``(Qe, R_top, R_b)``, the factors on the host in float64 (``R_top`` is ``None`` for
     an empty basis).
     """
     xp, host = ctx.xp, ctx.host
     k0 = Q0.shape[0]
-    ynorm = float(np.sqrt(np.max(coldots(Y, Y))))
     rtop = None
-    if k0:  # (C^T Q0)^T: the n x c result is written row-major, several times faster
-        C = Q0 @ Y
-        Y -= (C.T @ Q0).T
-        C2 = Q0 @ Y
-        Y -= (C2.T @ Q0).T
-        rtop = host(C + C2)
+    if k0:
+        C = project(ctx, Q0, Y)
+        subtract_span(ctx, Y, Q0, C)
+        C2 = project(ctx, Q0, Y)
+        subtract_span(ctx, Y, Q0, C2)
+        rtop = C + C2
     Qe, Rb = _qr(xp, Y)
     Rb = host(Rb)
-    if k0 and float(np.linalg.svd(Rb, compute_uv=False)[-1]) <= 1e-3 * ynorm:
-        Qe = _repair(ctx, Q0, Qe, fallback)
+    if k0:
+        ynorm = float(np.sqrt(np.max(np.sum(rtop * rtop, axis=0) + np.sum(Rb * Rb, axis=0))))
+        if float(np.linalg.svd(Rb, compute_uv=False)[-1]) <= 1e-3 * ynorm:
+            Qe = _repair(ctx, Q0, Qe, fallback)
     return Qe, rtop, Rb
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..backend import coldots, eps
-from .core import _START, _Ctx, _drive, _sketch_chunk, extend_basis
+from .core import _START, _Ctx, _drive, _sketch_chunk, extend_basis, project
 
 
 def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
@@ -87,7 +87,7 @@ class _Sketch:
             self._add(min(self.chunk, k - self.k))
 
     def _add(self, c: int) -> None:
-        ctx, host = self.ctx, self.ctx.host
+        ctx = self.ctx
         k0, k1 = self.k, self.k + c
         Om = ctx.draw_into(self._om[k0:k1])
         Y = ctx.apply(Om)
@@ -102,7 +102,7 @@ class _Sketch:
         Ze = ctx.apply(self._q[k0:k1].T)
         if self._z is not None:
             self._z[k0:k1] = Ze.T
-        Hn = host(self._q[:k1] @ Ze)  # (k1, c): columns k0:k1 of H
+        Hn = project(ctx, self._q[:k1], Ze)  # (k1, c): columns k0:k1 of H
         self.H[:k1, k0:k1] = Hn
         self.H[k0:k1, :k0] = Hn[:k0].T
         blk = self.H[k0:k1, k0:k1]
@@ -118,7 +118,7 @@ class _Sketch:
         """
         k = self.k
         if self._w_k != k:
-            self.W[:k, :k] = self.ctx.host(self._q[:k] @ self._om[:k].T)
+            self.W[:k, :k] = project(self.ctx, self._q[:k], self._om[:k].T)
             self._w_k = k
         R = self.R[:k, :k]
         return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": R, "d": self.d[:k], "R": R,

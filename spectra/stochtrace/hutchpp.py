@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import coldots
-from .core import _HUTCH_FIRST, _Ctx, _drive, _sem, extend_basis
+from .core import _HUTCH_FIRST, _Ctx, _drive, _sem, extend_basis, project
 
 
 def _hutchpp_block(m: int) -> int:
@@ -82,7 +82,7 @@ def _hutchpp_sketch(ctx: _Ctx, m: int, rtol: float | None) -> tuple[Any, Any]:
         q[r : r + c] = Qe.T
         Ze = ctx.apply(q[r : r + c].T)
         z[r : r + c] = Ze.T
-        Hn = ctx.host(q[: r + c] @ Ze)  # columns r: of H = Q^T A Q
+        Hn = project(ctx, q[: r + c], Ze)  # columns r: of H = Q^T A Q
         H = np.block([[H, Hn[:r]], [Hn[:r].T, 0.5 * (Hn[r:] + Hn[r:].T)]])
         h_new = float(np.sum(H * H))
         he = H[r:, r:]

@@ -168,3 +168,16 @@ def test_deflated_eigenvalues_are_listed_once_with_weight_one_over_n(outliers):
     np.testing.assert_allclose(plain_cdf[-1], 1.0)
     np.testing.assert_allclose(np.diff(plain_cdf)[1:], [1.0 / n, 1.0 / n], rtol=1e-9)
     assert density(A, num_probes=6, num_steps=40, deflate=False, rng=0).deflated.size == 0
+
+
+def test_deflated_slq_on_torch_equals_numpy():
+    # the deflated probes run through reused projection buffers on torch operators
+    torch = pytest.importorskip("torch")
+    lam = np.r_[50.0, 40.0, np.linspace(0.0, 1.0, 198)]  # two outliers the pilot deflates
+    A = matrix_from_eigenvalues(lam, rng=3)
+    a = density(A, num_probes=4, num_steps=25, rng=5)
+    b = density(torch.from_numpy(A), num_probes=4, num_steps=25, rng=5)
+    assert a.deflated.size >= 2
+    np.testing.assert_allclose(b.deflated, a.deflated, rtol=1e-10)
+    np.testing.assert_allclose(b.nodes, a.nodes, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(b.weights, a.weights, rtol=1e-9, atol=1e-12)

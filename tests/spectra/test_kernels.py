@@ -51,6 +51,31 @@ def test_lanczos_block_kernels_match_numpy():
         np.testing.assert_allclose(W, twin * s, rtol=tol, atol=tol)
 
 
+def test_dot64_matches_numpy_twin():
+    from spectra._numba.dots import dot64
+
+    g = np.random.default_rng(4)
+    for n, dtype in ((0, np.float64), (1, np.float32), (1000, np.float32), (70001, np.float64),
+                     (100003, np.float32)):
+        x, y = (g.standard_normal(n).astype(dtype) for _ in range(2))
+        twin = float(np.sum(x.astype(np.float64) * y.astype(np.float64)))  # exact products
+        scale = float(np.sum(np.abs(x.astype(np.float64) * y))) + 1e-300
+        assert abs(dot64(x, y) - twin) <= 1e-13 * scale
+    z = np.arange(10.0)[::2]  # a strided view is read in place
+    assert dot64(z, z) == float(z @ z)
+
+
+def test_coldots_long_and_short_columns_agree():
+    from spectra.backend import coldots
+
+    g = np.random.default_rng(5)
+    X, Y = (g.standard_normal((70000, 3)).astype(np.float32) for _ in range(2))
+    ref = np.einsum("ij,ij->j", X.astype(np.float64), Y.astype(np.float64))
+    np.testing.assert_allclose(coldots(X, Y), ref, rtol=1e-6)  # compiled path
+    short = np.einsum("ij,ij->j", X[:1000].astype(np.float64), Y[:1000].astype(np.float64))
+    np.testing.assert_allclose(coldots(X[:1000], Y[:1000]), short, rtol=1e-6)  # numpy path
+
+
 def test_parallel_kernels_leave_torch_thread_count_alone():
     # Numba's OpenMP layer would resize the OpenMP pool torch shares (1 -> core count).
     import os

@@ -99,3 +99,14 @@ def test_torch_matches_numpy_in_float32():
 def test_bad_rng(bad, exc):
     with pytest.raises(exc, match="rng"):
         as_rng(bad)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 100, 1001])
+def test_torch_rademacher_signs_are_the_bits_of_random_bytes(n):
+    # twin: the bytes the generator draws, unpacked most significant bit first
+    z = draw("rademacher", n, 2, like=torch.zeros(1), rng=torch.Generator().manual_seed(6))
+    g = torch.Generator().manual_seed(6)
+    for j in range(2):
+        raw = torch.randint(0, 256, (-(-n // 8),), generator=g, dtype=torch.uint8).numpy()
+        want = np.unpackbits(raw)[:n] * 2.0 - 1.0
+        np.testing.assert_array_equal(z[:, j].numpy(), want)

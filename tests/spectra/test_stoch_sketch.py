@@ -45,3 +45,56 @@ def test_degenerate_operators_give_exact_finite_answers(name):
     if name != "identity":  # XDiag is exact below its rank, not on multiples of I
         d = diagonal(A, 20, rng=0)
         np.testing.assert_allclose(d.value, np.diag(A), atol=1e-10)
+
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("layout", ["columns", "rows"])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_extend_basis_in_place_updates_and_factors(layout, backend):
+    # Y = Q0^T R_top + Qe R_b with Qe orthonormal and orthogonal to Q0, whatever the
+    # layout of Y (products are stored column by column; dense numpy products by rows)
+    # and whether the QR runs through LAPACK on a CPU tensor's numpy view.
+    from spectra.stochtrace.core import extend_basis
+
+    g = np.random.default_rng(0)
+    n, k0, c = 300, 6, 4
+    Q0 = np.linalg.qr(g.standard_normal((n, k0)))[0].T.copy()  # rows
+    Y = g.standard_normal((n, c))
+    Y[:, 1] += 5 * Q0[2]  # a column partly inside the basis
+    Y0 = Y.copy()
+    Yb = np.asfortranarray(Y) if layout == "columns" else np.ascontiguousarray(Y)
+    A = np.eye(n)
+    op_like = A if backend == "numpy" else torch.from_numpy(A)
+    ctx, _ = _setup(op_like, 8, "xtrace", TRACE_METHODS, None, None, None, 0, "trace")
+    if backend == "torch":
+        Q0, Yb = torch.from_numpy(Q0), torch.from_numpy(Yb.copy(order="K"))
+    Qe, Rtop, Rb = extend_basis(ctx, Q0, Yb, Yb)
+    Qe, Q0 = np.asarray(Qe), np.asarray(Q0)
+    np.testing.assert_allclose(Qe.T @ Qe, np.eye(c), atol=1e-12)
+    np.testing.assert_allclose(Q0 @ Qe, 0.0, atol=1e-12)
+    np.testing.assert_allclose(Q0.T @ Rtop + Qe @ Rb, Y0, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_projections_of_long_blocks_in_float64_chunks(backend):
+    # past one chunk of rows the small projections are summed chunk by chunk in float64
+    from spectra.stochtrace.core import _PROJ_ROWS, project, subtract_span
+
+    g = np.random.default_rng(1)
+    n = 2 * _PROJ_ROWS + 123
+    X, Y = g.standard_normal((5, n)).astype(np.float32), g.standard_normal((n, 3))
+    Y = np.asfortranarray(Y.astype(np.float32))
+    ref = X.astype(np.float64) @ Y.astype(np.float64)
+    like = np.zeros((2, 2), np.float32) if backend == "numpy" else torch.zeros(2, 2)
+    ctx, _ = _setup(like, 2, "xtrace", TRACE_METHODS, None, None, None, 0, "trace")
+    ctx.n = n
+    Xb, Yb = (X, Y) if backend == "numpy" else (torch.from_numpy(X), torch.from_numpy(Y))
+    got = project(ctx, Xb, Yb)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4 * np.abs(ref).max())
+    C = g.standard_normal((5, 3))
+    want = Y.astype(np.float64) - X.T.astype(np.float64) @ C
+    subtract_span(ctx, Yb, Xb, C)  # Y -= X^T C, in place
+    np.testing.assert_allclose(np.asarray(Yb), want, rtol=1e-5, atol=1e-4)
