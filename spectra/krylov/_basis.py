@@ -49,6 +49,12 @@ def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
 LEAN_N = 4096
 #: Columns per chunk of the in-place basis rotation at a thick restart.
 _CHUNK = 8192
+#: The products ``A v_j`` of the basis vectors are stored (``ncv`` more n-vectors, so
+#: that true residuals of Ritz pairs need no further product) when ``ncv * n`` is at
+#: most this many numbers (256 MiB in float64); above it, the residuals of the returned
+#: pairs cost ``k`` products.  The cap keeps eigsh on a model-sized operator (n ~ 1e7)
+#: from doubling its memory to save a handful of products.
+STORE_LIMIT = 2**25
 
 
 def rotate_rows(V: Any, Yk: Any, s: int) -> None:
@@ -73,6 +79,12 @@ class Basis:
         self.L = None if lock is None else self._rows(lock)
         self.dim = self.n - (0 if lock is None else int(lock.shape[1]))
         self.V = self.xp.zeros((ncv + 1, self.n), dtype=op.dtype, device=op.device)
+        #: the (scaled) products ``inv A v_j`` of rows ``0..size-1``, before deflation,
+        #: rotated with the basis at a restart; ``None`` above :data:`STORE_LIMIT`
+        self.W = (self.xp.zeros((ncv, self.n), dtype=op.dtype, device=op.device)
+                  if ncv * self.n <= STORE_LIMIT else None)
+        #: bound on ``||W - inv A V[:size]||_2`` from the rounding of the rotations
+        self.drift = 0.0
         self.H = np.zeros((ncv, ncv))
         self.size = 0  # vectors in use (the continuation vector not counted)
         self.beta = 0.0  # norm of the residual after the last step
@@ -109,8 +121,12 @@ class Basis:
                 w = w - (L @ w) @ L
         return w
 
-    def product(self, v):
-        """``inv * (A v)``: one counted product, scaled by the run's power of two."""
+    def product(self, v, j: int | None = None):
+        """``inv * (A v)``: one counted product, scaled by the run's power of two.
+
+        With ``j`` and stored products, the scaled product is also kept in ``W[j]``
+        (before the deflation of a locked run: the residuals are those on ``A``).
+        """
         w = self.op.matvec(v)
         self.used += 1
         if getattr(getattr(w, "dtype", None), "kind", None) != "f" or not self.numpy:
@@ -123,6 +139,8 @@ class Basis:
                 w *= self.inv
         elif self.inv != 1.0:
             w = w * self.inv
+        if j is not None and self.W is not None:
+            self.W[j] = w
         return self._deflate(w)
 
     def _own(self, w):
@@ -203,7 +221,7 @@ class Basis:
     def step(self) -> bool:
         """One Lanczos step at row ``size``; return whether a breakdown occurred."""
         j = self.size
-        w = self.product(self.V[j])
+        w = self.product(self.V[j], j)
         w, h, b = self._project(w, j)
         if not (math.isfinite(b) and (self.lean or np.all(np.isfinite(h)))):
             raise NonFiniteError(
@@ -246,11 +264,37 @@ class Basis:
         s, ell = self.size, len(keep)
         Yk = from_numpy(np.ascontiguousarray(Y[:, keep].T), like=self.op)
         rotate_rows(self.V, Yk, s)
+        if self.W is not None:
+            # |fl(Yk W) - Yk W| <= gamma_s |Yk| |W| entrywise, so row i is off by at most
+            # gamma_s sum_j |Yk_ij| ||W_j||; the old error is rotated by Yk (norm 1)
+            wn = self._row_norms(self.W[:s])
+            rows = np.abs(Y[:, keep].T) @ wn
+            self.drift += s * eps(self.op.dtype) * float(np.sqrt(rows @ rows))
+            rotate_rows(self.W, Yk, s)
         self.V[ell] = self.V[s]
         self.H[:] = 0.0
         self.H[np.arange(ell), np.arange(ell)] = theta[keep]
         self.H[ell, :ell] = self.H[:ell, ell] = self.beta * Y[s - 1, keep]
         self.size = ell
 
+    def _row_norms(self, M) -> np.ndarray:
+        """Host float64 norms of the rows of ``M`` (scaled units: no overflow), no copy."""
+        if self.numpy:
+            return np.sqrt(np.einsum("ij,ij->i", M, M, dtype=np.float64))
+        return to_numpy(self.xp.linalg.vector_norm(M, axis=1)).astype(np.float64)
+
     def vectors(self, Y):
         return self.V[: self.size].T @ from_numpy(np.ascontiguousarray(Y), like=self.op)
+
+    def stored_residuals(self, X, Y, theta: np.ndarray) -> np.ndarray | None:
+        r"""``||inv A x_i - theta_i x_i||`` of ``X = V Y`` from the stored products.
+
+        :math:`A x_i = A V y_i = W y_i`: the products were computed (this is the true
+        residual, not the Lanczos estimate), up to :attr:`drift`.  ``None`` without
+        stored products.
+        """
+        if self.W is None:
+            return None
+        AX = self.W[: self.size].T @ from_numpy(np.ascontiguousarray(Y), like=self.op)
+        AX -= X * from_numpy(np.asarray(theta, dtype=np.float64), like=self.op)[None, :]
+        return column_norms(AX, self.xp)

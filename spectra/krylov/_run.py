@@ -6,9 +6,10 @@ The explicit residual check, and the search for missed copies of multiple eigenv
 :mod:`spectra.krylov._block`): Lanczos steps, Ritz values from the projected matrix,
 the residual estimates :math:`|\beta_m e_m^T y_i|` and thick restarts.  When every
 wanted estimate meets the tolerance, :meth:`Run.verify` forms the Ritz vectors and
-their *explicit* residuals :math:`\|A x_i - \theta_i x_i\|` (``k`` more products,
-counted): the estimates come from a relation that holds only to rounding, and
-"converged" is said only when the true residuals meet the tolerance.  When they do
+their *explicit* residuals :math:`\|A x_i - \theta_i x_i\|`, from the stored
+products :math:`A x_i = W y_i` of the basis (or ``k`` more products, counted): the
+estimates come from a relation that holds only to rounding, and "converged" is said
+only when the true residuals meet the tolerance.  When they do
 not, the loop continues with an internal tolerance tightened by the observed ratio.
 
 :class:`Copies` then looks for eigenvalues the Krylov sequence cannot see: a
@@ -116,20 +117,44 @@ class Run:
         return sel[output_order(self.theta[sel], self.which)]
 
     def verify(self, sel: np.ndarray):
-        """Ritz vectors of ``sel`` and their explicit residuals (``len(sel)`` products).
+        """Ritz vectors of ``sel`` and their true residuals.
 
-        Returns ``(X, true_residuals, ok)`` in the run's scaled units; when the check
-        fails the internal tolerance is tightened for the next :meth:`iterate`.
+        From the stored products ``W = A V`` when the basis keeps them (no product),
+        else (or when the rotation bound leaves a pair undecided) from ``len(sel)``
+        fresh products (when the budget allows them).  Returns ``(X, true_residuals,
+        ok)`` in the run's scaled units; when the check fails the internal tolerance is
+        tightened for the next :meth:`iterate`.
         """
-        B = self.B
+        B, th = self.B, self.theta[sel]
         X = B.vectors(self.Y[:, sel])
-        true = explicit_residuals(B, X, self.theta[sel])
-        ok = converged_mask(true, self.theta[sel], self.tol, B.anorm, B.op.dtype)
+        true, ok, undecided = self._stored(X, sel)
+        if true is None or (undecided and B.used + len(sel) <= self.limit):
+            true = explicit_residuals(B, X, th)
+            ok = converged_mask(true, th, self.tol, B.anorm, B.op.dtype)
         if not np.all(ok):
             est = np.maximum(self.res[sel], 1e-300)
             ratio = np.min(np.where(ok, 1.0, est / np.maximum(true, 1e-300)))
             self.factor *= float(np.clip(0.5 * ratio, 1e-3, 0.5))
         return X, true, ok
+
+    def _stored(self, X, sel: np.ndarray):
+        """True residuals from the stored products and their verdict, or ``(None, None)``.
+
+        Returns ``(true, ok, undecided)``: a pair is converged (``ok``) when its
+        residual plus the rotation bound :attr:`Basis.drift` meets the tolerance, and
+        ``undecided`` is whether the bound leaves any pair between pass and fail (the
+        caller then computes fresh products if it can).  ``(None, None, True)`` when the
+        basis stores no products.
+        """
+        B, th = self.B, self.theta[sel]
+        stored = getattr(B, "stored_residuals", None)
+        true = None if stored is None else stored(X, self.Y[:, sel], th)
+        if true is None:
+            return None, None, True
+        ok = converged_mask(true + B.drift, th, self.tol, B.anorm, B.op.dtype)
+        maybe = converged_mask(np.maximum(true - B.drift, 0.0), th, self.tol, B.anorm,
+                               B.op.dtype)
+        return true, ok, bool(np.any(maybe & ~ok))
 
     def solve(self, output_order, rounds: int = _MAX_VERIFY):
         """Iterate and verify until the explicit residuals pass or the budget runs out.
@@ -146,7 +171,7 @@ class Run:
             if self.exhausted:  # the whole space: the pairs are exact to rounding
                 return (self.theta[sel], B.vectors(self.Y[:, sel]), self.res[sel].copy(), True,
                         False)
-            if B.used + k > self.limit:
+            if B.used + (0 if getattr(B, "W", None) is not None else k) > self.limit:
                 break
             X, true, ok = self.verify(sel)
             last = self.theta[sel], X, true, False, True
