@@ -220,6 +220,24 @@ _MISS_PROBABILITY = 0.01
 _CLUSTER_GAP = 1e-3
 
 
+#: Steps of a deflated check before its first look at the bound.
+_FIRST_LOOK = 4
+
+
+def _more_steps(gap: float, steps: int, dim: int) -> int:
+    r"""Further steps before the random-start bound can fall below :data:`_MISS_PROBABILITY`.
+
+    The bound :math:`1.648\sqrt d\,e^{-\sqrt\varepsilon(2s - 1)}` passes from
+    :math:`s \ge (\ln(1.648\sqrt d / P)/\sqrt\varepsilon + 1)/2`; the gap
+    :math:`\varepsilon` only shrinks as the check's best Ritz value rises, so looking
+    earlier cannot pass.  At least one step; a whole basis when the gap is zero.
+    """
+    if not gap > 0.0:
+        return dim
+    need = (np.log(1.648 * np.sqrt(dim) / _MISS_PROBABILITY) / np.sqrt(gap) + 1.0) / 2.0
+    return int(max(1, min(dim, np.ceil(need) - steps)))
+
+
 def _ends(which: str, t: float) -> list[tuple[float, float]]:
     """``(sign, threshold)``: an eigenvalue with ``sign * lambda > threshold`` is wanted."""
     if which == "LA":
@@ -310,8 +328,9 @@ class Copies:
         C.set_start(random_direction(B.op, self.g, C.L))
         slack = np.maximum(true, self.tol * np.abs(theta))
         start, steps, keep = B.used, 0, max(1, min(m - 1, m // 2))
+        target = min(m, _FIRST_LOOK)
         while True:
-            while C.size < m and C.size < C.dim:
+            while C.size < target and C.size < C.dim:
                 C.step()
                 steps += 1
             th, Y, r = C.ritz()
@@ -322,9 +341,13 @@ class Copies:
             self.miss = 0.0 if C.size >= C.dim else a
             if self.miss <= _MISS_PROBABILITY:
                 return "clean", C
+            if C.size < m and C.size < C.dim:  # mid-cycle: on to where the bound can pass
+                target = min(m, C.size + _more_steps(b, steps, C.dim))
+                continue
             if C.used - start + m - keep > self.cap or C.used + m - keep + 1 > self.limit:
                 return ("unsure" if b < _CLUSTER_GAP else "bounded"), C
             C.restart(th, Y, self.prefer(th, self.which)[:keep])
+            target = min(m, C.size + _more_steps(b, steps, C.dim))
 
 
 def _replace_column(X: Any, i: int, x: Any) -> Any:
