@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import eps, from_numpy, to_numpy
-from ..operators import Operator
+from ..operators import Operator, wrapped_matrix
 from ..probes import draw
 from ..results import NonFiniteError
 from ._scale import column_norms, product_scale, real_product
@@ -248,6 +248,13 @@ class Basis:
             self.H[j, j + 1] = self.H[j + 1, j] = b
         return breakdown
 
+    def advance(self, target: int) -> bool:
+        """Steps until ``size == target`` (or the whole space); whether one broke down."""
+        while self.size < min(target, self.dim):
+            if self.step():
+                return True
+        return False
+
     def _random_direction(self):
         """A random unit vector orthogonal to the basis (after an invariant subspace)."""
         extra = () if self.L is None else (self.L,)
@@ -298,3 +305,72 @@ class Basis:
         AX = self.W[: self.size].T @ from_numpy(np.ascontiguousarray(Y), like=self.op)
         AX -= X * from_numpy(np.asarray(theta, dtype=np.float64), like=self.op)[None, :]
         return column_norms(AX, self.xp)
+
+
+def explicit_parts(op: Operator) -> tuple | None:
+    """``(indptr, indices, data, dense)`` of a small numpy CSR or dense operator, or ``None``.
+
+    The lean path (:class:`LeanBasis`) takes operators made by :func:`spectra.as_operator`
+    from a numpy array or a scipy sparse matrix (stored as CSR) with ``n <= LEAN_N``;
+    every other operator runs through its products.
+    """
+    M = wrapped_matrix(op)
+    if op.backend != "numpy" or M is op or op.shape[0] > LEAN_N or M.dtype != op.dtype:
+        return None
+    empty = np.zeros(0, dtype=np.int32)
+    if isinstance(M, np.ndarray):
+        return empty, empty, np.zeros(0, dtype=M.dtype), np.ascontiguousarray(M)
+    if getattr(M, "format", None) == "csr":
+        return M.indptr, M.indices, M.data, np.zeros((0, 0), dtype=M.dtype)
+    return None
+
+
+class LeanBasis(Basis):
+    """:class:`Basis` on an explicit small matrix: steps run in compiled calls.
+
+    :meth:`advance` runs the steps up to a target size in one call of
+    :func:`spectra._numba.trlan.lean_steps` (product, stored product, deflation,
+    projection, normalisation); products are counted on the operator as by its
+    ``matvec``.  Restarts, Ritz values and the random direction after a breakdown are
+    those of :class:`Basis`.
+    """
+
+    def __init__(self, op: Operator, ncv: int, g: Any, parts: tuple, lock: Any = None):
+        super().__init__(op, ncv, g, lock)
+        from .._numba.trlan import lean_steps
+
+        self._steps, self.parts, self.lean = lean_steps, parts, None
+        self._none = np.zeros((0, self.n), dtype=op.dtype)
+
+    def step(self) -> bool:
+        return self.advance(self.size + 1)
+
+    def advance(self, target: int) -> bool:
+        from .._numba.trlan import BREAKDOWN, NONFINITE
+
+        j0 = self.size
+        target = min(target, self.dim)
+        if j0 >= target:
+            return False
+        st = np.array([self.inv or 0.0, self.anorm, self.beta, self.tiny])
+        W = self._none if self.W is None else self.W
+        L = self._none if self.L is None else self.L
+        status, size = self._steps(*self.parts, self.V, W, self.H, L, j0, target, self.dim,
+                                   st, DGKS)
+        self.used += size - j0
+        self.op.num_matvecs += size - j0
+        if status == NONFINITE:
+            raise NonFiniteError(
+                f"the operator's product returned NaN or Inf at eigsh product {self.used} "
+                f"(Lanczos step {size}); check the operator")
+        self.inv, self.anorm, self.beta, self.size = float(st[0]), float(st[1]), float(st[2]), size
+        if status == BREAKDOWN:
+            self.V[size] = self._random_direction()
+            return True
+        return False
+
+
+def make_basis(op: Operator, ncv: int, g: Any, lock: Any = None) -> Basis:
+    """:class:`LeanBasis` for a small explicit numpy matrix, else :class:`Basis`."""
+    parts = explicit_parts(op)
+    return Basis(op, ncv, g, lock) if parts is None else LeanBasis(op, ncv, g, parts, lock)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import eps
-from ._basis import Basis, random_direction
+from ._basis import make_basis, random_direction
 from ._scale import column_norms, real_product
 
 #: The Ritz values are computed every ``1 + size // _CHECK_EVERY`` steps (and at the end
@@ -46,8 +46,14 @@ def converged_mask(res, theta, tol, anorm, dtype, exhausted=False):
     """
     if exhausted:
         return np.ones(len(theta), dtype=bool)
+    return res <= _threshold(theta, tol, anorm, dtype)
+
+
+def _threshold(theta, tol, anorm, dtype) -> np.ndarray:
+    """The residual each pair must meet (see :func:`converged_mask`)."""
     e = _eps(dtype)
-    return res <= np.maximum(tol * np.maximum(np.abs(theta), e ** (2 / 3) * anorm), 8.0 * e * anorm)
+    return np.maximum(tol * np.maximum(np.abs(theta), e ** (2 / 3) * anorm), 8.0 * e * anorm)
+
 
 
 _EPS: dict = {}
@@ -73,6 +79,7 @@ class Run:
         self.B, self.k, self.which, self.tol = B, k, which, tol
         self.budget, self.limit, self.keep, self.prefer = budget, limit, keep, prefer
         self.restarts, self.hold, self.factor = 0, False, 1.0
+        self.ahead, self.prev = 0, None  # look-ahead prediction (see _predict)
         self.theta = self.Y = self.res = self.order = None
 
     @property
@@ -90,16 +97,17 @@ class Run:
             return True
         if self.theta is not None and B.size >= B.m:
             self._restart()
-        last = -1
+        last, self.prev = -1, None
         while True:
-            self.hold = B.step() or self.hold
+            self.hold = B.advance(self._next_look(last)) or self.hold
             if B.size < B.m and not self.exhausted and (
-                    self.hold or B.size < self.k or B.size - last < 1 + B.size // _CHECK_EVERY):
+                    self.hold or B.size < self.k or B.size - last < self._gap(B.size)):
                 continue
             last = B.size
             self.ritz()
             ok = converged_mask(self.res, self.theta, self.tol * self.factor, B.anorm,
                                 B.op.dtype, self.exhausted)
+            self._predict(ok)
             if self.exhausted or (bool(np.all(ok[self.order[: self.k]]))
                                   and not (self.hold and B.size < B.m)):
                 return True
@@ -107,6 +115,47 @@ class Run:
                 return False
             if B.size >= B.m:
                 self._restart()
+
+    def _next_look(self, last: int) -> int:
+        """The basis size of the next look at the Ritz values.
+
+        The end of the cycle after a breakdown; never before ``k`` vectors; then every
+        :meth:`_gap` steps since the last look.
+        """
+        B = self.B
+        if self.hold:
+            return B.m
+        s = B.size + 1
+        while s < B.m and (s < self.k or s - last < self._gap(s)):
+            s += 1
+        return min(s, B.m)
+
+    def _gap(self, size: int) -> int:
+        """Steps between looks: ``1 + size // 16``, or half the predicted remainder."""
+        return max(1 + size // _CHECK_EVERY, self.ahead)
+
+    def _predict(self, ok: np.ndarray) -> None:
+        r"""Predict the steps until the wanted estimates converge (sets :attr:`ahead`).
+
+        From the estimates :math:`r_j` of the ``j``-th most wanted Ritz value at this
+        look and the last one, the rate :math:`\rho_j = (r_j / r_j')^{1/\Delta}` per
+        product; the slowest unconverged pair needs :math:`\log(t_j / r_j) / \log
+        \rho_j` more, and the next look comes after half of that (Lanczos converges
+        superlinearly, so the prediction is long rather than short).  No prediction
+        (looks every ``1 + size // 16`` steps) while an estimate is not decreasing.
+        """
+        B, w = self.B, self.order[: self.k]
+        res = np.maximum(self.res[w], 1e-300)
+        thr = _threshold(self.theta[w], self.tol * self.factor, B.anorm, B.op.dtype)
+        self.ahead, prev, self.prev = 0, self.prev, (B.used, res)
+        if prev is None or B.used <= prev[0]:
+            return
+        rate = (res / np.maximum(prev[1], 1e-300)) ** (1.0 / (B.used - prev[0]))
+        todo = ~ok[w]
+        if not np.any(todo) or np.any(rate[todo] >= 1.0):
+            return
+        need = np.log(thr[todo] / res[todo]) / np.log(rate[todo])
+        self.ahead = int(max(0.0, 0.5 * float(np.max(need))))
 
     def _restart(self) -> None:
         self.B.restart(self.theta, self.Y, self.order[: self.keep])
@@ -323,7 +372,7 @@ class Copies:
             return "clean", None
         if B.used + m + 1 > self.limit:
             return "unsure", None
-        C = Basis(B.op, m, self.g, lock=X)
+        C = make_basis(B.op, m, self.g, lock=X)
         C.inv, C.anorm, C.used = B.inv, B.anorm, B.used
         C.set_start(random_direction(B.op, self.g, C.L))
         slack = np.maximum(true, self.tol * np.abs(theta))

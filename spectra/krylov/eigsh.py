@@ -69,7 +69,7 @@ from ..operators import Operator, as_operator, dense_matrix, require_symmetric
 from ..probes import as_rng, draw
 from ..results import EigResult, warn_not_converged
 from ..validation import check_bool, check_float, check_int
-from ._basis import Basis
+from ._basis import make_basis
 from ._block import BlockBasis, num_keep
 from ._run import Copies, Run, converged_mask
 from ._scale import product_scale, real_array, unit_columns
@@ -388,7 +388,7 @@ def eigsh(
         return _dense(op, which, vectors)
     ncv, max_matvecs, b = _check_budget(n, k, ncv, max_matvecs, b)
     if b == 1:
-        B = Basis(op, ncv, g)
+        B = make_basis(op, ncv, g)
         B.set_start(_start_vector(op, v0, g))
         keep = _num_keep(k, ncv)
     else:
