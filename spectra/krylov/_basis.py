@@ -11,6 +11,7 @@ the block basis of :mod:`spectra.krylov._block`.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -78,11 +79,10 @@ class Basis:
         #: locked vectors (rows): the run lives on their orthogonal complement
         self.L = None if lock is None else self._rows(lock)
         self.dim = self.n - (0 if lock is None else int(lock.shape[1]))
-        self.V = self.xp.zeros((ncv + 1, self.n), dtype=op.dtype, device=op.device)
+        self.V = self._alloc(ncv + 1)
         #: the (scaled) products ``inv A v_j`` of rows ``0..size-1``, before deflation,
         #: rotated with the basis at a restart; ``None`` above :data:`STORE_LIMIT`
-        self.W = (self.xp.zeros((ncv, self.n), dtype=op.dtype, device=op.device)
-                  if ncv * self.n <= STORE_LIMIT else None)
+        self.W = self._alloc(ncv) if ncv * self.n <= STORE_LIMIT else None
         #: bound on ``||W - inv A V[:size]||_2`` from the rounding of the rotations
         self.drift = 0.0
         self.H = np.zeros((ncv, ncv))
@@ -101,6 +101,17 @@ class Basis:
             from .._numba.krylov import project_small
 
             self.lean = project_small
+
+    def _alloc(self, rows: int):
+        """A ``(rows, n)`` array in the operator's dtype and device.
+
+        Every row is written before it is read.
+        """
+        return self.xp.zeros((rows, self.n), dtype=self.op.dtype, device=self.op.device)
+
+    def release(self) -> None:
+        """Drop the basis and its products (the run is over; the memory is freed)."""
+        self.V = self.W = None
 
     def _rows(self, X):
         """The columns of ``X`` as C-contiguous rows (a copy)."""
@@ -307,6 +318,36 @@ class Basis:
         return column_norms(AX, self.xp)
 
 
+#: Work arrays of finished lean runs, per thread (see :func:`take_rows`).
+_POOL = threading.local()
+#: Arrays kept per thread (a basis and its products, for the run and its check).
+_POOL_SIZE = 2
+
+
+def take_rows(rows: int, n: int, dtype: Any) -> np.ndarray:
+    """A ``(rows, n)`` work array, reused from this thread's pool when one fits.
+
+    Small runs are dominated by fixed costs: a fresh array above glibc's mmap threshold
+    (128 KiB, e.g. a 41 x 600 basis) costs a page fault per 4 KiB page on first touch,
+    63 us for 41 x 600 here, more than a dozen Lanczos steps of pyamg's ``bar``. The
+    contents are not cleared (every row is written before it is read).
+    """
+    pool = _POOL.__dict__.setdefault("arrays", [])
+    for i, M in enumerate(pool):
+        if M.dtype == dtype and M.shape[1] == n and M.shape[0] >= rows:
+            return pool.pop(i)[:rows]
+    return np.empty((rows, n), dtype=dtype)
+
+
+def give_rows(M: np.ndarray) -> None:
+    """Return a work array of :func:`take_rows` to this thread's pool (largest kept)."""
+    base = M if M.base is None else M.base
+    pool = _POOL.__dict__.setdefault("arrays", [])
+    pool.append(base)
+    pool.sort(key=lambda a: -a.size)
+    del pool[_POOL_SIZE:]
+
+
 def explicit_parts(op: Operator) -> tuple | None:
     """``(indptr, indices, data, dense)`` of a small numpy CSR or dense operator, or ``None``.
 
@@ -341,6 +382,15 @@ class LeanBasis(Basis):
 
         self._steps, self.parts, self.lean = lean_steps, parts, None
         self._none = np.zeros((0, self.n), dtype=op.dtype)
+
+    def _alloc(self, rows: int):
+        return take_rows(rows, self.n, self.op.dtype)
+
+    def release(self) -> None:
+        for M in (self.V, self.W):
+            if M is not None:
+                give_rows(M)
+        super().release()
 
     def step(self) -> bool:
         return self.advance(self.size + 1)

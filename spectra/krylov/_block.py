@@ -75,6 +75,7 @@ class BlockBasis:
         self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
 
     advance = Basis.advance
+    release = Basis.release
 
     # ------------------------------------------------------------------ orthogonalisation
     def _norms(self, W) -> np.ndarray:

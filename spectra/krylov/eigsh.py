@@ -401,7 +401,7 @@ def eigsh(
     run = Run(B, k, which, tol, budget, max_matvecs, keep, _preference)
     theta, X, res, converged, verified = run.solve(_output_order)
     status, found, miss = "", 0, 1.0
-    B.V = B.W = None  # the basis is no longer needed: the check's basis takes its memory
+    B.release()  # the basis is no longer needed: the check's basis takes its memory
     if converged and check and b == 1 and not run.exhausted:
         m = min(ncv, max(_CHECK_STEPS, 2 * k))
         cap = max(2 * m, B.used // 4)
