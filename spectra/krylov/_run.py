@@ -104,17 +104,17 @@ class Run:
             self._restart()
         last, self.prev = -1, None
         while True:
-            self.hold = B.advance(self._next_look(last)) or self.hold
-            if B.size < B.m and not self.exhausted and (
-                    self.hold or B.size < self.first or B.size - last < self._gap(B.size)):
+            target = self._next_look(last)
+            self.hold = B.advance(target) or self.hold
+            if not self.exhausted and B.size < B.m and (self.hold or B.size < target):
                 continue
             last = B.size
             self.ritz()
-            ok = converged_mask(self.res, self.theta, self.tol * self.factor, B.anorm,
-                                B.op.dtype, self.exhausted)
-            self._predict(ok)
-            if self.exhausted or (bool(np.all(ok[self.order[: self.k]]))
-                                  and not (self.hold and B.size < B.m)):
+            w = self.order[: self.k]
+            thr = _threshold(self.theta[w], self.tol * self.factor, B.anorm, B.op.dtype)
+            ok = self.res[w] <= thr
+            self._predict(w, thr, ok)
+            if self.exhausted or (bool(np.all(ok)) and not (self.hold and B.size < B.m)):
                 return True
             if B.used + B.b > self.budget:
                 return False
@@ -124,42 +124,38 @@ class Run:
     def _next_look(self, last: int) -> int:
         """The basis size of the next look at the Ritz values.
 
-        The end of the cycle after a breakdown; never before :attr:`first` vectors; then every
-        :meth:`_gap` steps since the last look.
+        The end of the cycle after a breakdown; never before :attr:`first` vectors; then
+        every ``max(1 + size // 16, ahead)`` steps since the last look (:meth:`_predict`).
         """
         B = self.B
         if self.hold:
             return B.m
-        s = B.size + 1
-        while s < B.m and (s < self.first or s - last < self._gap(s)):
+        s = max(B.size + 1, self.first)
+        while s < B.m and s - last < max(1 + s // _CHECK_EVERY, self.ahead):
             s += 1
         return min(s, B.m)
 
-    def _gap(self, size: int) -> int:
-        """Steps between looks: ``1 + size // 16``, or half the predicted remainder."""
-        return max(1 + size // _CHECK_EVERY, self.ahead)
-
-    def _predict(self, ok: np.ndarray) -> None:
+    def _predict(self, w: np.ndarray, thr: np.ndarray, ok: np.ndarray) -> None:
         r"""Predict the steps until the wanted estimates converge (sets :attr:`ahead`).
 
-        From the estimates :math:`r_j` of the ``j``-th most wanted Ritz value at this
-        look and the last one, the rate :math:`\rho_j = (r_j / r_j')^{1/\Delta}` per
-        product; the slowest unconverged pair needs :math:`\log(t_j / r_j) / \log
-        \rho_j` more, and the next look comes after :data:`_AHEAD` of that, at most
-        ``1 + size // 4`` steps on (Lanczos converges superlinearly, so the prediction
-        is long rather than short; on the pyamg benchmark these looks cost no product
-        over looking every ``1 + size // 16`` steps, with half the looks).  No
-        prediction while an estimate is not decreasing.
+        From the estimates :math:`r_j` of the ``j``-th most wanted Ritz value (indices
+        ``w``, thresholds ``thr``, converged ``ok``) at this look and the last one, the
+        rate :math:`\rho_j = (r_j / r_j')^{1/\Delta}` per product; the slowest
+        unconverged pair needs :math:`\log(t_j / r_j) / \log \rho_j` more, and the next
+        look comes after :data:`_AHEAD` of that, at most ``1 + size // 4`` steps on
+        (Lanczos converges superlinearly, so the prediction is long rather than short;
+        on the pyamg benchmark these looks cost no product over looking every ``1 +
+        size // 16`` steps, with half the looks).  No prediction while an estimate is
+        not decreasing.
         """
-        B, w = self.B, self.order[: self.k]
+        B = self.B
         res = np.maximum(self.res[w], 1e-300)
-        thr = _threshold(self.theta[w], self.tol * self.factor, B.anorm, B.op.dtype)
         self.ahead, prev, self.prev = 0, self.prev, (B.used, res)
-        if prev is None or B.used <= prev[0]:
+        if prev is None or B.used <= prev[0] or bool(np.all(ok)):
             return
-        rate = (res / np.maximum(prev[1], 1e-300)) ** (1.0 / (B.used - prev[0]))
-        todo = ~ok[w]
-        if not np.any(todo) or np.any(rate[todo] >= 1.0):
+        rate = (res / prev[1]) ** (1.0 / (B.used - prev[0]))
+        todo = ~ok
+        if np.any(rate[todo] >= 1.0):
             return
         need = np.log(thr[todo] / res[todo]) / np.log(rate[todo])
         self.ahead = int(min(max(0.0, _AHEAD * float(np.max(need))), 1 + B.size // 4))
