@@ -113,6 +113,10 @@ class Basis:
         """Drop the basis and its products (the run is over; the memory is freed)."""
         self.V = self.W = None
 
+    def drop_products(self) -> None:
+        """Stop storing the products (their memory is freed; residuals then cost k)."""
+        self.W = None
+
     def _rows(self, X):
         """The columns of ``X`` as C-contiguous rows (a copy)."""
         if self.op.backend == "numpy":
@@ -391,6 +395,11 @@ class LeanBasis(Basis):
             if M is not None:
                 give_rows(M)
         super().release()
+
+    def drop_products(self) -> None:
+        if self.W is not None:
+            give_rows(self.W)
+        super().drop_products()
 
     def step(self) -> bool:
         return self.advance(self.size + 1)

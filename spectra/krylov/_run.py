@@ -38,6 +38,9 @@ _CHECK_EVERY = 16
 _MAX_VERIFY = 4
 #: Fraction of the predicted remaining steps to the next look (see Run._predict).
 _AHEAD = 0.4
+#: The stored products are dropped at a restart once their rotation bound exceeds this
+#: fraction of the smallest wanted threshold (the residual check then takes k products).
+_DROP = 0.5
 
 
 def converged_mask(res, theta, tol, anorm, dtype, exhausted=False):
@@ -161,8 +164,17 @@ class Run:
         self.ahead = int(min(max(0.0, _AHEAD * float(np.max(need))), 1 + B.size // 4))
 
     def _restart(self) -> None:
-        self.B.restart(self.theta, self.Y, self.order[: self.keep])
+        B = self.B
+        B.restart(self.theta, self.Y, self.order[: self.keep])
         self.restarts, self.hold = self.restarts + 1, False
+        if getattr(B, "W", None) is not None:
+            w = self.order[: self.k]
+            thr = _threshold(self.theta[w], self.tol, B.anorm, B.op.dtype)
+            if B.drift > _DROP * float(np.min(thr)):
+                # the rotation bound only grows: the stored products could no longer
+                # decide the check, and rotating them costs a fifth of a large run
+                B.drop_products()
+                self.budget = min(self.budget, self.limit - self.k)
 
     def selected(self, output_order) -> np.ndarray:
         sel = self.order[: self.k]

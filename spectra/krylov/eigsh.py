@@ -297,8 +297,11 @@ def eigsh(
         below 1%, or the check has used ``max(2 m, used / 4)`` products.  In the last
         case, when the check's best Ritz value lies within a relative gap of 1e-3 of
         the wanted set, the message says copies may be missing and a
-        :class:`~spectra.ConvergenceWarning` names the ``block_size`` to use.  Costs
-        at least ``min(ncv, max(20, 2 k))`` products; ``False`` skips it.
+        :class:`~spectra.ConvergenceWarning` names the ``block_size`` to use.  The
+        bound is first looked at after 4 steps, then at the step count where the
+        current gap lets it pass (the gap only shrinks), so a clean check stops as
+        soon as it is decided; it costs at least 4 products, usually 20-40.  ``False``
+        skips it (ARPACK and PRIMME make no such check).
 
     Returns
     -------
@@ -342,8 +345,19 @@ def eigsh(
     ``ncv + 2 k + 5`` (``m + 2 k + 3`` for the check), and the residual check costs
     ``k`` products.  With ``block_size = b`` the basis holds ``ncv + b`` vectors and
     stores no products.  Host work per step is ``O(ncv)`` plus an
-    eigendecomposition of the ``size x size`` projected matrix every ``1 + size // 16``
-    steps (tests/spectra/test_krylov_memory.py).
+    eigendecomposition of the ``size x size`` projected matrix at each look: never
+    before ``2 k + 1`` vectors, then every ``1 + size // 16`` steps or, once the
+    wanted estimates decrease, after 0.4 of the steps their rate predicts (at most
+    ``1 + size // 4``), and at the end of each cycle (tests/spectra/test_krylov_memory.py).
+
+    *Small explicit matrices.* For a numpy array or scipy sparse matrix (as CSR) with
+    ``n <= 4096`` the steps between two looks run in one compiled call (product,
+    stored product, deflation, projection: :mod:`spectra._numba.trlan`), with the same
+    method, answers, counts (``op.num_matvecs``) and messages as the general path,
+    bit-reproducible for a given ``rng``; its basis and products are reused from a
+    per-thread pool of two work arrays (at most ``(ncv + 1) n`` numbers each, kept
+    after the call: a fresh array costs page faults that dominate runs of a few
+    milliseconds).  The first call compiles the kernel once (cached on disk).
 
     After a breakdown (an invariant subspace, :math:`\beta_j \approx 0`) the method
     continues with a random vector orthogonal to the basis, and does not test
