@@ -70,3 +70,20 @@ def test_stored_and_fresh_products_agree(monkeypatch):
     np.testing.assert_allclose(stored.eigenvalues, fresh.eigenvalues, rtol=1e-13)
     np.testing.assert_allclose(stored.residual_norms, fresh.residual_norms, rtol=1e-3,
                                atol=1e-13)
+
+
+def test_products_dropped_when_their_bound_cannot_decide(monkeypatch):
+    # with _DROP = 0 the stored products go at the first restart: the run then checks
+    # its residuals with k fresh products, as a run that never stored them
+    import spectra.krylov._run as run_mod
+
+    A = matrix_from_eigenvalues(np.linspace(0, 5, 160), rng=7)
+    monkeypatch.setattr(run_mod, "_DROP", 0.0)
+    dropped = eigsh(A, 3, tol=1e-10, ncv=12, rng=0, check_copies=False)
+    monkeypatch.setattr(basis_mod, "STORE_LIMIT", 0)
+    never = eigsh(A, 3, tol=1e-10, ncv=12, rng=0, check_copies=False)
+    assert dropped.num_restarts > 0 and dropped.converged
+    assert dropped.num_matvecs == never.num_matvecs
+    np.testing.assert_allclose(dropped.eigenvalues, never.eigenvalues, rtol=1e-13)
+    np.testing.assert_allclose(dropped.residual_norms, _true(A, dropped), rtol=1e-4,
+                               atol=1e-13)
