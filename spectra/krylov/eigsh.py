@@ -340,7 +340,7 @@ def eigsh(
     thick restart by column chunks) and its stored products (``ncv``, rotated with it),
     one scratch vector, the product, the ``k`` Ritz vectors and their ``k`` products;
     the check for copies frees the basis first and needs ``2 m + 2 k + 3`` with ``m =
-    min(ncv, max(20, 2k))``.  When ``ncv * n`` exceeds ``2**25`` numbers (256 MiB in
+    min(ncv, max(20, 2k))``.  When ``ncv * n`` exceeds ``2**22`` numbers (32 MiB in
     float64; :data:`spectra.krylov._basis.STORE_LIMIT`) the products are not stored:
     ``ncv + 2 k + 5`` (``m + 2 k + 3`` for the check), and the residual check costs
     ``k`` products.  With ``block_size = b`` the basis holds ``ncv + b`` vectors and
