@@ -222,3 +222,18 @@ def test_small_path_breakdown_finds_every_copy():
     res = eigsh(sp.csr_matrix(A), 3, tol=1e-10, rng=0)
     assert res.converged
     np.testing.assert_allclose(res.eigenvalues, [3, 3, 3], rtol=1e-10)
+
+
+def test_small_path_work_arrays_are_per_thread():
+    # the lean path reuses its work arrays per thread: concurrent runs on two threads
+    # give the serial answers bit for bit
+    from concurrent.futures import ThreadPoolExecutor
+
+    mats = [sp.csr_matrix(matrix_from_eigenvalues(np.linspace(0, 1, 150 + 50 * i), rng=i))
+            for i in range(2)]
+    serial = [eigsh(M, 4, tol=1e-10, rng=1).eigenvalues.tobytes() for M in mats]
+    with ThreadPoolExecutor(2) as ex:
+        for _ in range(3):
+            got = list(ex.map(lambda M: eigsh(M, 4, tol=1e-10, rng=1).eigenvalues.tobytes(),
+                              mats))
+            assert got == serial
