@@ -103,17 +103,10 @@ def project_small(V, j, w, col, dgks):  # pragma: no cover - compiled
         w[t] -= alpha * V[j, t]
         w2 += w[t] * w[t]
     h = np.zeros(j + 1)
+    Vj = V[: j + 1]
     for _ in range(2):
-        hp = np.zeros(j + 1)
-        for i in range(j + 1):
-            acc = 0.0
-            for t in range(n):
-                acc += V[i, t] * w[t]
-            hp[i] = acc
-        for i in range(j + 1):
-            c = hp[i]
-            for t in range(n):
-                w[t] -= c * V[i, t]
+        hp = np.dot(Vj, w)  # BLAS gemv, in V's dtype
+        w -= np.dot(hp, Vj)
         hh = 0.0
         for i in range(j + 1):
             h[i] += hp[i]

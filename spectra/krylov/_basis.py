@@ -11,12 +11,13 @@ the block basis of :mod:`spectra.krylov._block`.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
 
 from ..backend import eps, from_numpy, to_numpy
-from ..operators import Operator
+from ..operators import Operator, wrapped_matrix
 from ..probes import draw
 from ..results import NonFiniteError
 from ._scale import column_norms, product_scale, real_product
@@ -49,6 +50,14 @@ def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
 LEAN_N = 4096
 #: Columns per chunk of the in-place basis rotation at a thick restart.
 _CHUNK = 8192
+#: The products ``A v_j`` of the basis vectors are stored (``ncv`` more n-vectors, so
+#: that true residuals of Ritz pairs need no further product) when ``ncv * n`` is at
+#: most this many numbers (32 MiB in float64); above it, the residuals of the returned
+#: pairs cost ``k`` products.  Above the cap the memory doubles for a handful of
+#: products (an operator of n ~ 1e7, a model's Hessian), and on large sparse problems
+#: rotating the stored products at each restart cost a fifth of the run (Poisson
+#: 40^3, k = 10: 1.51 s against 1.22 s of CPU for 10 fewer products out of 590).
+STORE_LIMIT = 2**22
 
 
 def rotate_rows(V: Any, Yk: Any, s: int) -> None:
@@ -72,7 +81,12 @@ class Basis:
         #: locked vectors (rows): the run lives on their orthogonal complement
         self.L = None if lock is None else self._rows(lock)
         self.dim = self.n - (0 if lock is None else int(lock.shape[1]))
-        self.V = self.xp.zeros((ncv + 1, self.n), dtype=op.dtype, device=op.device)
+        self.V = self._alloc(ncv + 1)
+        #: the (scaled) products ``inv A v_j`` of rows ``0..size-1``, before deflation,
+        #: rotated with the basis at a restart; ``None`` above :data:`STORE_LIMIT`
+        self.W = self._alloc(ncv) if ncv * self.n <= STORE_LIMIT else None
+        #: bound on ``||W - inv A V[:size]||_2`` from the rounding of the rotations
+        self.drift = 0.0
         self.H = np.zeros((ncv, ncv))
         self.size = 0  # vectors in use (the continuation vector not counted)
         self.beta = 0.0  # norm of the residual after the last step
@@ -89,6 +103,21 @@ class Basis:
             from .._numba.krylov import project_small
 
             self.lean = project_small
+
+    def _alloc(self, rows: int):
+        """A ``(rows, n)`` array in the operator's dtype and device.
+
+        Every row is written before it is read.
+        """
+        return self.xp.zeros((rows, self.n), dtype=self.op.dtype, device=self.op.device)
+
+    def release(self) -> None:
+        """Drop the basis and its products (the run is over; the memory is freed)."""
+        self.V = self.W = None
+
+    def drop_products(self) -> None:
+        """Stop storing the products (their memory is freed; residuals then cost k)."""
+        self.W = None
 
     def _rows(self, X):
         """The columns of ``X`` as C-contiguous rows (a copy)."""
@@ -109,8 +138,12 @@ class Basis:
                 w = w - (L @ w) @ L
         return w
 
-    def product(self, v):
-        """``inv * (A v)``: one counted product, scaled by the run's power of two."""
+    def product(self, v, j: int | None = None):
+        """``inv * (A v)``: one counted product, scaled by the run's power of two.
+
+        With ``j`` and stored products, the scaled product is also kept in ``W[j]``
+        (before the deflation of a locked run: the residuals are those on ``A``).
+        """
         w = self.op.matvec(v)
         self.used += 1
         if getattr(getattr(w, "dtype", None), "kind", None) != "f" or not self.numpy:
@@ -123,6 +156,8 @@ class Basis:
                 w *= self.inv
         elif self.inv != 1.0:
             w = w * self.inv
+        if j is not None and self.W is not None:
+            self.W[j] = w
         return self._deflate(w)
 
     def _own(self, w):
@@ -203,7 +238,7 @@ class Basis:
     def step(self) -> bool:
         """One Lanczos step at row ``size``; return whether a breakdown occurred."""
         j = self.size
-        w = self.product(self.V[j])
+        w = self.product(self.V[j], j)
         w, h, b = self._project(w, j)
         if not (math.isfinite(b) and (self.lean or np.all(np.isfinite(h)))):
             raise NonFiniteError(
@@ -230,6 +265,13 @@ class Basis:
             self.H[j, j + 1] = self.H[j + 1, j] = b
         return breakdown
 
+    def advance(self, target: int) -> bool:
+        """Steps until ``size == target`` (or the whole space); whether one broke down."""
+        while self.size < min(target, self.dim):
+            if self.step():
+                return True
+        return False
+
     def _random_direction(self):
         """A random unit vector orthogonal to the basis (after an invariant subspace)."""
         extra = () if self.L is None else (self.L,)
@@ -246,11 +288,150 @@ class Basis:
         s, ell = self.size, len(keep)
         Yk = from_numpy(np.ascontiguousarray(Y[:, keep].T), like=self.op)
         rotate_rows(self.V, Yk, s)
+        if self.W is not None:
+            # |fl(Yk W) - Yk W| <= gamma_s |Yk| |W| entrywise, so row i is off by at most
+            # gamma_s sum_j |Yk_ij| ||W_j||; the old error is rotated by Yk (norm 1)
+            wn = self._row_norms(self.W[:s])
+            rows = np.abs(Y[:, keep].T) @ wn
+            self.drift += s * eps(self.op.dtype) * float(np.sqrt(rows @ rows))
+            rotate_rows(self.W, Yk, s)
         self.V[ell] = self.V[s]
         self.H[:] = 0.0
         self.H[np.arange(ell), np.arange(ell)] = theta[keep]
         self.H[ell, :ell] = self.H[:ell, ell] = self.beta * Y[s - 1, keep]
         self.size = ell
 
+    def _row_norms(self, M) -> np.ndarray:
+        """Host float64 norms of the rows of ``M`` (scaled units: no overflow), no copy."""
+        if self.numpy:
+            return np.sqrt(np.einsum("ij,ij->i", M, M, dtype=np.float64))
+        return to_numpy(self.xp.linalg.vector_norm(M, axis=1)).astype(np.float64)
+
     def vectors(self, Y):
         return self.V[: self.size].T @ from_numpy(np.ascontiguousarray(Y), like=self.op)
+
+    def stored_residuals(self, X, Y, theta: np.ndarray) -> np.ndarray | None:
+        r"""``||inv A x_i - theta_i x_i||`` of ``X = V Y`` from the stored products.
+
+        :math:`A x_i = A V y_i = W y_i`: the products were computed (this is the true
+        residual, not the Lanczos estimate), up to :attr:`drift`.  ``None`` without
+        stored products.
+        """
+        if self.W is None:
+            return None
+        AX = self.W[: self.size].T @ from_numpy(np.ascontiguousarray(Y), like=self.op)
+        AX -= X * from_numpy(np.asarray(theta, dtype=np.float64), like=self.op)[None, :]
+        return column_norms(AX, self.xp)
+
+
+#: Work arrays of finished lean runs, per thread (see :func:`take_rows`).
+_POOL = threading.local()
+#: Arrays kept per thread (a basis and its products, for the run and its check).
+_POOL_SIZE = 2
+
+
+def take_rows(rows: int, n: int, dtype: Any) -> np.ndarray:
+    """A ``(rows, n)`` work array, reused from this thread's pool when one fits.
+
+    Small runs are dominated by fixed costs: a fresh array above glibc's mmap threshold
+    (128 KiB, e.g. a 41 x 600 basis) costs a page fault per 4 KiB page on first touch,
+    63 us for 41 x 600 here, more than a dozen Lanczos steps of pyamg's ``bar``. The
+    contents are not cleared (every row is written before it is read).
+    """
+    pool = _POOL.__dict__.setdefault("arrays", [])
+    for i, M in enumerate(pool):
+        if M.dtype == dtype and M.shape[1] == n and M.shape[0] >= rows:
+            return pool.pop(i)[:rows]
+    return np.empty((rows, n), dtype=dtype)
+
+
+def give_rows(M: np.ndarray) -> None:
+    """Return a work array of :func:`take_rows` to this thread's pool (largest kept)."""
+    base = M if M.base is None else M.base
+    pool = _POOL.__dict__.setdefault("arrays", [])
+    pool.append(base)
+    pool.sort(key=lambda a: -a.size)
+    del pool[_POOL_SIZE:]
+
+
+def explicit_parts(op: Operator) -> tuple | None:
+    """``(indptr, indices, data, dense)`` of a small numpy CSR or dense operator, or ``None``.
+
+    The lean path (:class:`LeanBasis`) takes operators made by :func:`spectra.as_operator`
+    from a numpy array or a scipy sparse matrix (stored as CSR) with ``n <= LEAN_N``;
+    every other operator runs through its products.
+    """
+    M = wrapped_matrix(op)
+    if op.backend != "numpy" or M is op or op.shape[0] > LEAN_N or M.dtype != op.dtype:
+        return None
+    empty = np.zeros(0, dtype=np.int32)
+    if isinstance(M, np.ndarray):
+        return empty, empty, np.zeros(0, dtype=M.dtype), np.ascontiguousarray(M)
+    if getattr(M, "format", None) == "csr":
+        return M.indptr, M.indices, M.data, np.zeros((0, 0), dtype=M.dtype)
+    return None
+
+
+class LeanBasis(Basis):
+    """:class:`Basis` on an explicit small matrix: steps run in compiled calls.
+
+    :meth:`advance` runs the steps up to a target size in one call of
+    :func:`spectra._numba.trlan.lean_steps` (product, stored product, deflation,
+    projection, normalisation); products are counted on the operator as by its
+    ``matvec``.  Restarts, Ritz values and the random direction after a breakdown are
+    those of :class:`Basis`.
+    """
+
+    def __init__(self, op: Operator, ncv: int, g: Any, parts: tuple, lock: Any = None):
+        super().__init__(op, ncv, g, lock)
+        from .._numba.trlan import lean_steps
+
+        self._steps, self.parts, self.lean = lean_steps, parts, None
+        self._none = np.zeros((0, self.n), dtype=op.dtype)
+
+    def _alloc(self, rows: int):
+        return take_rows(rows, self.n, self.op.dtype)
+
+    def release(self) -> None:
+        for M in (self.V, self.W):
+            if M is not None:
+                give_rows(M)
+        super().release()
+
+    def drop_products(self) -> None:
+        if self.W is not None:
+            give_rows(self.W)
+        super().drop_products()
+
+    def step(self) -> bool:
+        return self.advance(self.size + 1)
+
+    def advance(self, target: int) -> bool:
+        from .._numba.trlan import BREAKDOWN, NONFINITE
+
+        j0 = self.size
+        target = min(target, self.dim)
+        if j0 >= target:
+            return False
+        st = np.array([self.inv or 0.0, self.anorm, self.beta, self.tiny])
+        W = self._none if self.W is None else self.W
+        L = self._none if self.L is None else self.L
+        status, size = self._steps(*self.parts, self.V, W, self.H, L, j0, target, self.dim,
+                                   st, DGKS)
+        self.used += size - j0
+        self.op.num_matvecs += size - j0
+        if status == NONFINITE:
+            raise NonFiniteError(
+                f"the operator's product returned NaN or Inf at eigsh product {self.used} "
+                f"(Lanczos step {size}); check the operator")
+        self.inv, self.anorm, self.beta, self.size = float(st[0]), float(st[1]), float(st[2]), size
+        if status == BREAKDOWN:
+            self.V[size] = self._random_direction()
+            return True
+        return False
+
+
+def make_basis(op: Operator, ncv: int, g: Any, lock: Any = None) -> Basis:
+    """:class:`LeanBasis` for a small explicit numpy matrix, else :class:`Basis`."""
+    parts = explicit_parts(op)
+    return Basis(op, ncv, g, lock) if parts is None else LeanBasis(op, ncv, g, parts, lock)

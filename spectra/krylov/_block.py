@@ -45,7 +45,7 @@ import numpy as np
 
 from ..backend import eps, from_numpy, to_numpy
 from ..results import NonFiniteError
-from ._basis import DGKS, random_direction, rotate_rows
+from ._basis import DGKS, Basis, random_direction, rotate_rows
 from ._scale import product_scale, real_product
 
 #: A column whose norm after projection falls below this fraction of its norm before
@@ -73,6 +73,9 @@ class BlockBasis:
         self.dim = self.n
         self.inv: float | None = None  # power of two on every product (krylov._scale)
         self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
+
+    advance = Basis.advance
+    release = Basis.release
 
     # ------------------------------------------------------------------ orthogonalisation
     def _norms(self, W) -> np.ndarray:

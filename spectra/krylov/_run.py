@@ -6,9 +6,10 @@ The explicit residual check, and the search for missed copies of multiple eigenv
 :mod:`spectra.krylov._block`): Lanczos steps, Ritz values from the projected matrix,
 the residual estimates :math:`|\beta_m e_m^T y_i|` and thick restarts.  When every
 wanted estimate meets the tolerance, :meth:`Run.verify` forms the Ritz vectors and
-their *explicit* residuals :math:`\|A x_i - \theta_i x_i\|` (``k`` more products,
-counted): the estimates come from a relation that holds only to rounding, and
-"converged" is said only when the true residuals meet the tolerance.  When they do
+their *explicit* residuals :math:`\|A x_i - \theta_i x_i\|`, from the stored
+products :math:`A x_i = W y_i` of the basis (or ``k`` more products, counted): the
+estimates come from a relation that holds only to rounding, and "converged" is said
+only when the true residuals meet the tolerance.  When they do
 not, the loop continues with an internal tolerance tightened by the observed ratio.
 
 :class:`Copies` then looks for eigenvalues the Krylov sequence cannot see: a
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import eps
-from ._basis import Basis, random_direction
+from ._basis import make_basis, random_direction
 from ._scale import column_norms, real_product
 
 #: The Ritz values are computed every ``1 + size // _CHECK_EVERY`` steps (and at the end
@@ -35,6 +36,11 @@ from ._scale import column_norms, real_product
 _CHECK_EVERY = 16
 #: Verification rounds (explicit residual checks that fail) before giving up.
 _MAX_VERIFY = 4
+#: Fraction of the predicted remaining steps to the next look (see Run._predict).
+_AHEAD = 0.4
+#: The stored products are dropped at a restart once their rotation bound exceeds this
+#: fraction of the smallest wanted threshold (the residual check then takes k products).
+_DROP = 0.5
 
 
 def converged_mask(res, theta, tol, anorm, dtype, exhausted=False):
@@ -45,8 +51,14 @@ def converged_mask(res, theta, tol, anorm, dtype, exhausted=False):
     """
     if exhausted:
         return np.ones(len(theta), dtype=bool)
+    return res <= _threshold(theta, tol, anorm, dtype)
+
+
+def _threshold(theta, tol, anorm, dtype) -> np.ndarray:
+    """The residual each pair must meet (see :func:`converged_mask`)."""
     e = _eps(dtype)
-    return res <= np.maximum(tol * np.maximum(np.abs(theta), e ** (2 / 3) * anorm), 8.0 * e * anorm)
+    return np.maximum(tol * np.maximum(np.abs(theta), e ** (2 / 3) * anorm), 8.0 * e * anorm)
+
 
 
 _EPS: dict = {}
@@ -72,6 +84,10 @@ class Run:
         self.B, self.k, self.which, self.tol = B, k, which, tol
         self.budget, self.limit, self.keep, self.prefer = budget, limit, keep, prefer
         self.restarts, self.hold, self.factor = 0, False, 1.0
+        self.ahead, self.prev = 0, None  # look-ahead prediction (see _predict)
+        #: no look before 2 k + 1 vectors: k pairs need about twice as many steps to
+        #: converge (an invariant subspace ends the cycle anyway: see ``hold``)
+        self.first = min(2 * k + 1, B.m)
         self.theta = self.Y = self.res = self.order = None
 
     @property
@@ -89,47 +105,120 @@ class Run:
             return True
         if self.theta is not None and B.size >= B.m:
             self._restart()
-        last = -1
+        last, self.prev = -1, None
         while True:
-            self.hold = B.step() or self.hold
-            if B.size < B.m and not self.exhausted and (
-                    self.hold or B.size < self.k or B.size - last < 1 + B.size // _CHECK_EVERY):
+            target = self._next_look(last)
+            self.hold = B.advance(target) or self.hold
+            if not self.exhausted and B.size < B.m and (self.hold or B.size < target):
                 continue
             last = B.size
             self.ritz()
-            ok = converged_mask(self.res, self.theta, self.tol * self.factor, B.anorm,
-                                B.op.dtype, self.exhausted)
-            if self.exhausted or (bool(np.all(ok[self.order[: self.k]]))
-                                  and not (self.hold and B.size < B.m)):
+            w = self.order[: self.k]
+            thr = _threshold(self.theta[w], self.tol * self.factor, B.anorm, B.op.dtype)
+            ok = self.res[w] <= thr
+            self._predict(w, thr, ok)
+            if self.exhausted or (bool(np.all(ok)) and not (self.hold and B.size < B.m)):
                 return True
             if B.used + B.b > self.budget:
                 return False
             if B.size >= B.m:
                 self._restart()
 
+    def _next_look(self, last: int) -> int:
+        """The basis size of the next look at the Ritz values.
+
+        The end of the cycle after a breakdown; never before :attr:`first` vectors; then
+        every ``max(1 + size // 16, ahead)`` steps since the last look (:meth:`_predict`).
+        """
+        B = self.B
+        if self.hold:
+            return B.m
+        s = max(B.size + 1, self.first)
+        while s < B.m and s - last < max(1 + s // _CHECK_EVERY, self.ahead):
+            s += 1
+        return min(s, B.m)
+
+    def _predict(self, w: np.ndarray, thr: np.ndarray, ok: np.ndarray) -> None:
+        r"""Predict the steps until the wanted estimates converge (sets :attr:`ahead`).
+
+        From the estimates :math:`r_j` of the ``j``-th most wanted Ritz value (indices
+        ``w``, thresholds ``thr``, converged ``ok``) at this look and the last one, the
+        rate :math:`\rho_j = (r_j / r_j')^{1/\Delta}` per product; the slowest
+        unconverged pair needs :math:`\log(t_j / r_j) / \log \rho_j` more, and the next
+        look comes after :data:`_AHEAD` of that, at most ``1 + size // 4`` steps on
+        (Lanczos converges superlinearly, so the prediction is long rather than short;
+        on the pyamg benchmark these looks cost no product over looking every ``1 +
+        size // 16`` steps, with half the looks).  No prediction while an estimate is
+        not decreasing.
+        """
+        B = self.B
+        res = np.maximum(self.res[w], 1e-300)
+        self.ahead, prev, self.prev = 0, self.prev, (B.used, res)
+        if prev is None or B.used <= prev[0] or bool(np.all(ok)):
+            return
+        rate = (res / prev[1]) ** (1.0 / (B.used - prev[0]))
+        todo = ~ok
+        if np.any(rate[todo] >= 1.0):
+            return
+        need = np.log(thr[todo] / res[todo]) / np.log(rate[todo])
+        self.ahead = int(min(max(0.0, _AHEAD * float(np.max(need))), 1 + B.size // 4))
+
     def _restart(self) -> None:
-        self.B.restart(self.theta, self.Y, self.order[: self.keep])
+        B = self.B
+        B.restart(self.theta, self.Y, self.order[: self.keep])
         self.restarts, self.hold = self.restarts + 1, False
+        if getattr(B, "W", None) is not None:
+            w = self.order[: self.k]
+            thr = _threshold(self.theta[w], self.tol, B.anorm, B.op.dtype)
+            if B.drift > _DROP * float(np.min(thr)):
+                # the rotation bound only grows: the stored products could no longer
+                # decide the check, and rotating them costs a fifth of a large run
+                B.drop_products()
+                self.budget = min(self.budget, self.limit - self.k)
 
     def selected(self, output_order) -> np.ndarray:
         sel = self.order[: self.k]
         return sel[output_order(self.theta[sel], self.which)]
 
     def verify(self, sel: np.ndarray):
-        """Ritz vectors of ``sel`` and their explicit residuals (``len(sel)`` products).
+        """Ritz vectors of ``sel`` and their true residuals.
 
-        Returns ``(X, true_residuals, ok)`` in the run's scaled units; when the check
-        fails the internal tolerance is tightened for the next :meth:`iterate`.
+        From the stored products ``W = A V`` when the basis keeps them (no product),
+        else (or when the rotation bound leaves a pair undecided) from ``len(sel)``
+        fresh products (when the budget allows them).  Returns ``(X, true_residuals,
+        ok)`` in the run's scaled units; when the check fails the internal tolerance is
+        tightened for the next :meth:`iterate`.
         """
-        B = self.B
+        B, th = self.B, self.theta[sel]
         X = B.vectors(self.Y[:, sel])
-        true = explicit_residuals(B, X, self.theta[sel])
-        ok = converged_mask(true, self.theta[sel], self.tol, B.anorm, B.op.dtype)
+        true, ok, undecided = self._stored(X, sel)
+        if true is None or (undecided and B.used + len(sel) <= self.limit):
+            true = explicit_residuals(B, X, th)
+            ok = converged_mask(true, th, self.tol, B.anorm, B.op.dtype)
         if not np.all(ok):
             est = np.maximum(self.res[sel], 1e-300)
             ratio = np.min(np.where(ok, 1.0, est / np.maximum(true, 1e-300)))
             self.factor *= float(np.clip(0.5 * ratio, 1e-3, 0.5))
         return X, true, ok
+
+    def _stored(self, X, sel: np.ndarray):
+        """True residuals from the stored products and their verdict, or ``(None, None)``.
+
+        Returns ``(true, ok, undecided)``: a pair is converged (``ok``) when its
+        residual plus the rotation bound :attr:`Basis.drift` meets the tolerance, and
+        ``undecided`` is whether the bound leaves any pair between pass and fail (the
+        caller then computes fresh products if it can).  ``(None, None, True)`` when the
+        basis stores no products.
+        """
+        B, th = self.B, self.theta[sel]
+        stored = getattr(B, "stored_residuals", None)
+        true = None if stored is None else stored(X, self.Y[:, sel], th)
+        if true is None:
+            return None, None, True
+        ok = converged_mask(true + B.drift, th, self.tol, B.anorm, B.op.dtype)
+        maybe = converged_mask(np.maximum(true - B.drift, 0.0), th, self.tol, B.anorm,
+                               B.op.dtype)
+        return true, ok, bool(np.any(maybe & ~ok))
 
     def solve(self, output_order, rounds: int = _MAX_VERIFY):
         """Iterate and verify until the explicit residuals pass or the budget runs out.
@@ -146,7 +235,7 @@ class Run:
             if self.exhausted:  # the whole space: the pairs are exact to rounding
                 return (self.theta[sel], B.vectors(self.Y[:, sel]), self.res[sel].copy(), True,
                         False)
-            if B.used + k > self.limit:
+            if B.used + (0 if getattr(B, "W", None) is not None else k) > self.limit:
                 break
             X, true, ok = self.verify(sel)
             last = self.theta[sel], X, true, False, True
@@ -193,6 +282,24 @@ _MISS_PROBABILITY = 0.01
 #: relative gap of the wanted set (the set ends in or near a cluster); otherwise the
 #: message states the bound reached.
 _CLUSTER_GAP = 1e-3
+
+
+#: Steps of a deflated check before its first look at the bound.
+_FIRST_LOOK = 4
+
+
+def _more_steps(gap: float, steps: int, dim: int) -> int:
+    r"""Further steps before the random-start bound can fall below :data:`_MISS_PROBABILITY`.
+
+    The bound :math:`1.648\sqrt d\,e^{-\sqrt\varepsilon(2s - 1)}` passes from
+    :math:`s \ge (\ln(1.648\sqrt d / P)/\sqrt\varepsilon + 1)/2`; the gap
+    :math:`\varepsilon` only shrinks as the check's best Ritz value rises, so looking
+    earlier cannot pass.  At least one step; a whole basis when the gap is zero.
+    """
+    if not gap > 0.0:
+        return dim
+    need = (np.log(1.648 * np.sqrt(dim) / _MISS_PROBABILITY) / np.sqrt(gap) + 1.0) / 2.0
+    return int(max(1, min(dim, np.ceil(need) - steps)))
 
 
 def _ends(which: str, t: float) -> list[tuple[float, float]]:
@@ -258,6 +365,8 @@ class Copies:
         for _ in range(len(theta)):
             hit, C = self._check(theta, X, true)
             if isinstance(hit, str):
+                if C is not None:
+                    C.release()
                 return theta, X, true, hit
             group, worst = hit
             run = Run(C, 1, group, self.tol, self.limit - 1, self.limit,
@@ -265,6 +374,7 @@ class Copies:
             run.ritz()
             th, x, r, ok, verified = run.solve(self.output_order)
             self.B.used = C.used
+            C.release()
             if not (ok and (verified or run.exhausted)):
                 return theta, X, true, "unsure"
             theta, true = theta.copy(), true.copy()
@@ -280,15 +390,17 @@ class Copies:
             return "clean", None
         if B.used + m + 1 > self.limit:
             return "unsure", None
-        C = Basis(B.op, m, self.g, lock=X)
+        C = make_basis(B.op, m, self.g, lock=X)
         C.inv, C.anorm, C.used = B.inv, B.anorm, B.used
         C.set_start(random_direction(B.op, self.g, C.L))
         slack = np.maximum(true, self.tol * np.abs(theta))
         start, steps, keep = B.used, 0, max(1, min(m - 1, m // 2))
+        target = min(m, _FIRST_LOOK)
         while True:
-            while C.size < m and C.size < C.dim:
-                C.step()
-                steps += 1
+            while C.size < target and C.size < C.dim:
+                size = C.size
+                C.advance(target)  # stops early after a breakdown (a random direction)
+                steps += C.size - size
             th, Y, r = C.ritz()
             B.used, B.anorm = C.used, max(B.anorm, C.anorm)
             kind, a, b = _judge(theta, slack, self.which, th, r, steps, B.anorm, C.dim)
@@ -297,9 +409,13 @@ class Copies:
             self.miss = 0.0 if C.size >= C.dim else a
             if self.miss <= _MISS_PROBABILITY:
                 return "clean", C
+            if C.size < m and C.size < C.dim:  # mid-cycle: on to where the bound can pass
+                target = min(m, C.size + _more_steps(b, steps, C.dim))
+                continue
             if C.used - start + m - keep > self.cap or C.used + m - keep + 1 > self.limit:
                 return ("unsure" if b < _CLUSTER_GAP else "bounded"), C
             C.restart(th, Y, self.prefer(th, self.which)[:keep])
+            target = min(m, C.size + _more_steps(b, steps, C.dim))
 
 
 def _replace_column(X: Any, i: int, x: Any) -> Any:

@@ -69,7 +69,7 @@ from ..operators import Operator, as_operator, dense_matrix, require_symmetric
 from ..probes import as_rng, draw
 from ..results import EigResult, warn_not_converged
 from ..validation import check_bool, check_float, check_int
-from ._basis import Basis
+from ._basis import make_basis
 from ._block import BlockBasis, num_keep
 from ._run import Copies, Run, converged_mask
 from ._scale import product_scale, real_array, unit_columns
@@ -251,10 +251,14 @@ def eigsh(
         most the residual, and about residual²/gap.  Residuals below
         :math:`8 \epsilon \|A\|_{est}` (rounding level of the working dtype) always
         count as converged.  The test runs first on the Lanczos estimates
-        :math:`|\beta_m e_m^T y_i|`; before ``converged=True`` is returned, the
-        residuals of the returned pairs are computed explicitly (``k`` more products,
-        counted in ``num_matvecs``) and must pass it too (otherwise the iteration
+        :math:`|\beta_m e_m^T y_i|`; before ``converged=True`` is returned, the true
+        residuals of the returned pairs must pass it too (otherwise the iteration
         continues with a tighter internal tolerance, or the result says not converged).
+        They are computed from the stored products :math:`W = A V_m` of the basis
+        (:math:`A x_i = W y_i`, no further product), counted converged only when they
+        pass with a rigorous bound on the rounding of the rotations of :math:`W` added;
+        when that bound leaves the verdict open, or the products are not stored (see
+        Notes, *Memory*), from ``k`` fresh products (counted in ``num_matvecs``).
     max_matvecs : int, optional
         Budget of products, at least ``ncv``.  Default
         ``max(ncv, min(20 n, 1000 ncv))``.
@@ -293,8 +297,11 @@ def eigsh(
         below 1%, or the check has used ``max(2 m, used / 4)`` products.  In the last
         case, when the check's best Ritz value lies within a relative gap of 1e-3 of
         the wanted set, the message says copies may be missing and a
-        :class:`~spectra.ConvergenceWarning` names the ``block_size`` to use.  Costs
-        at least ``min(ncv, max(20, 2 k))`` products; ``False`` skips it.
+        :class:`~spectra.ConvergenceWarning` names the ``block_size`` to use.  The
+        bound is first looked at after 4 steps, then at the step count where the
+        current gap lets it pass (the gap only shrinks), so a clean check stops as
+        soon as it is decided; it costs at least 4 products, usually 20-40.  ``False``
+        skips it (ARPACK and PRIMME make no such check).
 
     Returns
     -------
@@ -302,9 +309,10 @@ def eigsh(
         Eigenvalues ordered largest first (``"LA"``, ``"LM"`` by magnitude), smallest
         first (``"SA"``) or ascending (``"BE"``); eigenvectors ``(n, k)`` in the
         operator's namespace and device; residual norms
-        :math:`\|A x_i - \theta_i x_i\|` computed explicitly (from the Lanczos relation
-        only when the basis spans the whole space, or when the budget left no room for
-        the ``k`` products); products (the checks included) and restarts used.  When
+        :math:`\|A x_i - \theta_i x_i\|` computed explicitly from products (from the
+        Lanczos relation only when the basis spans the whole space, or when the budget
+        left no room for the ``k`` fresh products that an undecided check needs);
+        products (the checks included) and restarts used.  When
         the budget runs out the best Ritz pairs are returned with ``converged=False``
         and a :class:`~spectra.ConvergenceWarning`.
 
@@ -327,14 +335,29 @@ def eigsh(
     :math:`A` wherever :math:`cA`'s entries are normal numbers (bitwise for :math:`c`
     a power of two); norms of start vectors are computed scaled.
 
-    *Memory.* With ``block_size=1`` the peak is about ``ncv + 2 k + 5`` n-vectors in the
-    operator's dtype: the basis (``ncv + 1``, allocated once, rotated in place at a
-    thick restart by column chunks), one scratch vector, the product, the ``k`` Ritz
-    vectors and the ``k`` products of the explicit check; the check for copies frees
-    the basis first and needs ``min(ncv, max(20, 2k)) + 2 k + 3``.  With ``block_size
-    = b`` the basis holds ``ncv + b`` vectors.  Host work per step is ``O(ncv)`` plus an
-    eigendecomposition of the ``size x size`` projected matrix every ``1 + size // 16``
-    steps (tests/spectra/test_krylov_memory.py).
+    *Memory.* With ``block_size=1`` the peak is about ``2 ncv + 2 k + 5`` n-vectors in
+    the operator's dtype: the basis (``ncv + 1``, allocated once, rotated in place at a
+    thick restart by column chunks) and its stored products (``ncv``, rotated with it),
+    one scratch vector, the product, the ``k`` Ritz vectors and their ``k`` products;
+    the check for copies frees the basis first and needs ``2 m + 2 k + 3`` with ``m =
+    min(ncv, max(20, 2k))``.  When ``ncv * n`` exceeds ``2**22`` numbers (32 MiB in
+    float64; :data:`spectra.krylov._basis.STORE_LIMIT`) the products are not stored:
+    ``ncv + 2 k + 5`` (``m + 2 k + 3`` for the check), and the residual check costs
+    ``k`` products.  With ``block_size = b`` the basis holds ``ncv + b`` vectors and
+    stores no products.  Host work per step is ``O(ncv)`` plus an
+    eigendecomposition of the ``size x size`` projected matrix at each look: never
+    before ``2 k + 1`` vectors, then every ``1 + size // 16`` steps or, once the
+    wanted estimates decrease, after 0.4 of the steps their rate predicts (at most
+    ``1 + size // 4``), and at the end of each cycle (tests/spectra/test_krylov_memory.py).
+
+    *Small explicit matrices.* For a numpy array or scipy sparse matrix (as CSR) with
+    ``n <= 4096`` the steps between two looks run in one compiled call (product,
+    stored product, deflation, projection: :mod:`spectra._numba.trlan`), with the same
+    method, answers, counts (``op.num_matvecs``) and messages as the general path,
+    bit-reproducible for a given ``rng``; its basis and products are reused from a
+    per-thread pool of two work arrays (at most ``(ncv + 1) n`` numbers each, kept
+    after the call: a fresh array costs page faults that dominate runs of a few
+    milliseconds).  The first call compiles the kernel once (cached on disk).
 
     After a breakdown (an invariant subspace, :math:`\beta_j \approx 0`) the method
     continues with a random vector orthogonal to the basis, and does not test
@@ -379,18 +402,20 @@ def eigsh(
         return _dense(op, which, vectors)
     ncv, max_matvecs, b = _check_budget(n, k, ncv, max_matvecs, b)
     if b == 1:
-        B = Basis(op, ncv, g)
+        B = make_basis(op, ncv, g)
         B.set_start(_start_vector(op, v0, g))
         keep = _num_keep(k, ncv)
     else:
         B = BlockBasis(op, ncv, b, g)
         B.set_start(_start_block(op, v0, g, b))
         keep = num_keep(k, ncv, b, _num_keep(k, ncv))
-    budget = max(max_matvecs - k, min(max_matvecs, ncv))  # k products for the check
+    # k products for the residual check, unless the basis stores its products
+    budget = max_matvecs if getattr(B, "W", None) is not None else max(
+        max_matvecs - k, min(max_matvecs, ncv))
     run = Run(B, k, which, tol, budget, max_matvecs, keep, _preference)
     theta, X, res, converged, verified = run.solve(_output_order)
     status, found, miss = "", 0, 1.0
-    B.V = None  # the basis is no longer needed: the check's basis takes its memory
+    B.release()  # the basis is no longer needed: the check's basis takes its memory
     if converged and check and b == 1 and not run.exhausted:
         m = min(ncv, max(_CHECK_STEPS, 2 * k))
         cap = max(2 * m, B.used // 4)
