@@ -64,6 +64,7 @@ from spectra.results import SpectralDensity
 from spectra.validation import check_bool, check_float, check_int
 
 from .blockresults import annotate, embed
+from .blockrules import envelope_error, merge, radau_rules
 from .samplers import Sample, haar_compress, prepare_sample
 
 __all__ = ["DENSE_MAX", "MAX_STEPS", "MIN_NODES", "RTOL", "BlockSample", "BlockSpectrum",
@@ -161,7 +162,7 @@ def quantile_points(nodes: Any, weights: Any, count: int, *, lower: float | None
         ``count`` sorted points.
     """
     count = check_int(count, "count", low=1)
-    x, w = _merge(np.asarray(nodes, float), np.asarray(weights, float))
+    x, w = merge(np.asarray(nodes, float), np.asarray(weights, float))
     if x.size == 1:
         return np.full(count, x[0])
     gaps = np.diff(x)
@@ -178,32 +179,19 @@ def quantile_points(nodes: Any, weights: Any, count: int, *, lower: float | None
     return np.sort(np.diff(G) * count)
 
 
-def _merge(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct nodes with positive summed weights (normalised to one)."""
-    keep = w > 0
-    if not keep.any() or not np.all(np.isfinite(x[keep])):
-        raise ValueError("the measure has no positive weight on finite nodes")
-    xs, inv = np.unique(x[keep], return_inverse=True)
-    ws = np.bincount(inv, weights=w[keep])
-    return xs, ws / ws.sum()
+def _from_rules(probes: list[list[tuple[np.ndarray, np.ndarray]]], deflated: np.ndarray,
+                n: int, psd: bool, method: str, num_matvecs: int) -> BlockSpectrum:
+    """Pseudo-eigenvalues and error of an SLQ measure given as per-probe complement rules.
 
-
-def _cms_error(x: np.ndarray, w: np.ndarray) -> float:
-    """Chebyshev-Markov-Stieltjes bound on W1 between a Gauss rule and its measure."""
-    xs, ws = _merge(x, w)
-    if xs.size < 2:
-        return 0.0
-    return float(np.sum(np.diff(xs) * np.maximum(ws[:-1], ws[1:])))
-
-
-def _from_rules(rules: list[tuple[np.ndarray, np.ndarray]], deflated: np.ndarray, n: int,
-                psd: bool, method: str, num_matvecs: int) -> BlockSpectrum:
-    """Pseudo-eigenvalues and error of an SLQ measure given as per-probe complement rules."""
+    ``probes[i]`` lists probe ``i``'s rules (its Gauss rule, and its Gauss-Radau rule at 0
+    for a PSD block); the probe's measure is their equal-weight mixture.
+    """
     c = deflated.size
     if c > n:
         raise ValueError(f"{c} deflated eigenvalues for a block of size n={n}")
+    rules = [_mixture(pr) for pr in probes]
     pooled_x = np.concatenate([r[0] for r in rules])
-    pooled_w = np.concatenate([r[1] / r[1].sum() for r in rules]) / len(rules)
+    pooled_w = np.concatenate([r[1] for r in rules]) / len(rules)
     distinct = np.unique(pooled_x).size
     if n - c > 0 and distinct < MIN_NODES:
         raise ValueError(
@@ -215,10 +203,17 @@ def _from_rules(rules: list[tuple[np.ndarray, np.ndarray]], deflated: np.ndarray
     rest = quantile_points(pooled_x, pooled_w, n - c, lower=lower) if n > c else np.zeros(0)
     eigs = np.sort(np.concatenate([deflated, rest]))
     frac = (n - c) / n  # the complement's share of the block's measure
-    quad = frac * float(np.mean([_cms_error(*r) for r in rules]))
+    quad = frac * envelope_error(probes, lower)
     probe = float("nan") if len(rules) < 2 else frac * _probe_spread(rules, pooled_x,
                                                                       pooled_w)
     return BlockSpectrum(eigs, np.sort(deflated), method, num_matvecs, quad, probe)
+
+
+def _mixture(rules: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The equal-weight mixture of one probe's rules (weights summing to one)."""
+    x = np.concatenate([r[0] for r in rules])
+    w = np.concatenate([r[1] / r[1].sum() for r in rules]) / len(rules)
+    return x, w
 
 
 def _probe_spread(rules: list, px: np.ndarray, pw: np.ndarray) -> float:
@@ -273,7 +268,7 @@ def from_density(den: SpectralDensity, n: int | None = None, *, psd: bool = Fals
                             "only be inferred from a deflated or exact density")
         n = int(round(1.0 / float(w[0])))  # each deflated eigenvalue carries weight 1/n
     n = check_int(n, "n", low=1)
-    spec = _from_rules(rules, deflated, n, psd, "density", den.num_matvecs)
+    spec = _from_rules([[r] for r in rules], deflated, n, psd, "density", den.num_matvecs)
     if den.method != "slq":  # not Gauss rules: the Chebyshev-Markov-Stieltjes bound is void
         spec = replace(spec, quadrature_error=float("nan"))
     return spec
@@ -395,7 +390,11 @@ def _slq_block(A: Any, n: int, num_probes: int, num_steps: int, psd: bool, rng: 
     if m.exact:  # a budget at or above n: the exact eigenvalues from n products
         return BlockSpectrum(np.sort(m.nodes[0]), method="dense", num_matvecs=m.num_matvecs)
     rules, deflated = _measure_rules(m.nodes, m.weights, n)
-    return _from_rules(rules, deflated, n, psd, "slq", m.num_matvecs)
+    probes = [[r] for r in rules]
+    if psd and m.lanczos is not None and m.lanczos.alpha.shape[0] == len(rules):
+        probes = [[g, r] for g, r in zip(rules, radau_rules(m.lanczos, m.scale, 0.0),
+                                         strict=True)]
+    return _from_rules(probes, deflated, n, psd, "slq", m.num_matvecs)
 
 
 def _measure_rules(nodes: list, weights: list, n: int) -> tuple[list, np.ndarray]:
