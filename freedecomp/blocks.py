@@ -17,11 +17,19 @@ products), its spectrum is estimated by stochastic Lanczos quadrature with defla
   (:doc:`/theory/free_decompression`); the extreme nodes stay points, so the points
   lie inside the nodes' range (and at or above zero for a PSD block).
 
+For a PSD block each probe's measure is the midpoint of its Gauss rule and its
+Gauss-Radau rule with a node at 0 (:mod:`freedecomp.blockrules`): both are exact for
+the trace, and for every ``log(x + rho)`` the two bracket the truth, which matters at
+the unresolved low end of a spectrum spanning decades (:doc:`/theory/slq_brackets`).
+The Radau node at 0 stays a point like the other extreme nodes: a PSD block whose low
+end is unresolved gets exact zeros among its points, as a dense ``eigvalsh`` of such a
+block gets numerically zero ones.
+
 Each :class:`BlockSpectrum` carries an estimate of its own error in Wasserstein-1:
-the *quadrature* part from the Chebyshev-Markov-Stieltjes inequalities (the true
-distribution function of a probe's measure lies between the Gauss rule's values at
-consecutive nodes, so :math:`W_1 \le \sum_j (x_{j+1}-x_j)\max(w_j, w_{j+1})`, Chen,
-Trogdon & Ubaru 2021) and the *probe* part from the spread of the per-probe measures
+the *quadrature* part, a bound from the Chebyshev-Markov-Stieltjes inequalities (the
+true distribution function of a probe's measure lies within an envelope of the rules'
+cumulative weights; :func:`~freedecomp.blockrules.envelope_error`, Chen, Trogdon &
+Ubaru 2021) and the *probe* part from the spread of the per-probe measures
 about their mean (:math:`\sqrt{\overline{W_1^2}/p}`). Dense blocks have error 0. The
 figures go into ``diagnostics.block_estimates`` (a warning above
 :data:`~freedecomp.blockresults.ERROR_WARN` sd) and are carried into the result's
