@@ -92,3 +92,21 @@ def test_psd_block_over_decades_keeps_its_log_det():
         assert wasserstein1(bs.eigs, lam) <= bs.error
     assert wasserstein1(psd.eigs, lam) < wasserstein1(gauss.eigs, lam)
     assert psd.quadrature_error < 0.7 * gauss.quadrature_error
+
+
+@pytest.mark.parametrize("spikes", [(400.0, 250.0, 120.0), ()])
+def test_deflated_measures_keep_the_run_behind_their_rules(spikes):
+    """With and without deflated outliers, one Lanczos row per rule (the Radau input)."""
+    from spectra.quadrature import slq_measure
+
+    g = np.random.default_rng(0)
+    lam = np.sort(np.concatenate([g.uniform(0.0, 2.0, 400 - len(spikes)), spikes]))
+    m = slq_measure(matrix_from_eigenvalues(lam, rng=0), num_probes=5, num_steps=30,
+                    deflate=True, rng=1)
+    c = m.deflated.size
+    assert (c > 0) == bool(spikes)
+    assert m.lanczos is not None and m.lanczos.alpha.shape[0] == len(m.nodes)
+    for (x, w), (xr, wr) in zip(zip(m.nodes, m.weights, strict=True),
+                                radau_rules(m.lanczos, m.scale, 0.0), strict=True):
+        xg, wg = x[c:], w[c:] / w[c:].sum()
+        assert xr.min() == 0.0 and xr @ wr == pytest.approx(xg @ wg, rel=1e-9)
