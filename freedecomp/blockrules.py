@@ -27,10 +27,13 @@ match, so the true distribution function lies in the intersection of their envel
 and the pooled one in the mean of those intersections. The bound is
 :math:`\int \max(U - M, M - L)\,dt` over the nodes' range (from the lower bound when
 there is one), ``M`` the pooled rules' distribution function and ``[L, U]`` the
-envelope; for one Gauss rule it is the familiar
-:math:`\sum_j (x_{j+1}-x_j)\max(w_j, w_{j+1})`. Pooling before the maximum and the
-Radau envelope make it tighter, never looser. As before, mass beyond the largest node
-is not bounded (the top of a spectrum converges first, and deflated outliers are exact).
+envelope; for one Gauss rule over its nodes' range it is the familiar
+:math:`\sum_j (x_{j+1}-x_j)\max(w_j, w_{j+1})`. Pooling before the maximum never
+loosens it (the maximum of means is at most the mean of maxima), and the Radau envelope
+narrows ``[L, U]`` (on the 4,000-point kernel block of the at-scale benchmark: 1.3e-3
+block sds against 3.1e-3 for the mean per-probe Gauss bound, true error 1.8e-4). Mass
+beyond the largest node is not bounded (the top of a spectrum converges first, and
+deflated outliers are exact).
 
 References
 ----------

@@ -246,7 +246,8 @@ def from_density(den: SpectralDensity, n: int | None = None, *, psd: bool = Fals
     SLQ densities (:func:`spectra.density`) are split into their per-probe Gauss rules
     (each rule's nodes are ascending); the eigenvalues a deflated run repeated in every
     rule are the block's exact outliers. An ``"exact"`` density (full budget) gives the
-    eigenvalues themselves.
+    eigenvalues themselves. A density carries no tridiagonals, so a PSD block given this
+    way keeps its Gauss rules (no Gauss-Radau midpoint, :func:`block_spectrum`).
 
     Parameters
     ----------
@@ -313,7 +314,8 @@ def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_M
         products.
     psd : bool, optional
         Declared positive semi-definite (default: the operator's ``psd`` flag);
-        a negative eigenvalue or Ritz value is then an error.
+        a negative eigenvalue or Ritz value is then an error, and an SLQ block is the
+        midpoint of its Gauss and Gauss-Radau (node at 0) rules (module docstring).
     dense_max : int
         Largest size solved densely (:data:`DENSE_MAX`).
     num_probes : int
