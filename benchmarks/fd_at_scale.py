@@ -173,11 +173,15 @@ def kernel_part(N: int, sizes: tuple, blocks: dict, seed: int = 0) -> tuple[str,
         method = est[0]["method"] if est else "?"
         err = max((e["relative_error"] for e in est), default=0.0)
         prods = sum(e["num_matvecs"] for e in est)
+        m = _law_metrics(lam, r["res"])
+        carried = (d.get("slq_error") or 0) / lam.std()
+        cover = (f" (covers the W1 error: {'yes' if m['w1'] <= carried else 'NO'})"
+                 if carried else "")
         rows.append((
-            f"free decompression, {blocks[n]} x n={n:,} ({method})", _law_metrics(lam, r["res"]),
+            f"free decompression, {blocks[n]} x n={n:,} ({method})", m,
             r["seconds"], f"{d.get('model')}; decompressible={d.get('decompressible')}; "
             f"block SLQ err {err:.1e} sd, {prods} products; slq_error "
-            f"{(d.get('slq_error') or 0) / lam.std():.1e} sd; {len(r['warnings'])} warnings"))
+            f"{carried:.1e} sd{cover}; {len(r['warnings'])} warnings"))
         nys, t_nys, how = _nystrom(kb, n, seed)
         rows.append((f"Nystrom-pad, one n={n:,} block ({how})", _eig_metrics(lam, nys),
                              t_nys, "one block"))

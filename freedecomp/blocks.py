@@ -17,11 +17,19 @@ products), its spectrum is estimated by stochastic Lanczos quadrature with defla
   (:doc:`/theory/free_decompression`); the extreme nodes stay points, so the points
   lie inside the nodes' range (and at or above zero for a PSD block).
 
+For a PSD block each probe's measure is the midpoint of its Gauss rule and its
+Gauss-Radau rule with a node at 0 (:mod:`freedecomp.blockrules`): both are exact for
+the trace, and for every ``log(x + rho)`` the two bracket the truth, which matters at
+the unresolved low end of a spectrum spanning decades (:doc:`/theory/slq_brackets`).
+The Radau node at 0 stays a point like the other extreme nodes: a PSD block whose low
+end is unresolved gets exact zeros among its points, as a dense ``eigvalsh`` of such a
+block gets numerically zero ones.
+
 Each :class:`BlockSpectrum` carries an estimate of its own error in Wasserstein-1:
-the *quadrature* part from the Chebyshev-Markov-Stieltjes inequalities (the true
-distribution function of a probe's measure lies between the Gauss rule's values at
-consecutive nodes, so :math:`W_1 \le \sum_j (x_{j+1}-x_j)\max(w_j, w_{j+1})`, Chen,
-Trogdon & Ubaru 2021) and the *probe* part from the spread of the per-probe measures
+the *quadrature* part, a bound from the Chebyshev-Markov-Stieltjes inequalities (the
+true distribution function of a probe's measure lies within an envelope of the rules'
+cumulative weights; :func:`~freedecomp.blockrules.envelope_error`, Chen, Trogdon &
+Ubaru 2021) and the *probe* part from the spread of the per-probe measures
 about their mean (:math:`\sqrt{\overline{W_1^2}/p}`). Dense blocks have error 0. The
 figures go into ``diagnostics.block_estimates`` (a warning above
 :data:`~freedecomp.blockresults.ERROR_WARN` sd) and are carried into the result's
@@ -64,6 +72,7 @@ from spectra.results import SpectralDensity
 from spectra.validation import check_bool, check_float, check_int
 
 from .blockresults import annotate, embed
+from .blockrules import envelope_error, merge, radau_rules
 from .samplers import Sample, haar_compress, prepare_sample
 
 __all__ = ["DENSE_MAX", "MAX_STEPS", "MIN_NODES", "RTOL", "BlockSample", "BlockSpectrum",
@@ -161,7 +170,7 @@ def quantile_points(nodes: Any, weights: Any, count: int, *, lower: float | None
         ``count`` sorted points.
     """
     count = check_int(count, "count", low=1)
-    x, w = _merge(np.asarray(nodes, float), np.asarray(weights, float))
+    x, w = merge(np.asarray(nodes, float), np.asarray(weights, float))
     if x.size == 1:
         return np.full(count, x[0])
     gaps = np.diff(x)
@@ -178,32 +187,19 @@ def quantile_points(nodes: Any, weights: Any, count: int, *, lower: float | None
     return np.sort(np.diff(G) * count)
 
 
-def _merge(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct nodes with positive summed weights (normalised to one)."""
-    keep = w > 0
-    if not keep.any() or not np.all(np.isfinite(x[keep])):
-        raise ValueError("the measure has no positive weight on finite nodes")
-    xs, inv = np.unique(x[keep], return_inverse=True)
-    ws = np.bincount(inv, weights=w[keep])
-    return xs, ws / ws.sum()
+def _from_rules(probes: list[list[tuple[np.ndarray, np.ndarray]]], deflated: np.ndarray,
+                n: int, psd: bool, method: str, num_matvecs: int) -> BlockSpectrum:
+    """Pseudo-eigenvalues and error of an SLQ measure given as per-probe complement rules.
 
-
-def _cms_error(x: np.ndarray, w: np.ndarray) -> float:
-    """Chebyshev-Markov-Stieltjes bound on W1 between a Gauss rule and its measure."""
-    xs, ws = _merge(x, w)
-    if xs.size < 2:
-        return 0.0
-    return float(np.sum(np.diff(xs) * np.maximum(ws[:-1], ws[1:])))
-
-
-def _from_rules(rules: list[tuple[np.ndarray, np.ndarray]], deflated: np.ndarray, n: int,
-                psd: bool, method: str, num_matvecs: int) -> BlockSpectrum:
-    """Pseudo-eigenvalues and error of an SLQ measure given as per-probe complement rules."""
+    ``probes[i]`` lists probe ``i``'s rules (its Gauss rule, and its Gauss-Radau rule at 0
+    for a PSD block); the probe's measure is their equal-weight mixture.
+    """
     c = deflated.size
     if c > n:
         raise ValueError(f"{c} deflated eigenvalues for a block of size n={n}")
+    rules = [_mixture(pr) for pr in probes]
     pooled_x = np.concatenate([r[0] for r in rules])
-    pooled_w = np.concatenate([r[1] / r[1].sum() for r in rules]) / len(rules)
+    pooled_w = np.concatenate([r[1] for r in rules]) / len(rules)
     distinct = np.unique(pooled_x).size
     if n - c > 0 and distinct < MIN_NODES:
         raise ValueError(
@@ -215,10 +211,17 @@ def _from_rules(rules: list[tuple[np.ndarray, np.ndarray]], deflated: np.ndarray
     rest = quantile_points(pooled_x, pooled_w, n - c, lower=lower) if n > c else np.zeros(0)
     eigs = np.sort(np.concatenate([deflated, rest]))
     frac = (n - c) / n  # the complement's share of the block's measure
-    quad = frac * float(np.mean([_cms_error(*r) for r in rules]))
+    quad = frac * envelope_error(probes, lower)
     probe = float("nan") if len(rules) < 2 else frac * _probe_spread(rules, pooled_x,
                                                                       pooled_w)
     return BlockSpectrum(eigs, np.sort(deflated), method, num_matvecs, quad, probe)
+
+
+def _mixture(rules: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The equal-weight mixture of one probe's rules (weights summing to one)."""
+    x = np.concatenate([r[0] for r in rules])
+    w = np.concatenate([r[1] / r[1].sum() for r in rules]) / len(rules)
+    return x, w
 
 
 def _probe_spread(rules: list, px: np.ndarray, pw: np.ndarray) -> float:
@@ -243,7 +246,8 @@ def from_density(den: SpectralDensity, n: int | None = None, *, psd: bool = Fals
     SLQ densities (:func:`spectra.density`) are split into their per-probe Gauss rules
     (each rule's nodes are ascending); the eigenvalues a deflated run repeated in every
     rule are the block's exact outliers. An ``"exact"`` density (full budget) gives the
-    eigenvalues themselves.
+    eigenvalues themselves. A density carries no tridiagonals, so a PSD block given this
+    way keeps its Gauss rules (no Gauss-Radau midpoint, :func:`block_spectrum`).
 
     Parameters
     ----------
@@ -273,7 +277,7 @@ def from_density(den: SpectralDensity, n: int | None = None, *, psd: bool = Fals
                             "only be inferred from a deflated or exact density")
         n = int(round(1.0 / float(w[0])))  # each deflated eigenvalue carries weight 1/n
     n = check_int(n, "n", low=1)
-    spec = _from_rules(rules, deflated, n, psd, "density", den.num_matvecs)
+    spec = _from_rules([[r] for r in rules], deflated, n, psd, "density", den.num_matvecs)
     if den.method != "slq":  # not Gauss rules: the Chebyshev-Markov-Stieltjes bound is void
         spec = replace(spec, quadrature_error=float("nan"))
     return spec
@@ -310,7 +314,8 @@ def block_spectrum(op: Any, *, psd: bool | None = None, dense_max: int = DENSE_M
         products.
     psd : bool, optional
         Declared positive semi-definite (default: the operator's ``psd`` flag);
-        a negative eigenvalue or Ritz value is then an error.
+        a negative eigenvalue or Ritz value is then an error, and an SLQ block is the
+        midpoint of its Gauss and Gauss-Radau (node at 0) rules (module docstring).
     dense_max : int
         Largest size solved densely (:data:`DENSE_MAX`).
     num_probes : int
@@ -395,7 +400,11 @@ def _slq_block(A: Any, n: int, num_probes: int, num_steps: int, psd: bool, rng: 
     if m.exact:  # a budget at or above n: the exact eigenvalues from n products
         return BlockSpectrum(np.sort(m.nodes[0]), method="dense", num_matvecs=m.num_matvecs)
     rules, deflated = _measure_rules(m.nodes, m.weights, n)
-    return _from_rules(rules, deflated, n, psd, "slq", m.num_matvecs)
+    probes = [[r] for r in rules]
+    if psd and m.lanczos is not None and m.lanczos.alpha.shape[0] == len(rules):
+        probes = [[g, r] for g, r in zip(rules, radau_rules(m.lanczos, m.scale, 0.0),
+                                         strict=True)]
+    return _from_rules(probes, deflated, n, psd, "slq", m.num_matvecs)
 
 
 def _measure_rules(nodes: list, weights: list, n: int) -> tuple[list, np.ndarray]:

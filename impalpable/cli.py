@@ -6,7 +6,7 @@
     impalpable eigs MATRIX [-k K] [--which LA|SA|LM|BE] [--tol T] [--exact]
     impalpable trace MATRIX [--method xtrace|xnystrace|hutchpp|hutchinson] [--matvecs M]
     impalpable decompress SAMPLE --size N [N ...] [--method auto|...]
-    impalpable decompress POINTS --kernel rbf --sample n --size N [--blocks B] [--exact]
+    impalpable decompress POINTS --kernel rbf --sample n --size N [--blocks B] [--rtol R]
     impalpable hessian MODULE:FUNCTION [--what density|eigs|trace] [--kind hessian|ggn|...]
     impalpable demo [--small]
 
@@ -139,6 +139,8 @@ def _add_matrix_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _add_kernel_options(p: argparse.ArgumentParser) -> None:
     """Kernel mode of ``decompress`` (:mod:`impalpable.commands.decompress_kernel`)."""
+    from freedecomp.blocks import RTOL
+
     from .commands.decompress_kernel import KERNEL_CHOICES
 
     g = p.add_argument_group("kernel mode: SAMPLE is a points file (N x d)")
@@ -149,7 +151,15 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--blocks", type=_positive_int, default=4, help="blocks drawn (4)")
     g.add_argument("--bandwidth", type=_positive_float, default=None,
                    help="kernel length scale (default: the median heuristic)")
-    _add_estimator_options(g, "density", method=False)
+    g.add_argument("--probes", type=_positive_int, default=10,
+                   help="SLQ probes per block above the dense size (10; the adaptive "
+                   "budget may raise them)")
+    g.add_argument("--steps", type=_positive_int, default=None,
+                   help="Lanczos steps per probe of an SLQ block (default: adaptive, "
+                   "raised until the estimated W1 error is at most --rtol block sds)")
+    g.add_argument("--rtol", type=_positive_float, default=RTOL,
+                   help=f"target of the adaptive SLQ budget, W1 over the block's sd "
+                   f"({RTOL:g}); ignored with --steps")
     g.add_argument("--exact", action="store_true",
                    help=f"also compute the true spectrum densely (N <= {EXACT_LIMIT})")
 

@@ -29,7 +29,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -76,8 +76,10 @@ class SLQMeasure:
     ``tau^2 ||z_i||^2 / n`` (each row sums to about one); ``exact`` marks the
     dense route taken at full budget. With deflation every row also holds the
     ``deflated`` eigenvalues (weight ``1/n`` each), which ``deflated`` lists once.
-    ``lanczos`` is the run behind the rules (``None`` for the exact and deflated
-    routes), in units of ``scale``: its tridiagonals belong to ``A / scale``.
+    ``lanczos`` is the run behind the rules, one row per rule (with deflation: the
+    complement's run, or the pilot's and the others' when nothing was deflated, without
+    their bases; ``None`` for the exact route), in units of ``scale``: its tridiagonals
+    belong to ``A / scale``.
     """
 
     nodes: list[np.ndarray]
@@ -208,7 +210,8 @@ def _rules(res: Any, n: int, extra: tuple = ()) -> SLQMeasure:
         nodes.append(theta)
         weights.append(w)
     return SLQMeasure(nodes, weights, res.num_matvecs, False, int(res.alpha.shape[1]),
-                      np.asarray(extra[0]) if extra else np.zeros(0), None if extra else res)
+                      np.asarray(extra[0]) if extra else np.zeros(0),
+                      replace(res, basis=None) if extra else res)
 
 
 def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
@@ -237,12 +240,16 @@ def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
     c = int(keep.sum())
     if c == 0:  # nothing to deflate: the pilot is an ordinary probe
         first = _rules(pilot, n)
-        nodes, weights, spent = first.nodes, first.weights, pilot.num_matvecs
-        del first, pilot  # its basis is not needed by the other probes
+        spent = pilot.num_matvecs
+        pilot = replace(pilot, basis=None)  # its basis is not needed by the other probes
         rest = lanczos(op, k, v0=Z[:, 1:], reorth=reorth)
         m = _rules(rest, n)
-        return SLQMeasure(nodes + m.nodes, weights + m.weights, spent + rest.num_matvecs,
-                          False, k)
+        both = replace(rest, basis=None, **{f: np.concatenate([getattr(pilot, f),
+                                                               getattr(rest, f)])
+                                            for f in ("alpha", "beta", "steps", "breakdown",
+                                                      "start_norms")})
+        return SLQMeasure(first.nodes + m.nodes, first.weights + m.weights,
+                          spent + rest.num_matvecs, False, k, lanczos=both)
     xp = op.xp
     Q = pilot.basis[0, :s, :].T  # (n, s), on the operator's device
     U = Q @ from_numpy(np.ascontiguousarray(S[:, keep]), like=op)
@@ -286,7 +293,7 @@ def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
     rest = lanczos(defl, min(k, n - c), v0=Zc, reorth=reorth)
     m = _rules(rest, n, extra=(theta[keep], np.full(c, 1.0 / n)))
     return SLQMeasure(m.nodes, m.weights, spent + rest.num_matvecs, False, k,
-                      theta[keep])
+                      theta[keep], m.lanczos)
 
 
 

@@ -85,7 +85,7 @@ def cmd_decompress_kernel(args: argparse.Namespace) -> Report:
     N, n = _check(args, X.shape[0])
     t0 = time.perf_counter()
     kb = kernel_blocks(X, args.kernel, bandwidth=args.bandwidth, rng=args.seed)
-    opts = {"num_probes": args.probes, "num_steps": args.steps,
+    opts = {"num_probes": args.probes, "num_steps": args.steps, "rtol": args.rtol,
             "progress": bar_wanted(args.quiet)}
     res = decompress(kb, N, n=n, total=X.shape[0], method=args.method, rng=args.seed,
                      num_samples=args.blocks, blocks=opts)

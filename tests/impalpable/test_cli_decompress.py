@@ -91,3 +91,39 @@ def test_sample_without_kernel_and_sparse_points_are_refused(points, tmp_path, c
     rc, _, err = run(["decompress", d / "pts.npy", "--kernel", "sigmoid", "--sample", 10,
                       "--size", 50], tmp_path, capsys)
     assert rc == 2 and "invalid choice" in err
+
+
+def test_kernel_mode_budget_is_adaptive_by_default():
+    from freedecomp.blocks import RTOL
+    from impalpable.cli import build_parser
+
+    args = build_parser().parse_args(["decompress", "p.npy", "--kernel", "rbf", "--sample",
+                                      "10", "--size", "20"])
+    assert args.steps is None and args.rtol == RTOL and args.probes == 10
+    # the other subcommands keep their fixed 80 steps
+    assert build_parser().parse_args(["density", "m.npy"]).steps == 80
+    assert build_parser().parse_args(["hessian", "m:f"]).steps == 80
+
+
+@pytest.mark.parametrize("extra,expect", [([], None), (["--steps", 30], 30)])
+def test_kernel_mode_slq_blocks_follow_rtol_or_steps(points, tmp_path, capsys, monkeypatch,
+                                                     extra, expect):
+    import freedecomp.blocks as fb
+
+    seen = []
+    real = fb.block_spectrum
+
+    def spy(op, **kw):
+        seen.append((kw.get("num_steps"), kw.get("rtol")))
+        return real(op, **{**kw, "dense_max": 100})  # blocks of 300 points go to SLQ
+
+    monkeypatch.setattr(fb, "block_spectrum", spy)
+    d, _ = points
+    rc, _, err = run(["decompress", d / "pts.npy", "--kernel", "rbf", "--sample", 300,
+                      "--size", NPTS, "--blocks", 1, "--rtol", 0.02, "--quiet", *extra],
+                     tmp_path, capsys)
+    assert rc == 0, err
+    got = read(tmp_path)["blocks"]
+    assert [b["method"] for b in got] == ["slq"] and seen[0] == (expect, 0.02)
+    if expect is None:  # adaptive: products are not the fixed 10 probes x 80 steps
+        assert got[0]["num_matvecs"] != 10 * 80
