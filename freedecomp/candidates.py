@@ -247,10 +247,11 @@ def _keep_mean(est: Estimate, blocks: Sequence[np.ndarray], psd: bool) -> Estima
     The flow keeps the first free cumulant: the decompressed law's mean is
     ``tr(block)/n`` (``N/n tr(block)`` is the unbiased trace). Fitting, truncation
     and the outlier map break this slightly. The continuous part is stretched about
-    zero for a positive semi-definite sample (it stays ``>= 0``), shifted otherwise,
-    by what restores the mean -- unless that is more than a factor ``[0.8, 1.25]`` or
-    a shift of ``0.05`` of its sd: then it is left as it is and the mean check
-    reports the breach.
+    zero for a positive semi-definite sample (it stays ``>= 0``; the whole law, atoms
+    included, when the continuous part carries too little of the mean), shifted
+    otherwise, by what restores the mean -- unless that is more than a factor
+    ``[0.8, 1.25]`` or a shift of ``0.05`` of its sd: then it is left as it is and the
+    mean check reports the breach.
     """
     ev = est.ev
     target = float(np.mean([np.mean(b) for b in blocks]))
@@ -261,10 +262,14 @@ def _keep_mean(est: Estimate, blocks: Sequence[np.ndarray], psd: bool) -> Estima
     mu = first / mass
     sd = np.sqrt(max(float(np.trapezoid((ev.x - mu) ** 2 * ev.rho, ev.x)) / mass, 0.0))
     want = (target - sum(a * m for a, m in ev.atoms)) / mass  # continuous part's mean
+    atoms = ev.atoms
     if psd and mu > 0:
         s = want / mu
-        if not 0.8 <= s <= 1.25:
-            return est
+        if not 0.8 <= s <= 1.25:  # the whole law instead (outliers carrying the mean)
+            s = target / (first + sum(a * m for a, m in ev.atoms))
+            if not 0.8 <= s <= 1.25:
+                return est
+            atoms = [(a * s, m) for a, m in ev.atoms]
         rho = np.interp(ev.x / s, ev.x, ev.rho, left=0.0, right=0.0) / s
     else:
         if not abs(want - mu) <= 0.05 * sd:
@@ -273,7 +278,7 @@ def _keep_mean(est: Estimate, blocks: Sequence[np.ndarray], psd: bool) -> Estima
     got = float(np.trapezoid(rho, ev.x))
     if not got > 0:
         return est
-    return replace(est, ev=replace(ev, rho=rho * (mass / got)))
+    return replace(est, ev=replace(ev, rho=rho * (mass / got), atoms=atoms))
 
 
 def _exact_zero_atom(ev: GridEvaluation, w: float, alpha: float, sd: float

@@ -85,11 +85,12 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         Randomness for sub-sampling and block indices.
     columns : int, optional
         Column count ``m`` of a Gram matrix (``deformed``; implies it under ``auto``).
-    sampled : {"columns", "rows"}
+    sampled : {"columns", "rows", "features"}
         Where the independent draws of a Gram matrix sit (see :mod:`freedecomp.gram`):
         ``"columns"`` -- population on the row side, the same for the block;
         ``"rows"`` -- rows are data points, population on the column side (activation
-        Grams sampled by data points).
+        Grams sampled by data points); ``"features"`` -- rows are features of a
+        covariance with a general population, whose block is a compression of it.
     n, total : int, optional
         Block size and matrix size of a block sampler.
     **options

@@ -29,7 +29,7 @@ from .models import chebyshev_u_basis
 
 __all__ = ["LogModel", "evaluate_log", "fit_log", "multiscale"]
 
-NODES, LEVELS, NEWTON = 240, 40, 2
+NODES, LEVELS, NEWTON = 160, 40, 2
 
 
 @dataclass(frozen=True, eq=False)
