@@ -264,8 +264,14 @@ def _keys(method: str, zeros: bool, smp: Sample) -> list[tuple]:
     return keys
 
 
-def _select(scores: dict[str, Score], slack: float) -> tuple[str, str | None, str]:
-    """Simplest candidate whose validation error is within ``slack`` of the best."""
+def _select(scores: dict[str, Score], slack: float, block_ok: bool = True
+            ) -> tuple[str, str | None, str]:
+    """Simplest candidate whose validation error is within ``slack`` of the best.
+
+    The plain block -- no decompression at all -- is kept over Nystrom-pad only when
+    ``block_ok`` (eigenvalues validated on Haar compressions, or a block that is a
+    sparse-graph subset) and when it also has the lower W1 part.
+    """
     finite = {k: v for k, v in scores.items() if np.isfinite(v.error) and not v.screened}
     if not finite:
         raise ValueError("no model could be fitted to the sample (all validations failed)")
@@ -274,11 +280,12 @@ def _select(scores: dict[str, Score], slack: float) -> tuple[str, str | None, st
     chosen = min(ok, key=lambda k: (finite[k].family in BASELINES, finite[k].complexity,
                                     finite[k].error))
     pad = finite.get("nystrom-pad")
-    if chosen == "block" and pad is not None and pad.w1 < finite["block"].w1:
-        # the block's edge over Nystrom-pad can come from its small end alone, which
-        # neither baseline decompresses; the plain block must also win on W1
-        # (Hessian and GGN blocks: it won at n/2 -> n by the small end and lost 3.5x
-        # in W1 at N/8)
+    if chosen == "block" and pad is not None and (not block_ok
+                                                  or pad.w1 < finite["block"].w1):
+        # validation at n/2 -> n cannot tell the two baselines apart on dense blocks:
+        # on Hessian and GGN blocks the plain block won there (by its small end, which
+        # neither baseline decompresses, and at N/16 even in W1) and lost 3-4x in W1
+        # at N/8 and N/16; it stays a candidate where the block is not a compression
         chosen = "nystrom-pad"
     others = sorted((k for k in finite if k != chosen), key=lambda k: finite[k].error)
     why = (f"{chosen} is the simplest candidate whose n/2->n validation error "
@@ -318,7 +325,7 @@ class _FreeFit:
             if smp.n < 2 * MIN_EIGENVALUES:
                 raise ValueError(f"validation needs at least {2 * MIN_EIGENVALUES} eigenvalues")
             scores = validate(smp, _keys(method, zero > 0, smp), g, opts.repeats, psd=psd)
-            chosen, runner, reason = _select(scores, opts.slack)
+            chosen, runner, reason = _select(scores, opts.slack, _block_ok(smp))
             fam, order = scores[chosen].family, scores[chosen].order
         diag = {"method": method, "sample_size": smp.n, "family": fam, "reason": reason,
                 "validation_error": scores[chosen].error if chosen else None,
@@ -366,6 +373,13 @@ class _FreeFit:
         diag = _free_compression_check(self.smp, self.scores, chosen, self.g,
                                        self.opts.repeats, last.diagnostics)
         return [*results[:-1], replace(last, diagnostics=diag)]
+
+
+def _block_ok(smp: Sample) -> bool:
+    """Whether the plain block may be chosen: eigenvalues only, or a sparse-graph block."""
+    from .checks import sparse_block_findings
+
+    return smp.matrix is None or bool(sparse_block_findings(smp.matrix))
 
 
 def _sparse_findings(smp: Sample, results: list[Decompression]) -> list[Decompression]:

@@ -74,3 +74,4 @@ def test_block_must_also_win_on_w1_against_nystrom_pad():
     assert _select(scores, 0.15)[0] == "nystrom-pad"
     scores["block"] = Score("block", (), 0.20, False, 0, w1=0.04)
     assert _select(scores, 0.15)[0] == "block"
+    assert _select(scores, 0.15, block_ok=False)[0] == "nystrom-pad"  # a dense block
