@@ -49,6 +49,8 @@ from .samplers import Sample
 __all__ = ["CANDIDATES", "METHODS", "MIN_EIGENVALUES", "decompress"]
 
 MIN_EIGENVALUES = 16
+#: span (largest over smallest eigenvalue) from which the log-variable models are offered
+MULTISCALE = 10.0
 METHODS = ("auto", "rational", "algebraic", "free", "log", "hybrid", "deformed", *BASELINES)
 
 
@@ -73,9 +75,12 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         (:mod:`freedecomp.blocks`). Real input only: complex values are refused.
     size : int or increasing sequence of int
         Target size(s) ``N > n``. A sequence gives the density flow in ``.flow``.
-    method : {"auto", "rational", "algebraic", "free", "log", "deformed", "nystrom-pad", "block"}
+    method : {"auto", "rational", "algebraic", "free", "log", "hybrid", "deformed", \
+"nystrom-pad", "block"}
         ``auto`` validates the rational, algebraic and Chebyshev free-form families, the
-        log-variable model (positive spectra over two decades or more) and the two
+        log-variable models (positive spectra over a decade or more: ``log``, and
+        ``hybrid`` -- the top ``n/8``, ``n/4`` or ``n/2`` eigenvalues mapped as
+        outliers, the rest in ``log x``; full-rank PSD samples) and the two
         baselines (``nystrom-pad``: block eigenvalues times ``N/n`` padded with
         zeros; ``block``: the block as it is) and keeps the simplest that validates;
         ``deformed`` is for Gram matrices ``X X^T / m`` sampled by rows (``columns=m``).
@@ -251,12 +256,12 @@ def _keys(method: str, zeros: bool, smp: Sample) -> list[tuple]:
 
     families = (["rational", "algebraic", "free", "log", "hybrid"] if method == "auto"
                 else [method])
-    if method == "auto" and (zeros or not multiscale(smp.pooled)):
-        families.remove("log")  # positive spectra over decades only
+    if method == "auto" and (zeros or not multiscale(smp.pooled, MULTISCALE)):
+        families.remove("log")  # positive spectra over a decade or more only
     positive = smp.pooled[smp.pooled > 0]
     if method == "auto" and (zeros or not (smp.psd and positive.size
-                                           and multiscale(positive))):
-        families.remove("hybrid")  # full-rank PSD spectra over decades only
+                                           and multiscale(positive, MULTISCALE))):
+        families.remove("hybrid")  # full-rank PSD spectra over a decade or more only
     if zeros and method == "auto":
         families.remove("free")  # the free-form model cannot carry the atom at zero
     keys = [(f, o) for f in families if f not in BASELINES for o in CANDIDATES[f]]
