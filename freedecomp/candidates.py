@@ -195,6 +195,8 @@ def _hybrid(part: int, blocks: Sequence[np.ndarray], alpha: float, num: int, gri
     fitted by the log-variable model (:mod:`freedecomp.logmodel`) and decompressed by
     the bulk ratio ``(N(1-w) - K)/(n(1-w) - K)``. Exact zeros (zero rows of the block,
     fraction ``w``) keep their fraction (:doc:`/theory/free_decompression`, section 4b);
+    mass the flow carries below the smallest resolved scale joins the atom at zero (the
+    flow creates one where the law is thin near zero, Marchenko-Pastur past c = 1);
     any other exact zero is a rank deficiency, whose atom the flow grows (the rank
     rule), which this model cannot carry: such samples are refused, like samples that
     are not positive semi-definite.
