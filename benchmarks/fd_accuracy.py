@@ -19,15 +19,15 @@ alpha = beta = 0.5, Pade continuation; AlgebraicForm: deg_m = 3, deg_z = 2) on t
 block, each under a time limit, its density clipped at zero and renormalised.
 
 Run: ``python benchmarks/fd_accuracy.py [mp,two-bulk,decades] [--seeds 5] [--limit 120]
-[--freealg FreeForm,AlgebraicForm]``. The time limit is a SIGALRM: it cannot stop
-freealg inside compiled code (AlgebraicForm(3,2) ran 733 s on the two-bulk case).
+[--freealg FreeForm,AlgebraicForm]``. Each freealg fit runs in a forked child process
+killed after the time limit (``fd_methods``; a SIGALRM cannot stop freealg inside
+compiled code: AlgebraicForm(3,2) once ran 733 s on the two-bulk case).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 import warnings
@@ -38,6 +38,9 @@ from freedecomp import FreeDecompressionWarning, decompress, laws
 from freedecomp.result import measure_from_grid
 from freedecomp.samplers import haar_compress
 from spectra.distances import wasserstein1
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fd_methods  # noqa: E402
 
 
 def _case(name, seed):
@@ -59,38 +62,33 @@ def _case(name, seed):
     return blocks, N, (full, None), None
 
 
+def _freealg_fit(eigs, N, x, kind):
+    """freealg's decompressed density on ``x`` as a measure (run in a child process)."""
+    freealg = fd_methods._freealg()  # with the numpy-2.4 shim
+    if kind == "FreeForm":
+        f = freealg.FreeForm(eigs)
+        f.fit(method="jacobi", K=20, alpha=0.5, beta=0.5, continuation="pade")
+    else:
+        f = freealg.AlgebraicForm(eigs)
+        f.fit(deg_m=3, deg_z=2)
+    out = f.decompress(N, x=x)
+    rho = np.nan_to_num(np.maximum(np.asarray(out[0] if isinstance(out, tuple) else out,
+                                              float), 0.0))
+    if not np.trapezoid(rho, x) > 0:
+        raise ValueError("no mass on the grid")
+    return measure_from_grid(x, rho, [])
+
+
 def _freealg(eigs, N, x, kind, limit):
-    import numpy
-
-    numpy.trapz = numpy.trapezoid  # noqa: NPY201 - numpy-2.4 shim for freealg
-    import freealg
-
-    def handler(signum, frame):
-        raise TimeoutError
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.alarm(int(limit))
+    """``(measure or why not, seconds)``: the fit in a child process killed after ``limit``."""
     t = time.perf_counter()
     try:
-        if kind == "FreeForm":
-            f = freealg.FreeForm(eigs)
-            f.fit(method="jacobi", K=20, alpha=0.5, beta=0.5, continuation="pade")
-        else:
-            f = freealg.AlgebraicForm(eigs)
-            f.fit(deg_m=3, deg_z=2)
-        out = f.decompress(N, x=x)
-        rho = np.nan_to_num(np.maximum(np.asarray(out[0] if isinstance(out, tuple) else out,
-                                                  float), 0.0))
-        if not np.trapezoid(rho, x) > 0:
-            return "no mass", time.perf_counter() - t
-        return measure_from_grid(x, rho, []), time.perf_counter() - t
-    except TimeoutError:
+        m = fd_methods._with_limit(_freealg_fit, (eigs, N, x, kind), limit)
+    except fd_methods._Timeout:
         return f"over {limit:.0f} s", time.perf_counter() - t
-    except Exception as exc:  # noqa: BLE001 - a crash is a result
-        return f"crash: {type(exc).__name__}", time.perf_counter() - t
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+    except RuntimeError as exc:
+        return f"crash: {exc}", time.perf_counter() - t
+    return m, time.perf_counter() - t
 
 
 def run(name, seeds, limit, kinds):

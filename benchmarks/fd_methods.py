@@ -133,7 +133,9 @@ def _with_limit(fn: Callable, args: tuple, seconds: float):
 
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(q, fn, args), daemon=True)
+    # not a daemon: freealg starts worker processes of its own (a daemonic process may
+    # not, and AlgebraicForm then fails with an AssertionError)
+    proc = ctx.Process(target=_child, args=(q, fn, args), daemon=False)
     proc.start()
     try:
         status, value = q.get(timeout=seconds)

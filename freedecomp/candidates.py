@@ -43,6 +43,7 @@ CANDIDATES: dict[str, list[tuple]] = {
     "algebraic": [(1, 2), (1, 3), (2, 2), (2, 3)],
     "free": [(4,), (8,), (16,)],
     "log": [(8,), (16,)],
+    "hybrid": [(8,), (4,), (2,)],
 }
 BASELINES = ("nystrom-pad", "block")
 FIT_ERRORS = (ValueError, np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError)
@@ -133,6 +134,9 @@ def estimate(family: str, order: tuple, blocks: Sequence[np.ndarray], alpha: flo
     """
     if family in BASELINES:
         return _baseline(family, blocks, alpha, num, grid)
+    if family == "hybrid":
+        return _keep_mean(_hybrid(order[0], blocks, alpha, num, grid, matrices), blocks,
+                          True)
     n = blocks[0].size
     N = alpha * n
     splits = split_blocks(list(blocks), psd, matrices=matrices)
@@ -169,8 +173,114 @@ def estimate(family: str, order: tuple, blocks: Sequence[np.ndarray], alpha: flo
         atoms += [(float(x), 1.0 / N) for x in locs.mean(axis=0)]
     atoms += [(float(x), 1.0 / (n * len(blocks))) for x in local]
     ev = replace(ev, rho=ev.rho * f, atoms=atoms)
-    return Estimate(ev, raw, model.name, model.complexity, mapped, spurious, zero_mass,
-                    alpha_b, (local, N / (n * len(blocks))))
+    return _keep_mean(Estimate(ev, raw, model.name, model.complexity, mapped, spurious,
+                               zero_mass, alpha_b, (local, N / (n * len(blocks)))), blocks,
+                      psd)
+
+
+#: order of the log-variable model of the hybrid's rest
+HYBRID_ORDER = 16
+#: smallest eigenvalue the hybrid resolves, relative to the largest
+LOG_RANGE = 1e-9
+
+
+def _hybrid(part: int, blocks: Sequence[np.ndarray], alpha: float, num: int, grid: Any,
+            matrices: list | None = None) -> Estimate:
+    r"""Top ``n/part`` eigenvalues mapped as outliers, the rest decompressed in ``log x``.
+
+    The large end of a kernel-like spectrum is a sequence of isolated eigenvalues, each
+    moved along the real characteristic (:func:`~freedecomp.outliers.map_outliers`;
+    about ``alpha`` times the block value, the Nystrom scaling, far from the rest) and
+    averaged rank by rank over the blocks; the positive rest, spanning decades, is
+    fitted by the log-variable model (:mod:`freedecomp.logmodel`) and decompressed by
+    the bulk ratio ``(N(1-w) - K)/(n(1-w) - K)``. Exact zeros (zero rows of the block,
+    fraction ``w``) keep their fraction (:doc:`/theory/free_decompression`, section 4b);
+    mass the flow carries below the smallest resolved scale joins the atom at zero (the
+    flow creates one where the law is thin near zero, Marchenko-Pastur past c = 1);
+    any other exact zero is a rank deficiency, whose atom the flow grows (the rank
+    rule), which this model cannot carry: such samples are refused, like samples that
+    are not positive semi-definite.
+    """
+    n = blocks[0].size
+    N = alpha * n
+    K = max(1, n // part)
+    vals, locs, rests, zeros = [], [], [], 0
+    for b, M in zip(blocks, matrices or [None] * len(blocks), strict=True):
+        e = np.sort(b)
+        tol = zero_tolerance(e)
+        if e[0] < -tol:
+            raise ValueError("the hybrid model needs a positive semi-definite sample")
+        pos = e[e > tol]
+        rows = 0 if M is None else int(np.sum(np.max(np.abs(M), axis=1) <= tol))
+        if e.size - pos.size - rows >= max(2, e.size // 200):
+            raise ValueError("the hybrid model cannot carry the atom of a rank-deficient "
+                             "block (zeros beyond its zero rows)")
+        pos = e[rows:]  # a stray rounding zero joins the rest (held at the floor)
+        if pos.size < K + 16:
+            raise ValueError("too few positive eigenvalues for the hybrid model")
+        vals.append(pos[-K:])
+        locs.append(map_outliers(pos[-K:], e[: e.size - K], alpha))
+        rests.append(pos[:-K])
+        zeros += e.size - pos.size
+    w = zeros / (n * len(blocks))
+    rest = np.concatenate(rests)
+    # below 1e-9 of the largest eigenvalue a block's eigenvalues are rounding noise in a
+    # log variable: they are held at that floor (their W1 and trace weight is nil)
+    model = fit_log(np.maximum(rest, LOG_RANGE * max(float(v[-1]) for v in vals)),
+                    HYBRID_ORDER)
+    alpha_b = (N * (1 - w) - K) / (n * (1 - w) - K)
+    raw = evaluate_log(model, alpha_b, num, grid)
+    f = 1.0 - w - K / N
+    lost = max(0.0, 1.0 - raw.mass)  # pushed below the smallest resolved scale: at zero
+    ev = replace(raw, atoms=[(0.0, lost)] if lost > 0 else []).normalised()
+    zero = w + f * sum(m for _, m in ev.atoms)
+    atoms = [(0.0, zero)] if zero > 0 else []
+    atoms += [(float(x), 1.0 / N) for x in np.mean(locs, axis=0)]
+    ev = replace(ev, rho=ev.rho * f, atoms=atoms)
+    raw = replace(raw, mass=raw.mass + lost)
+    mapped = [(np.array(vals), np.array(locs), "upper")]
+    return Estimate(ev, raw, f"hybrid(n/{part}, log-chebyshev({HYBRID_ORDER}))",
+                    HYBRID_ORDER + 1, mapped, 0.0, zero, alpha_b)
+
+
+def _keep_mean(est: Estimate, blocks: Sequence[np.ndarray], psd: bool) -> Estimate:
+    r"""Move the continuous part so that the mean is the blocks' mean exactly.
+
+    The flow keeps the first free cumulant: the decompressed law's mean is
+    ``tr(block)/n`` (``N/n tr(block)`` is the unbiased trace). Fitting, truncation
+    and the outlier map break this slightly. The continuous part is stretched about
+    zero for a positive semi-definite sample (it stays ``>= 0``; the whole law, atoms
+    included, when the continuous part carries too little of the mean), shifted
+    otherwise, by what restores the mean -- unless that is more than a factor
+    ``[0.8, 1.25]`` or a shift of ``0.05`` of its sd: then it is left as it is and the
+    mean check reports the breach.
+    """
+    ev = est.ev
+    target = float(np.mean([np.mean(b) for b in blocks]))
+    mass = float(np.trapezoid(ev.rho, ev.x))
+    if not mass > 0:
+        return est
+    first = float(np.trapezoid(ev.x * ev.rho, ev.x))
+    mu = first / mass
+    sd = np.sqrt(max(float(np.trapezoid((ev.x - mu) ** 2 * ev.rho, ev.x)) / mass, 0.0))
+    want = (target - sum(a * m for a, m in ev.atoms)) / mass  # continuous part's mean
+    atoms = ev.atoms
+    if psd and mu > 0:
+        s = want / mu
+        if not 0.8 <= s <= 1.25:  # the whole law instead (outliers carrying the mean)
+            s = target / (first + sum(a * m for a, m in ev.atoms))
+            if not 0.8 <= s <= 1.25:
+                return est
+            atoms = [(a * s, m) for a, m in ev.atoms]
+        rho = np.interp(ev.x / s, ev.x, ev.rho, left=0.0, right=0.0) / s
+    else:
+        if not abs(want - mu) <= 0.05 * sd:
+            return est
+        rho = np.interp(ev.x - (want - mu), ev.x, ev.rho, left=0.0, right=0.0)
+    got = float(np.trapezoid(rho, ev.x))
+    if not got > 0:
+        return est
+    return replace(est, ev=replace(ev, rho=rho * (mass / got), atoms=atoms))
 
 
 def _exact_zero_atom(ev: GridEvaluation, w: float, alpha: float, sd: float
@@ -210,16 +320,18 @@ def _penalty(est: Estimate, psd: bool, top: float) -> float:
 
 
 def _score(key: tuple, sub: tuple, target: np.ndarray, psd: bool
-           ) -> tuple[float, str | None, int]:
+           ) -> tuple[float, str | None, int, float]:
+    """``(error, name, complexity, W1 part)`` of one candidate on one sub-sample."""
     family, order = key
     e, M = sub
     try:
         est = estimate(family, order, [e], target.size / e.size, psd=psd, num=256,
                        matrices=[M])
-        s = validation_error(est.ev, target, psd)["total"]
-        return s + _penalty(est, psd, float(target.max())), est.name, est.complexity
+        s = validation_error(est.ev, target, psd)
+        return (s["total"] + _penalty(est, psd, float(target.max())), est.name,
+                est.complexity, s["w1"])
     except FIT_ERRORS:
-        return np.inf, None, 99
+        return np.inf, None, 99, np.inf
 
 
 def validate(sample: Any, keys: Sequence[tuple], rng: np.random.Generator, repeats: int,
@@ -246,13 +358,14 @@ def validate(sample: Any, keys: Sequence[tuple], rng: np.random.Generator, repea
                  if errs1[k] <= 1.3 * best1 or (i < keep and errs1[k] <= screen * best1)]
     out: dict[str, Score] = {}
     for key in keys:
-        errs = [errs1[key]]
+        runs = [first[key]]
         if key in shortlist:
-            errs += [_score(key, s, sample.blocks[b], psd)[0] for s, b in subs[1:]]
+            runs += [_score(key, s, sample.blocks[b], psd) for s, b in subs[1:]]
         name = first[key][1] or _name(key)
-        out[name] = Score(family=key[0], order=key[1], error=float(np.mean(errs)),
+        out[name] = Score(family=key[0], order=key[1],
+                          error=float(np.mean([r[0] for r in runs])),
                           screened=key not in shortlist and len(subs) > 1,
-                          complexity=first[key][2])
+                          complexity=first[key][2], w1=float(np.mean([r[3] for r in runs])))
     return out
 
 

@@ -49,7 +49,9 @@ from .samplers import Sample
 __all__ = ["CANDIDATES", "METHODS", "MIN_EIGENVALUES", "decompress"]
 
 MIN_EIGENVALUES = 16
-METHODS = ("auto", "rational", "algebraic", "free", "log", "deformed", *BASELINES)
+#: span (largest over smallest eigenvalue) from which the log-variable models are offered
+MULTISCALE = 10.0
+METHODS = ("auto", "rational", "algebraic", "free", "log", "hybrid", "deformed", *BASELINES)
 
 
 # ================================================================================ driver
@@ -73,9 +75,14 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         (:mod:`freedecomp.blocks`). Real input only: complex values are refused.
     size : int or increasing sequence of int
         Target size(s) ``N > n``. A sequence gives the density flow in ``.flow``.
-    method : {"auto", "rational", "algebraic", "free", "log", "deformed", "nystrom-pad", "block"}
-        ``auto`` validates the rational, algebraic and Chebyshev free-form families, the
-        log-variable model (positive spectra over two decades or more) and the two
+    method : str
+        One of ``"auto"``, ``"rational"``, ``"algebraic"``, ``"free"``, ``"log"``,
+        ``"hybrid"``, ``"deformed"``, ``"nystrom-pad"``, ``"block"``. ``auto``
+        validates the rational, algebraic and Chebyshev free-form families, the
+        log-variable models (positive spectra over a decade or more: ``log``, and
+        ``hybrid`` -- the top ``n/8``, ``n/4`` or ``n/2`` eigenvalues mapped as
+        outliers, the rest in ``log x``; full-rank PSD blocks, not from a block
+        sampler) and the two
         baselines (``nystrom-pad``: block eigenvalues times ``N/n`` padded with
         zeros; ``block``: the block as it is) and keeps the simplest that validates;
         ``deformed`` is for Gram matrices ``X X^T / m`` sampled by rows (``columns=m``).
@@ -85,11 +92,12 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
         Randomness for sub-sampling and block indices.
     columns : int, optional
         Column count ``m`` of a Gram matrix (``deformed``; implies it under ``auto``).
-    sampled : {"columns", "rows"}
+    sampled : {"columns", "rows", "features"}
         Where the independent draws of a Gram matrix sit (see :mod:`freedecomp.gram`):
         ``"columns"`` -- population on the row side, the same for the block;
         ``"rows"`` -- rows are data points, population on the column side (activation
-        Grams sampled by data points).
+        Grams sampled by data points); ``"features"`` -- rows are features of a
+        covariance with a general population, whose block is a compression of it.
     n, total : int, optional
         Block size and matrix size of a block sampler.
     **options
@@ -248,9 +256,18 @@ def _keys(method: str, zeros: bool, smp: Sample) -> list[tuple]:
     """The ``(family, order)`` candidates of ``method``."""
     from .logmodel import multiscale
 
-    families = ["rational", "algebraic", "free", "log"] if method == "auto" else [method]
-    if method == "auto" and (zeros or not multiscale(smp.pooled)):
-        families.remove("log")  # positive spectra over decades only
+    families = (["rational", "algebraic", "free", "log", "hybrid"] if method == "auto"
+                else [method])
+    if method == "auto" and (zeros or not multiscale(smp.pooled, MULTISCALE)):
+        families.remove("log")  # positive spectra over a decade or more only
+    positive = smp.pooled[smp.pooled > 0]
+    # not for block samplers either: the curvature samplers read the rank off the atom
+    # at zero, which the hybrid's small end does not pin down (GGN data blocks: trace
+    # -19% against Nystrom-pad's -4.6%)
+    if method == "auto" and (zeros or smp.sampler is not None
+                             or not (smp.psd and positive.size
+                                     and multiscale(positive, MULTISCALE))):
+        families.remove("hybrid")  # full-rank PSD spectra over a decade or more only
     if zeros and method == "auto":
         families.remove("free")  # the free-form model cannot carry the atom at zero
     keys = [(f, o) for f in families if f not in BASELINES for o in CANDIDATES[f]]
@@ -258,8 +275,14 @@ def _keys(method: str, zeros: bool, smp: Sample) -> list[tuple]:
     return keys
 
 
-def _select(scores: dict[str, Score], slack: float) -> tuple[str, str | None, str]:
-    """Simplest candidate whose validation error is within ``slack`` of the best."""
+def _select(scores: dict[str, Score], slack: float, block_ok: bool = True
+            ) -> tuple[str, str | None, str]:
+    """Simplest candidate whose validation error is within ``slack`` of the best.
+
+    The plain block -- no decompression at all -- is kept over Nystrom-pad only when
+    ``block_ok`` (eigenvalues validated on Haar compressions, or a block that is a
+    sparse-graph subset) and when it also has the lower W1 part.
+    """
     finite = {k: v for k, v in scores.items() if np.isfinite(v.error) and not v.screened}
     if not finite:
         raise ValueError("no model could be fitted to the sample (all validations failed)")
@@ -267,6 +290,14 @@ def _select(scores: dict[str, Score], slack: float) -> tuple[str, str | None, st
     ok = [k for k, v in finite.items() if v.error <= best * (1 + slack)]
     chosen = min(ok, key=lambda k: (finite[k].family in BASELINES, finite[k].complexity,
                                     finite[k].error))
+    pad = finite.get("nystrom-pad")
+    if chosen == "block" and pad is not None and (not block_ok
+                                                  or pad.w1 < finite["block"].w1):
+        # validation at n/2 -> n cannot tell the two baselines apart on dense blocks:
+        # on Hessian and GGN blocks the plain block won there (by its small end, which
+        # neither baseline decompresses, and at N/16 even in W1) and lost 3-4x in W1
+        # at N/8 and N/16; it stays a candidate where the block is not a compression
+        chosen = "nystrom-pad"
     others = sorted((k for k in finite if k != chosen), key=lambda k: finite[k].error)
     why = (f"{chosen} is the simplest candidate whose n/2->n validation error "
            f"({finite[chosen].error:.2e}: W1, top eigenvalue, trace and small end, in sds) "
@@ -305,7 +336,7 @@ class _FreeFit:
             if smp.n < 2 * MIN_EIGENVALUES:
                 raise ValueError(f"validation needs at least {2 * MIN_EIGENVALUES} eigenvalues")
             scores = validate(smp, _keys(method, zero > 0, smp), g, opts.repeats, psd=psd)
-            chosen, runner, reason = _select(scores, opts.slack)
+            chosen, runner, reason = _select(scores, opts.slack, _block_ok(smp))
             fam, order = scores[chosen].family, scores[chosen].order
         diag = {"method": method, "sample_size": smp.n, "family": fam, "reason": reason,
                 "validation_error": scores[chosen].error if chosen else None,
@@ -353,6 +384,13 @@ class _FreeFit:
         diag = _free_compression_check(self.smp, self.scores, chosen, self.g,
                                        self.opts.repeats, last.diagnostics)
         return [*results[:-1], replace(last, diagnostics=diag)]
+
+
+def _block_ok(smp: Sample) -> bool:
+    """Whether the plain block may be chosen: eigenvalues only, or a sparse-graph block."""
+    from .checks import sparse_block_findings
+
+    return smp.matrix is None or bool(sparse_block_findings(smp.matrix))
 
 
 def _sparse_findings(smp: Sample, results: list[Decompression]) -> list[Decompression]:

@@ -18,6 +18,13 @@ both ways"). :func:`freedecomp.decompress` takes ``columns=m`` and ``sampled=``:
     of ``N`` points: the law of :class:`ColumnGram`. The block is the same with ``n``
     points, so the feature population is fitted at ratio ``m/n`` and re-solved with
     ``N`` points; the atom at zero is ``1 - m/N`` (rank ``m``) when ``m < N``.
+``sampled="features"``
+    The rows are features of a covariance ``X X^T / m`` (``m`` data points) whose
+    population :math:`\Sigma` is a general matrix: a block of ``n`` features has the
+    population :math:`\Sigma_{SS}`, itself a principal block -- a free compression --
+    of :math:`\Sigma`. The population is fitted at ratio ``n/m``, free-decompressed by
+    ``N/n`` (:func:`decompress_population`) and re-solved at ratio ``N/m``
+    (:doc:`/theory/free_decompression`, section 4b, "Gram matrices").
 """
 
 from __future__ import annotations
@@ -36,9 +43,11 @@ from .laws.deformed import law_density
 from .result import Decompression, Diagnostics, support_intervals
 from .samplers import Sample
 
-__all__ = ["SAMPLED", "ColumnGram", "DeformedFit"]
+__all__ = ["SAMPLED", "ColumnGram", "DeformedFit", "decompress_population"]
 
-SAMPLED = ("columns", "rows")
+SAMPLED = ("columns", "rows", "features")
+#: the R-transform model of a compressed population (Marchenko-Pastur-like, 3 moments)
+POPULATION_ORDER = (1, 1)
 
 
 @dataclass(repr=False)
@@ -93,10 +102,35 @@ class ColumnGram:
         return law_density(self, num)
 
 
-def _law(sampled: str, t: np.ndarray, w: np.ndarray, m: int, K: int) -> Any:
-    """The law at size ``K`` for a fitted population ``(t, w)``."""
+def decompress_population(t: np.ndarray, w: np.ndarray, alpha: float, num: int = 120
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    r"""Free-decompress a population law ``(t, w)`` by ``alpha``.
+
+    The law of :math:`\Sigma` from that of its principal blocks :math:`\Sigma_{SS}`.
+    A rational R-transform model (:data:`POPULATION_ORDER`, fitted to the moments of
+    ``(t, w)`` through 2000 quantiles) is decompressed along the characteristics and
+    returned as positive quadrature atoms and weights.
+    """
+    from .evaluation import evaluate_model
+
+    if alpha <= 1.0:
+        return t, w
+    c = np.cumsum(w) / np.sum(w)
+    q = t[np.minimum(np.searchsorted(c, (np.arange(2000) + 0.5) / 2000), t.size - 1)]
+    model = _m.fit_rational(q, *POPULATION_ORDER)
+    nodes, weights = evaluate_model(model, alpha, num=num).normalised().measure()
+    keep = (nodes > 0) & (weights > 0)
+    if not keep.any():
+        raise ValueError("the decompressed population has no positive mass")
+    return nodes[keep], weights[keep] / weights[keep].sum()
+
+
+def _law(sampled: str, t: np.ndarray, w: np.ndarray, m: int, K: int, fitted: int) -> Any:
+    """The law at size ``K`` for a population ``(t, w)`` fitted to ``fitted`` rows."""
     if sampled == "rows":
         return ColumnGram(t, w, m, K)
+    if sampled == "features":
+        t, w = decompress_population(t, w, K / fitted)
     return DeformedMarchenkoPastur(t, w, K / m)
 
 
@@ -104,7 +138,7 @@ def _fit(sampled: str, eigs: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray
     """Population fitted to a block of ``eigs.size`` rows (see the module notes)."""
     n = eigs.size
     e = np.clip(eigs, 0.0, None)
-    if sampled == "columns":
+    if sampled in ("columns", "features"):
         return _m.fit_population(e, n / m)
     # rows: the m x m inner matrix has the block's non-zero eigenvalues (times m/n)
     # and m - n zeros when m > n
@@ -136,15 +170,17 @@ class DeformedFit:
         if smp.eigs.min() < -1e-8 * abs(smp.eigs).max():
             raise ValueError("a Gram matrix is positive semi-definite; the sample has negative "
                              f"eigenvalues (min {smp.eigs.min():.3g})")
-        t, w, resid = _fit(sampled, smp.pooled if sampled == "columns" else smp.eigs, m)
+        t, w, resid = _fit(sampled, smp.eigs if sampled == "rows" else smp.pooled, m)
         sd = float(smp.eigs.std())
         reason = ("method='deformed'" if method == "deformed" else
                   "columns given: a Gram matrix sampled by rows is not a free compression, "
                   "so the deformed law is used")
-        reason += (f" (sampled={sampled!r}: " + ("population on the row side, the same for "
-                   "the block" if sampled == "columns" else "rows are the draws, population "
-                   "on the column side") + ")")
-        at_n = evaluate_law(_law(sampled, t, w, m, smp.n), 500).normalised()
+        reason += f" (sampled={sampled!r}: " + {
+            "columns": "population on the row side, the same for the block",
+            "rows": "rows are the draws, population on the column side",
+            "features": "rows are features: the block's population is a compression of "
+                        "the full population, free-decompressed before the MP map"}[sampled] + ")"
+        at_n = evaluate_law(_law(sampled, t, w, m, smp.n, smp.n), 500).normalised()
         diag: dict[str, Any] = {
             "method": "deformed", "model": f"deformed-mp({t.size} population atoms)",
             "reason": reason, "sample_size": smp.n, "columns": m, "population": (t, w),
@@ -156,14 +192,15 @@ class DeformedFit:
                 e = smp.subsample(smp.n // 2, g)
                 subs.append(_fit(sampled, e, m)[:2])
             diag["validation_error"] = float(np.mean(
-                [w1(evaluate_law(_law(sampled, ts, ws, m, smp.n), 500).normalised(),
-                    smp.eigs) for ts, ws in subs])) / sd
+                [w1(evaluate_law(_law(sampled, ts, ws, m, smp.n, smp.n // 2),
+                                 500).normalised(), smp.eigs) for ts, ws in subs])) / sd
         return cls(smp, m, sampled, (t, w), subs, diag)
 
     def result(self, N: int, num: int, grid: np.ndarray | None) -> Decompression:
         """The law at ``N`` rows, its stability against the sub-sample refits."""
         smp, m = self.smp, self.columns
-        ev = evaluate_law(_law(self.sampled, *self.base, m, N), num, grid).normalised()
+        ev = evaluate_law(_law(self.sampled, *self.base, m, N, smp.n), num,
+                          grid).normalised()
         d = dict(self.diag, alpha=N / smp.n, ratio=N / m, mass_before_normalisation=ev.mass,
                  warnings=[])
         self_err = d["self_consistency_error"]
@@ -172,8 +209,9 @@ class DeformedFit:
             nodes, weights = ev.measure()
             sd_n = float(np.sqrt(np.sum(weights * (nodes - np.sum(weights * nodes)) ** 2)))
             stab = float(np.mean([
-                w1(evaluate_law(_law(self.sampled, ts, ws, m, N), 500).normalised(),
-                   nodes, weights) for ts, ws in self.subs])) / sd_n
+                w1(evaluate_law(_law(self.sampled, ts, ws, m, N, smp.n // 2),
+                                500).normalised(), nodes, weights)
+                for ts, ws in self.subs])) / sd_n
             d["stability"] = stab
             ok = ok and stab < 0.1
         if not ok:

@@ -218,5 +218,8 @@ def map_outliers(values: np.ndarray, rest: np.ndarray, alpha: float) -> np.ndarr
     values = np.asarray(values, float)
     if values.size == 0:
         return values
-    mb = np.mean(1.0 / (rest[None, :] - values[:, None]), axis=1)
-    return values + (1.0 - alpha) / mb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mb = np.mean(1.0 / (rest[None, :] - values[:, None]), axis=1)
+        mapped = values + (1.0 - alpha) / mb
+    # a value tied with the rest has no finite map: its far-outlier (Nystrom) limit
+    return np.where(np.isfinite(mapped), mapped, alpha * values)

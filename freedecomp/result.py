@@ -126,16 +126,19 @@ class Score(_ByKey):
     Attributes
     ----------
     family : str
-        ``"rational"``, ``"algebraic"`` or ``"free"``.
+        A family of :data:`freedecomp.candidates.CANDIDATES` or a baseline.
     order : tuple of int
         The candidate's order within its family.
     error : float
-        Mean W1 error over the validation sub-samples, in sample standard deviations
-        (``inf`` when the fit failed).
+        Mean validation error over the sub-samples
+        (:func:`freedecomp.evaluation.validation_error` plus penalties; ``inf`` when
+        the fit failed).
     screened : bool
         Scored on the first sub-sample only and left out of the selection.
     complexity : int
         Number of free parameters (the simplest model is preferred).
+    w1 : float
+        The mean of the W1 part alone, in sample standard deviations.
     """
 
     family: str
@@ -143,6 +146,7 @@ class Score(_ByKey):
     error: float
     screened: bool
     complexity: int
+    w1: float = float("nan")
 
 
 @dataclass(frozen=True, eq=False)
