@@ -89,6 +89,9 @@ class Run:
         #: converge (an invariant subspace ends the cycle anyway: see ``hold``)
         self.first = min(2 * k + 1, B.m)
         self.theta = self.Y = self.res = self.order = None
+        #: ``(largest stagnated residual, its relative size)`` when the explicit residuals
+        #: stopped decreasing below the tolerance (see :meth:`_stagnated`), else ``None``
+        self.floor: tuple[float, float] | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -220,6 +223,26 @@ class Run:
                                B.op.dtype)
         return true, ok, bool(np.any(maybe & ~ok))
 
+    def _stagnated(self, sel, true, ok, prev) -> bool:
+        r"""Whether the explicit residuals have reached what the products allow.
+
+        After a failed check that follows another: every failing pair's explicit
+        residual fell by less than half since that check while its Lanczos estimate is
+        ten times below it.  The relation :math:`A V = V H + \beta v e^T` then holds
+        only to the accuracy of the computed products (rounding in a float32 product, an
+        operator slightly non-symmetric or noisy), more steps cannot lower the true
+        residual, and the run stops (sets :attr:`floor`) instead of spending the budget.
+        """
+        bad = ~ok
+        if prev is None or len(prev) != len(true) or not np.any(bad):
+            return False
+        est = self.res[sel]
+        if not (np.all(true[bad] > 0.5 * prev[bad]) and np.all(est[bad] <= 0.1 * true[bad])):
+            return False
+        rel = true[bad] / np.maximum(np.abs(self.theta[sel][bad]), 1e-300)
+        self.floor = float(np.max(true[bad])), float(np.max(rel))
+        return True
+
     def solve(self, output_order, rounds: int = _MAX_VERIFY):
         """Iterate and verify until the explicit residuals pass or the budget runs out.
 
@@ -228,7 +251,7 @@ class Run:
         else the estimates; scaled units) and whether they met ``tol``.
         """
         B, k = self.B, self.k
-        last = None
+        last = prev = None
         for _ in range(rounds):
             est_ok = self.iterate()
             sel = self.selected(output_order)
@@ -241,8 +264,9 @@ class Run:
             last = self.theta[sel], X, true, False, True
             if est_ok and np.all(ok):
                 return self.theta[sel], X, true, True, True
-            if not est_ok or B.used + B.b > self.budget:
+            if not est_ok or B.used + B.b > self.budget or self._stagnated(sel, true, ok, prev):
                 break
+            prev = true
         if last is not None:
             return last
         sel = self.selected(output_order)

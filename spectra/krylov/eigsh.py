@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import from_numpy, tolerance
+from ..backend import dtype_name, eps, from_numpy, tolerance
 from ..operators import Operator, as_operator, dense_matrix, require_symmetric
 from ..probes import as_rng, draw
 from ..results import EigResult, warn_not_converged
@@ -427,11 +427,11 @@ def eigsh(
         theta, res = theta[o], res[o]
         X = X[:, o.tolist()]
     return _finish(B, theta, X if vectors else None, res, k, which, converged, verified,
-                   run.restarts, tol, (status, found, miss), b, max_matvecs)
+                   run.restarts, tol, (status, found, miss), b, max_matvecs, run.floor)
 
 
 def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, check, b,
-            run_limit):
+            run_limit, floor=None):
     status, found, miss = check
     lam, r = theta / B.inv, res / B.inv
     kind = "explicit" if verified else "estimated"
@@ -442,8 +442,18 @@ def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, chec
         ok = converged_mask(res, theta, tol, B.anorm, B.op.dtype)
         msg = (f"not converged: {int(np.sum(ok))} of {k} eigenpairs met tol={tol:g} "
                f"({kind} residuals) in {B.used} products (max_matvecs={run_limit}, "
-               f"{restarts} restarts); largest residual {float(np.max(r)):.3g}. Raise max_matvecs "
-               "or ncv, or loosen tol")
+               f"{restarts} restarts); largest residual {float(np.max(r)):.3g}. ")
+        if floor is None:
+            msg += "Raise max_matvecs or ncv, or loosen tol"
+        else:
+            e = float(eps(B.op.dtype))
+            msg += (f"The explicit residuals stopped decreasing at {floor[0] / B.inv:.3g} "
+                    f"(relative {floor[1]:.2g}, {floor[0] / max(B.anorm, 1e-300) / e:.0f} "
+                    f"eps ||A|| in {dtype_name(B.op.dtype)}) while the "
+                    "Lanczos estimates fell ten times below them: the accuracy that the "
+                    "operator's products allow (their rounding, or an operator slightly "
+                    "non-symmetric or noisy); more products cannot reach tol. Loosen tol to "
+                    f"about {_round_up(2.0 * floor[1]):g}, or use a float64 operator")
         warn_not_converged("eigsh " + msg, stacklevel=4)
     if found:
         msg += (f"; a deflated check from a fresh random vector found {found} further "
@@ -467,6 +477,12 @@ def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, chec
         message=msg,
         num_restarts=restarts,
     )
+
+
+def _round_up(x: float) -> float:
+    """``x`` rounded up to one significant digit (a tolerance to suggest)."""
+    e = 10.0 ** np.floor(np.log10(x))
+    return float(np.ceil(x / e) * e)
 
 
 def _dense(op: Operator, which: str, vectors: bool) -> EigResult:
