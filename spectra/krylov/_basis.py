@@ -71,15 +71,15 @@ def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
 
     Gaussian draws from ``g``, projected out twice; up to five draws.
     """
-    xp, n = op.xp, op.shape[0]
+    n = op.shape[0]
     for _ in range(5):
         z = draw("gaussian", n, 1, like=op, rng=g)[:, 0]
-        z_norm = float(to_numpy(xp.linalg.vector_norm(z)))
+        z_norm = math.sqrt(float(dots(z[None], z)[0]))
         for _ in range(2):
-            parts = [B.T @ (B @ z) for B in bases]
+            parts = [B.T @ from_numpy(dots(B, z), like=op) for B in bases]
             for part in parts:
                 z = z - part
-        nz = float(to_numpy(xp.linalg.vector_norm(z)))
+        nz = math.sqrt(float(dots(z[None], z)[0]))
         if nz > 1e-3 * z_norm:
             return z / nz
     raise RuntimeError("could not draw a direction orthogonal to the basis")  # pragma: no cover
@@ -263,9 +263,10 @@ class Basis:
         return w, h, math.sqrt(max(float(dots(w[None], w)[0]), 0.0))
 
     def set_start(self, v) -> None:
-        """Normalise ``v`` (scale-safe) into the first basis row."""
+        """Normalise ``v`` (scale-safe, then to float64-summed accuracy) into row 0."""
         nrm = column_norms(v[:, None], self.xp)
         self.V[0] = v / from_numpy(nrm, like=self.op)[0]
+        self.V[0] *= 1.0 / math.sqrt(float(dots(self.V[:1], self.V[0])[0]))
 
     def step(self) -> bool:
         """One Lanczos step at row ``size``; return whether a breakdown occurred."""

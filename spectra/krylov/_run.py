@@ -418,28 +418,49 @@ class Copies:
         C.inv, C.anorm, C.used = B.inv, B.anorm, B.used
         C.set_start(random_direction(B.op, self.g, C.L))
         slack = np.maximum(true, self.tol * np.abs(theta))
-        start, steps, keep = B.used, 0, max(1, min(m - 1, m // 2))
+        start, steps, keep = B.used, 0, max(1, min(m - 2, m // 2))
+        fresh = True  # the basis is the Krylov space of the random start (no restart yet)
         target = min(m, _FIRST_LOOK)
         while True:
             while C.size < target and C.size < C.dim:
                 size = C.size
                 C.advance(target)  # stops early after a breakdown (a random direction)
-                steps += C.size - size
+                if fresh:
+                    steps += C.size - size
             th, Y, r = C.ritz()
             B.used, B.anorm = C.used, max(B.anorm, C.anorm)
             kind, a, b = _judge(theta, slack, self.which, th, r, steps, B.anorm, C.dim)
             if kind == "hit":
                 return (a, b), C
-            self.miss = 0.0 if C.size >= C.dim else a
+            self.miss = 0.0 if fresh and C.size >= C.dim else a
             if self.miss <= _MISS_PROBABILITY:
                 return "clean", C
             if C.size < m and C.size < C.dim:  # mid-cycle: on to where the bound can pass
-                target = min(m, C.size + _more_steps(b, steps, C.dim))
+                more = _more_steps(b, steps, C.dim) if fresh else _FIRST_LOOK
+                target = min(m, C.size + more)
                 continue
-            if C.used - start + m - keep > self.cap or C.used + m - keep + 1 > self.limit:
+            if (m < 3 or C.used - start + m - keep > self.cap  # m < 3: no room for both ends
+                    or C.used + m - keep + 1 > self.limit):
                 return ("unsure" if b < _CLUSTER_GAP else "bounded"), C
-            C.restart(th, Y, self.prefer(th, self.which)[:keep])
-            target = min(m, C.size + _more_steps(b, steps, C.dim))
+            C.restart(th, Y, _kept(th, self.prefer(th, self.which), keep))
+            fresh, target = False, min(m, C.size + _FIRST_LOOK)
+
+
+def _kept(th: np.ndarray, order: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` most wanted Ritz values' indices with the two extreme ones among them.
+
+    The check's bound (:func:`_judge`) compares the largest and smallest Ritz values
+    with the wanted set; keeping both at a thick restart makes them monotone (each
+    cycle's space holds the kept vectors, Courant-Fischer), so the extremes after any
+    number of restarts are at least as good as those of the first cycle, the Krylov
+    space of the random start, to which the random-start bound applies.  (The two
+    extremes can make ``keep + 1`` when ``keep = 1``; the caller leaves room.)
+    """
+    ends = [int(np.argmax(th)), int(np.argmin(th))]
+    ends = [i for i in ends if i in order[:keep]] + [i for i in ends if i not in order[:keep]]
+    sel = ends[:2] if ends[0] != ends[1] else ends[:1]
+    sel += [int(i) for i in order if int(i) not in sel][: max(keep - len(sel), 0)]
+    return np.asarray(sel, dtype=int)
 
 
 def _replace_column(X: Any, i: int, x: Any) -> Any:
