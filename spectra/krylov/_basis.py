@@ -28,42 +28,66 @@ from ._scale import column_norms, product_scale, real_product
 DGKS = 0.7071
 
 
-#: Entries per chunk of :func:`dots` (float32 sums of this length, added in float64).
-DOT_CHUNK = 2**15
+#: Entries per partial sum of :func:`dots` (float32 sums of this length, added in float64).
+DOT_CHUNK = 256
 
 
 def dots(X: Any, w: Any) -> np.ndarray:
     """``X @ w`` (rows ``X`` ``(a, n)``, vector ``w``) as host float64 numbers.
 
-    In float64 one call.  In a narrower dtype, matrix-vector products (a dot product
-    for one row) over chunks of :data:`DOT_CHUNK` entries, added in float64 (on the
-    device for torch: one transfer).  One float32 BLAS call over the whole length
-    rounds like ``eps sqrt(n)`` and worse: on a float32 ResNet Hessian (``n =
-    177,362``) the Lanczos relation was then off by 50 ``eps ||A||`` and the explicit
-    residual stagnated six times above ``tol = 1e-6`` (tests/spectra/test_krylov_float32.py).
-    Measured at ``n = 11.2`` million, float32: relative errors of a squared norm
-    ``3e-5`` in one dot call, ``3e-6`` in chunked ``(1, c) @ (c, 1)`` matrix products
-    (the form of :func:`spectra.stochtrace.core.project`, so not reused here), ``1e-8``
-    in chunked dot calls, at the same speed as one call.
+    In float64 one call.  In a narrower dtype, one batched matrix product of the
+    ``n / 256`` pieces of 256 entries (no copy: views of ``X`` and ``w``), whose partial
+    sums are added in float64 (on the device for torch: one transfer).  One float32
+    BLAS call over the whole length rounds like ``eps sqrt(n)`` or worse: on a float32
+    ResNet Hessian (``n = 177,362``) the Lanczos relation was then off by 50 ``eps ||A||``
+    and the explicit residual stagnated six times above ``tol = 1e-6``
+    (tests/spectra/test_krylov_float32.py).  Measured at ``n = 11.2`` million, 20
+    rows, float32, a vector with a few large entries: errors (relative to ``||w||``) of
+    the coefficients ``3e-6`` in one call, ``1.5e-7`` in float32 calls over chunks of
+    ``2**15`` added in float64 (the form of :func:`spectra.stochtrace.core.project`),
+    ``5e-8`` here; of the squared norm ``1.5e-5``, ``1.1e-7`` and ``2e-8``; time 69, 70
+    and 66-88 ms (benchmarks/results/hessian_scale_trace.md).
     """
     n, rows = w.shape[0], X.shape[0]
     numpy = isinstance(w, np.ndarray)
-    if w.dtype.itemsize >= 8 or n <= DOT_CHUNK:
+    if w.dtype.itemsize >= 8 or n < 2 * DOT_CHUNK:
         out = X @ w
         return (out if numpy else to_numpy(out)).astype(np.float64, copy=False).reshape(rows)
+    q = n // DOT_CHUNK
+    m = q * DOT_CHUNK
     if numpy:
-        acc = np.zeros(rows)
-        for lo in range(0, n, DOT_CHUNK):
-            hi = min(n, lo + DOT_CHUNK)
-            acc += np.dot(X[0, lo:hi], w[lo:hi]) if rows == 1 else X[:, lo:hi] @ w[lo:hi]
-        return acc
+        P = np.matmul(X[:, :m].reshape(rows, q, DOT_CHUNK).transpose(1, 0, 2),
+                      w[:m].reshape(q, DOT_CHUNK, 1))
+        return P[:, :, 0].sum(axis=0, dtype=np.float64) + X[:, m:] @ w[m:]
     import torch
 
-    acc = torch.zeros(rows, dtype=torch.float64, device=w.device)
-    for lo in range(0, n, DOT_CHUNK):
-        hi = min(n, lo + DOT_CHUNK)
-        acc += torch.dot(X[0, lo:hi], w[lo:hi]) if rows == 1 else X[:, lo:hi] @ w[lo:hi]
-    return to_numpy(acc)
+    P = torch.bmm(X[:, :m].reshape(rows, q, DOT_CHUNK).transpose(0, 1),
+                  w[:m].reshape(q, DOT_CHUNK, 1))
+    return to_numpy(P[:, :, 0].sum(dim=0, dtype=torch.float64) + (X[:, m:] @ w[m:]).double())
+
+
+def sqnorm(w: Any) -> float:
+    """``||w||^2`` as a host float64 number, summed like :func:`dots`.
+
+    In a narrower dtype than float64 the squares of each piece of :data:`DOT_CHUNK`
+    entries are summed by the framework's reduction (numpy's ``einsum``, torch's
+    ``vector_norm``), the pieces in float64: measured ``2e-8`` relative error at ``n =
+    11.2`` million in float32 on a vector with a few large entries, against ``7e-7``
+    through :func:`dots` (a matrix product rounds the sum of 256 squares serially).
+    """
+    n = w.shape[0]
+    numpy = isinstance(w, np.ndarray)
+    if w.dtype.itemsize >= 8 or n < 2 * DOT_CHUNK:
+        return float(dots(w[None], w)[0])
+    q = n // DOT_CHUNK
+    m = q * DOT_CHUNK
+    if numpy:
+        W = w[:m].reshape(q, DOT_CHUNK)
+        return float(np.einsum("qc,qc->q", W, W).sum(dtype=np.float64) + np.dot(w[m:], w[m:]))
+    import torch
+
+    part = torch.linalg.vector_norm(w[:m].reshape(q, DOT_CHUNK), dim=1).double()
+    return float(to_numpy((part * part).sum() + torch.dot(w[m:], w[m:]).double()))
 
 
 def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
@@ -74,12 +98,12 @@ def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
     n = op.shape[0]
     for _ in range(5):
         z = draw("gaussian", n, 1, like=op, rng=g)[:, 0]
-        z_norm = math.sqrt(float(dots(z[None], z)[0]))
+        z_norm = math.sqrt(sqnorm(z))
         for _ in range(2):
             parts = [B.T @ from_numpy(dots(B, z), like=op) for B in bases]
             for part in parts:
                 z = z - part
-        nz = math.sqrt(float(dots(z[None], z)[0]))
+        nz = math.sqrt(sqnorm(z))
         if nz > 1e-3 * z_norm:
             return z / nz
     raise RuntimeError("could not draw a direction orthogonal to the basis")  # pragma: no cover
@@ -249,7 +273,7 @@ class Basis:
         alpha = float(dots(V[j:j + 1], w)[0])
         self._axpy(w, V[j], alpha)
         Vj = V[: j + 1]
-        w2 = float(dots(w[None], w)[0])
+        w2 = sqnorm(w)
         h = dots(Vj, w)
         self._gemv(w, Vj, h)
         if not (math.isfinite(w2) and math.isfinite(alpha) and np.all(np.isfinite(h))):
@@ -260,13 +284,13 @@ class Basis:
             h = h + h2
         h[j] += alpha
         w = self._deflate(w)  # locked directions grow through the recurrence otherwise
-        return w, h, math.sqrt(max(float(dots(w[None], w)[0]), 0.0))
+        return w, h, math.sqrt(sqnorm(w))
 
     def set_start(self, v) -> None:
         """Normalise ``v`` (scale-safe, then to float64-summed accuracy) into row 0."""
         nrm = column_norms(v[:, None], self.xp)
         self.V[0] = v / from_numpy(nrm, like=self.op)[0]
-        self.V[0] *= 1.0 / math.sqrt(float(dots(self.V[:1], self.V[0])[0]))
+        self.V[0] *= 1.0 / math.sqrt(sqnorm(self.V[0]))
 
     def step(self) -> bool:
         """One Lanczos step at row ``size``; return whether a breakdown occurred."""
