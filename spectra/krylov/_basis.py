@@ -28,37 +28,47 @@ from ._scale import column_norms, product_scale, real_product
 DGKS = 0.7071
 
 
-#: Entries per partial sum of :func:`dots` (float32 sums of this length, added in float64).
+#: Entries per float32 partial sum of :func:`dots` and :func:`sqnorm`, one row.
 DOT_CHUNK = 256
+#: Entries per float32 matrix-vector product of :func:`dots` over several rows.
+GEMV_CHUNK = 4096
 
 
 def dots(X: Any, w: Any) -> np.ndarray:
     """``X @ w`` (rows ``X`` ``(a, n)``, vector ``w``) as host float64 numbers.
 
-    In float64 one call.  In a narrower dtype, one batched matrix product of the
-    ``n / 256`` pieces of 256 entries (no copy: views of ``X`` and ``w``), whose partial
-    sums are added in float64 (on the device for torch: one transfer).  One float32
-    BLAS call over the whole length rounds like ``eps sqrt(n)`` or worse: on a float32
-    ResNet Hessian (``n = 177,362``) the Lanczos relation was then off by 50 ``eps ||A||``
-    and the explicit residual stagnated six times above ``tol = 1e-6``
-    (tests/spectra/test_krylov_float32.py).  Measured at ``n = 11.2`` million, 20
-    rows, float32, a vector with a few large entries: errors (relative to ``||w||``) of
-    the coefficients ``3e-6`` in one call, ``1.5e-7`` in float32 calls over chunks of
-    ``2**15`` added in float64 (the form of :func:`spectra.stochtrace.core.project`),
-    ``5e-8`` here; of the squared norm ``1.5e-5``, ``1.1e-7`` and ``2e-8``; time 69, 70
-    and 66-88 ms (benchmarks/results/hessian_scale_trace.md).
+    In float64 one call.  In a narrower dtype, float32 partial sums added in float64:
+    over pieces of :data:`GEMV_CHUNK` entries by matrix-vector products for several
+    rows, over pieces of :data:`DOT_CHUNK` for one row (one ``einsum`` on a view; a
+    batched product on a device, with one transfer).  CPU torch tensors are read through
+    their zero-copy numpy views (less overhead per piece).  One float32 BLAS call over
+    the whole length rounds like ``eps sqrt(n)`` or worse: on a float32 ResNet Hessian
+    (``n = 177,362``) the Lanczos relation was then off by 50 ``eps ||A||`` and the
+    explicit residual stagnated six times above ``tol = 1e-6``
+    (tests/spectra/test_krylov_float32.py).  Measured at ``n = 11.2`` million, 20 rows,
+    float32, a vector with a few large entries: errors relative to ``||w||`` of ``3e-6``
+    in one call, ``1.5e-7`` over pieces of ``2**15`` (the form of
+    :func:`spectra.stochtrace.core.project`), ``5e-8`` over pieces of 256; pieces of
+    4096 cost about 5% over one call (40 rows: 257 against 243 ms), batched pieces of
+    256 up to 1.6x (benchmarks/results/hessian_scale_trace.md).
     """
     n, rows = w.shape[0], X.shape[0]
     numpy = isinstance(w, np.ndarray)
-    if w.dtype.itemsize >= 8 or n < 2 * DOT_CHUNK:
+    if w.dtype.itemsize >= 8 or n < 2 * GEMV_CHUNK:
         out = X @ w
         return (out if numpy else to_numpy(out)).astype(np.float64, copy=False).reshape(rows)
+    if not numpy and w.device.type == "cpu":
+        X, w, numpy = X.detach().numpy(), w.detach().numpy(), True
     q = n // DOT_CHUNK
     m = q * DOT_CHUNK
+    if numpy and rows == 1:
+        part = np.einsum("qc,qc->q", X[0, :m].reshape(q, DOT_CHUNK), w[:m].reshape(q, DOT_CHUNK))
+        return np.array([part.sum(dtype=np.float64) + float(np.dot(X[0, m:], w[m:]))])
     if numpy:
-        P = np.matmul(X[:, :m].reshape(rows, q, DOT_CHUNK).transpose(1, 0, 2),
-                      w[:m].reshape(q, DOT_CHUNK, 1))
-        return P[:, :, 0].sum(axis=0, dtype=np.float64) + X[:, m:] @ w[m:]
+        acc = np.zeros(rows)
+        for lo in range(0, n, GEMV_CHUNK):
+            acc += X[:, lo:lo + GEMV_CHUNK] @ w[lo:lo + GEMV_CHUNK]
+        return acc
     import torch
 
     P = torch.bmm(X[:, :m].reshape(rows, q, DOT_CHUNK).transpose(0, 1),
@@ -67,27 +77,12 @@ def dots(X: Any, w: Any) -> np.ndarray:
 
 
 def sqnorm(w: Any) -> float:
-    """``||w||^2`` as a host float64 number, summed like :func:`dots`.
+    """``||w||^2`` as a host float64 number: :func:`dots` of ``w`` with itself.
 
-    In a narrower dtype than float64 the squares of each piece of :data:`DOT_CHUNK`
-    entries are summed by the framework's reduction (numpy's ``einsum``, torch's
-    ``vector_norm``), the pieces in float64: measured ``2e-8`` relative error at ``n =
-    11.2`` million in float32 on a vector with a few large entries, against ``7e-7``
-    through :func:`dots` (a matrix product rounds the sum of 256 squares serially).
+    Measured ``2e-8`` relative error at ``n = 11.2`` million in float32 on a vector with
+    a few large entries, against ``1.5e-5`` in one float32 call.
     """
-    n = w.shape[0]
-    numpy = isinstance(w, np.ndarray)
-    if w.dtype.itemsize >= 8 or n < 2 * DOT_CHUNK:
-        return float(dots(w[None], w)[0])
-    q = n // DOT_CHUNK
-    m = q * DOT_CHUNK
-    if numpy:
-        W = w[:m].reshape(q, DOT_CHUNK)
-        return float(np.einsum("qc,qc->q", W, W).sum(dtype=np.float64) + np.dot(w[m:], w[m:]))
-    import torch
-
-    part = torch.linalg.vector_norm(w[:m].reshape(q, DOT_CHUNK), dim=1).double()
-    return float(to_numpy((part * part).sum() + torch.dot(w[m:], w[m:]).double()))
+    return float(dots(w[None], w)[0])
 
 
 def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
@@ -169,11 +164,12 @@ class Basis:
             self.lean = project_small
 
     def _alloc(self, rows: int):
-        """A ``(rows, n)`` array in the operator's dtype and device.
+        """An uninitialised ``(rows, n)`` array in the operator's dtype and device.
 
-        Every row is written before it is read.
+        Every row is written before it is read, so rows a run never reaches are never
+        touched (no page of them becomes resident on a CPU).
         """
-        return self.xp.zeros((rows, self.n), dtype=self.op.dtype, device=self.op.device)
+        return self.xp.empty((rows, self.n), dtype=self.op.dtype, device=self.op.device)
 
     def release(self) -> None:
         """Drop the basis and its products (the run is over; the memory is freed)."""
@@ -365,7 +361,16 @@ class Basis:
         return to_numpy(self.xp.linalg.vector_norm(M, axis=1)).astype(np.float64)
 
     def vectors(self, Y):
-        return self.V[: self.size].T @ from_numpy(np.ascontiguousarray(Y), like=self.op)
+        """The Ritz vectors ``V^T Y`` as ``(n, k)`` columns.
+
+        For torch stored column by column (the transpose of ``Y^T V``, row-major):
+        each column is contiguous, so a curvature operator's per-parameter views of a
+        column need no copy, and locking them for the check for copies copies nothing.
+        """
+        Yd = from_numpy(np.ascontiguousarray(Y), like=self.op)
+        if self.numpy:
+            return self.V[: self.size].T @ Yd
+        return (Yd.T @ self.V[: self.size]).T
 
     def stored_residuals(self, X, Y, theta: np.ndarray) -> np.ndarray | None:
         r"""``||inv A x_i - theta_i x_i||`` of ``X = V Y`` from the stored products.
