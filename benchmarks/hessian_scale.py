@@ -60,6 +60,11 @@ def _density_vectors(d: dict) -> float:
     return max(s + 4 + p, p + c + 6 * (p - 1)) - d["block"]
 
 
+#: Marks a formula that bounds the memory: eigsh's basis is allocated uninitialised and
+#: only the rows a run reaches become resident (a run converging in 15 steps of a basis
+#: of 41 holds 15), so "within 20%" means at most 20% above it.
+AT_MOST = "at most "
+
 #: The estimators' documented memory, in n-vectors kept, less the one block of products
 #: (``block``, the widest the estimator asked for), which the table charges to the
 #: product: the model table subtracts a product's own peak, the trivial one does not.
@@ -68,8 +73,10 @@ FORMULAS: dict[str, tuple[str, Callable[[dict], float]]] = {
     "trace, XTrace, 40 products": ("2 k + c (Omega, Q; a chunk of workspace)",
                                    lambda d: memory_vectors("xtrace", 40, d["P"], d["block"])
                                    - d["block"]),
-    "top_eigenvalues, k = 1": ("ncv + 2 k + 5 - b", lambda d: _eigsh_vectors(1, d["block"])),
-    "top_eigenvalues, k = 5": ("ncv + 2 k + 5 - b", lambda d: _eigsh_vectors(5, d["block"])),
+    "top_eigenvalues, k = 1": (AT_MOST + "ncv + 2 k + 5 - b",
+                               lambda d: _eigsh_vectors(1, d["block"])),
+    "top_eigenvalues, k = 5": (AT_MOST + "ncv + 2 k + 5 - b",
+                               lambda d: _eigsh_vectors(5, d["block"])),
     "density, 5 probes x 30 steps": ("max(s + 4 + p, p + c + 6 (p - 1)) - b",
                                      _density_vectors),
 }
@@ -148,7 +155,9 @@ def split_table(op: Any, P: int, only: str = "") -> list[str]:
         want = formula({"P": P, "block": width, "deflated": deflated})
         check = "n/a"
         if own is not None:
-            check = "yes" if abs(own / vec - want) <= 0.2 * want else "**no**"
+            bound = expected.startswith(AT_MOST)
+            ok = own / vec <= 1.2 * want if bound else abs(own / vec - want) <= 0.2 * want
+            check = "yes" if ok else "**no**"
         fast = "yes" if rest <= 0.1 * wall else "**no**"
         if hasattr(res, "message"):
             notes.append(f"- {name}: {res.message}")

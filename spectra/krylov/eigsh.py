@@ -338,19 +338,20 @@ def eigsh(
     :math:`A` wherever :math:`cA`'s entries are normal numbers (bitwise for :math:`c`
     a power of two); norms of start vectors are computed scaled.
 
-    *Memory.* With ``block_size=1`` the peak is about ``2 ncv + 2 k + 5`` n-vectors in
-    the operator's dtype: the basis (``ncv + 1``, allocated once, rotated in place at a
-    thick restart by column chunks) and its stored products (``ncv``, rotated with it),
-    one scratch vector, the product, the ``k`` Ritz vectors and their ``k`` products;
-    the check for copies frees the basis first and needs ``2 m + 2 k + 3`` with ``m =
-    min(ncv, max(20, 2k))``.  When ``ncv * n`` exceeds ``2**22`` numbers (32 MiB in
-    float64; :data:`spectra.krylov._basis.STORE_LIMIT`) the products are not stored:
-    ``ncv + 2 k + 5`` (``m + 2 k + 3`` for the check), and the residual check costs
-    ``k`` products.  With ``block_size = b`` the basis holds ``ncv + b`` vectors and
-    stores no products.  Host work per step is ``O(ncv)`` plus an
-    eigendecomposition of the ``size x size`` projected matrix at each look: never
-    before ``2 k + 1`` vectors, then every ``1 + size // 16`` steps or, once the
-    wanted estimates decrease, after 0.4 of the steps their rate predicts (at most
+    *Memory.* With ``block_size=1`` the peak is at most about ``2 ncv + 2 k + 5``
+    n-vectors in the operator's dtype: the basis (``ncv + 1``, allocated once and
+    uninitialised, so that on a CPU only the rows a run reaches become resident; rotated
+    in place at a thick restart by column chunks) and its stored products (``ncv``,
+    rotated with it), one scratch vector, the product, the ``k`` Ritz vectors and their
+    ``k`` products; the check for copies frees the basis first and needs
+    ``2 m + 2 k + 3`` with ``m = min(ncv, max(20, 2k))``.  When ``ncv * n`` exceeds
+    ``2**22`` numbers (32 MiB in float64; :data:`spectra.krylov._basis.STORE_LIMIT`)
+    the products are not stored: ``ncv + 2 k + 5`` (``m + 2 k + 3`` for the check), and
+    the residual check costs ``k`` products.  With ``block_size = b`` the basis holds
+    ``ncv + b`` vectors and stores no products.  Host work per step is ``O(ncv)`` plus
+    an eigendecomposition of the ``size x size`` projected matrix at each look: never
+    before ``2 k + 1`` vectors, then every ``1 + size // 16`` steps or, once the wanted
+    estimates decrease, after 0.4 of the steps their rate predicts (at most
     ``1 + size // 4``), and at the end of each cycle (tests/spectra/test_krylov_memory.py).
 
     *Float32.* The vectors and their updates stay in the operator's dtype; every
