@@ -57,8 +57,8 @@ def dots(X: Any, w: Any) -> np.ndarray:
     if w.dtype.itemsize >= 8 or n < 2 * GEMV_CHUNK:
         out = X @ w
         return (out if numpy else to_numpy(out)).astype(np.float64, copy=False).reshape(rows)
-    if not numpy and w.device.type == "cpu":
-        X, w, numpy = X.detach().numpy(), w.detach().numpy(), True
+    if not numpy and w.device.type == "cpu" and str(w.dtype) == "torch.float32":
+        X, w, numpy = X.detach().numpy(), w.detach().numpy(), True  # (no numpy bfloat16)
     q = n // DOT_CHUNK
     m = q * DOT_CHUNK
     if numpy and rows == 1:
