@@ -60,6 +60,11 @@ def _density_vectors(d: dict) -> float:
     return max(s + 4 + p, p + c + 6 * (p - 1)) - d["block"]
 
 
+#: Marks a formula that bounds the memory: eigsh's basis is allocated uninitialised and
+#: only the rows a run reaches become resident (a run converging in 15 steps of a basis
+#: of 41 holds 15), so "within 20%" means at most 20% above it.
+AT_MOST = "at most "
+
 #: The estimators' documented memory, in n-vectors kept, less the one block of products
 #: (``block``, the widest the estimator asked for), which the table charges to the
 #: product: the model table subtracts a product's own peak, the trivial one does not.
@@ -68,8 +73,10 @@ FORMULAS: dict[str, tuple[str, Callable[[dict], float]]] = {
     "trace, XTrace, 40 products": ("2 k + c (Omega, Q; a chunk of workspace)",
                                    lambda d: memory_vectors("xtrace", 40, d["P"], d["block"])
                                    - d["block"]),
-    "top_eigenvalues, k = 1": ("ncv + 2 k + 5 - b", lambda d: _eigsh_vectors(1, d["block"])),
-    "top_eigenvalues, k = 5": ("ncv + 2 k + 5 - b", lambda d: _eigsh_vectors(5, d["block"])),
+    "top_eigenvalues, k = 1": (AT_MOST + "ncv + 2 k + 5 - b",
+                               lambda d: _eigsh_vectors(1, d["block"])),
+    "top_eigenvalues, k = 5": (AT_MOST + "ncv + 2 k + 5 - b",
+                               lambda d: _eigsh_vectors(5, d["block"])),
     "density, 5 probes x 30 steps": ("max(s + 4 + p, p + c + 6 (p - 1)) - b",
                                      _density_vectors),
 }
@@ -124,14 +131,15 @@ def warm_up() -> None:
         fn(op)
 
 
-def split_table(op: Any, P: int, trace_only: bool = False) -> list[str]:
+def split_table(op: Any, P: int, only: str = "") -> list[str]:
+    """The table's lines for the calls whose names start with ``only`` (all for "")."""
     warm_up()
     clock = ProductClock(op)
     vec = 4.0 * P  # bytes of one float32 n-vector
     g = torch.Generator().manual_seed(0)
-    rows = []
+    rows, notes = [], []
     for name, fn in calls():
-        if trace_only and not name.startswith("trace"):
+        if not name.startswith(only):
             continue
         clock.reset()
         t0 = time.perf_counter()
@@ -147,8 +155,12 @@ def split_table(op: Any, P: int, trace_only: bool = False) -> list[str]:
         want = formula({"P": P, "block": width, "deflated": deflated})
         check = "n/a"
         if own is not None:
-            check = "yes" if abs(own / vec - want) <= 0.2 * want else "**no**"
+            bound = expected.startswith(AT_MOST)
+            ok = own / vec <= 1.2 * want if bound else abs(own / vec - want) <= 0.2 * want
+            check = "yes" if ok else "**no**"
         fast = "yes" if rest <= 0.1 * wall else "**no**"
+        if hasattr(res, "message"):
+            notes.append(f"- {name}: {res.message}")
         rows.append(
             f"| {name} | {n} | {width} | {wall:.1f} | {prod_s:.1f} | {rest:.2f} | "
             f"{100 * rest / wall:.1f}% | {fast} | {_mb(peak)} | {_mb(prod_peak)} | "
@@ -161,7 +173,7 @@ def split_table(op: Any, P: int, trace_only: bool = False) -> list[str]:
             "under 10% | peak above operator MB | one block's product MB | estimator n-vectors "
             "| documented formula | within 20% |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    return head + rows
+    return head + rows + ([""] + notes if notes else [])
 
 
 def product_overhead(model: Any, X: Any, y: Any, op: Any, rounds: int) -> str:
@@ -206,8 +218,12 @@ def pyhessian_trace(model: Any, X: Any, y: Any, op: Any, rounds: int) -> str:
             f"target no slower: {ok}).")
 
 
-def run(quick: bool = False, trace_only: bool = False) -> list[str]:
-    """The section's Markdown lines (``trace_only``: the two trace calls and PyHessian)."""
+def run(quick: bool = False, only: str = "") -> list[str]:
+    """The section's Markdown lines for the calls whose names start with ``only``.
+
+    ``only="trace"``: the two trace calls and PyHessian; ``"top_eigenvalues"``: the two
+    eigenvalue calls alone; ``""``: everything.
+    """
     width, batch = (32, 8) if quick else (64, 32)
     model, (X, y) = resnet18(batch=batch, width=width)
     model, X, y = model.to(C.DEVICE), X.to(C.DEVICE), y.to(C.DEVICE)
@@ -221,10 +237,11 @@ def run(quick: bool = False, trace_only: bool = False) -> list[str]:
            f"{4 * P / 2**20:.1f} MB. *Rest*: wall time outside the products (target under "
            "10%). *Estimator n-vectors*: peak above the operator minus one product's own "
            "peak for the widest block, in n-vectors.", ""]
-    out += split_table(op, P, trace_only) + [""]
-    if not trace_only:
+    out += split_table(op, P, only) + [""]
+    if not only:
         out += [product_overhead(model, X, y, op, rounds), ""]
-    out += [pyhessian_trace(model, X, y, op, rounds), ""]
+    if only in ("", "trace"):
+        out += [pyhessian_trace(model, X, y, op, rounds), ""]
     return out
 
 
@@ -300,6 +317,8 @@ if __name__ == "__main__":
                         help="wall time and peak RSS of the two trace calls at dimension N")
     parser.add_argument("--trace-only", action="store_true",
                         help="on the model: only the two trace calls and the PyHessian trace")
+    parser.add_argument("--eigs-only", action="store_true",
+                        help="on the model: only the two top_eigenvalues calls")
     parser.add_argument("--quick", action="store_true", help="width 32, batch 8 (a check)")
     args = parser.parse_args()
     print(f"load: {open('/proc/loadavg').read().strip()}; threads {torch.get_num_threads()}; "
@@ -309,6 +328,7 @@ if __name__ == "__main__":
     elif args.trivial:
         lines = trivial_trace_table(args.n)
     else:
-        lines = run(quick=args.quick, trace_only=args.trace_only)
+        only = "trace" if args.trace_only else "top_eigenvalues" if args.eigs_only else ""
+        lines = run(quick=args.quick, only=only)
     print("\n".join(lines))
     print(f"load at the end: {open('/proc/loadavg').read().strip()}")

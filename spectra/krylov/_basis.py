@@ -2,8 +2,9 @@ r"""The single-vector basis of :func:`spectra.eigsh` (thick-restart Lanczos, ``b
 
 :class:`Basis` holds the orthonormal Lanczos vectors (rows, in the operator's namespace
 and device) and the projected matrix :math:`H_m = V_m^T A V_m` (host, float64); a step
-multiplies once and reorthogonalises against the whole basis (classical Gram--Schmidt,
-refined by the Daniel--Gragg--Kaufman--Stewart test), and a thick restart keeps chosen
+multiplies once and reorthogonalises against the whole basis (the local recurrence, then
+classical Gram--Schmidt refined by the Daniel--Gragg--Kaufman--Stewart test; every
+coefficient and norm accumulated in float64, see :func:`dots`), and a thick restart keeps chosen
 Ritz vectors (see :mod:`spectra.krylov.eigsh`). :func:`random_direction` is shared with
 the block basis of :mod:`spectra.krylov._block`.
 """
@@ -27,20 +28,77 @@ from ._scale import column_norms, product_scale, real_product
 DGKS = 0.7071
 
 
+#: Entries per float32 partial sum of :func:`dots` and :func:`sqnorm`, one row.
+DOT_CHUNK = 256
+#: Entries per float32 matrix-vector product of :func:`dots` over several rows.
+GEMV_CHUNK = 4096
+
+
+def dots(X: Any, w: Any) -> np.ndarray:
+    """``X @ w`` (rows ``X`` ``(a, n)``, vector ``w``) as host float64 numbers.
+
+    In float64 one call.  In a narrower dtype, float32 partial sums added in float64:
+    over pieces of :data:`GEMV_CHUNK` entries by matrix-vector products for several
+    rows, over pieces of :data:`DOT_CHUNK` for one row (one ``einsum`` on a view; a
+    batched product on a device, with one transfer).  CPU torch tensors are read through
+    their zero-copy numpy views (less overhead per piece).  One float32 BLAS call over
+    the whole length rounds like ``eps sqrt(n)`` or worse: on a float32 ResNet Hessian
+    (``n = 177,362``) the Lanczos relation was then off by 50 ``eps ||A||`` and the
+    explicit residual stagnated six times above ``tol = 1e-6``
+    (tests/spectra/test_krylov_float32.py).  Measured at ``n = 11.2`` million, 20 rows,
+    float32, a vector with a few large entries: errors relative to ``||w||`` of ``3e-6``
+    in one call, ``1.5e-7`` over pieces of ``2**15`` (the form of
+    :func:`spectra.stochtrace.core.project`), ``5e-8`` over pieces of 256; pieces of
+    4096 cost about 5% over one call (40 rows: 257 against 243 ms), batched pieces of
+    256 up to 1.6x (benchmarks/results/hessian_scale_trace.md).
+    """
+    n, rows = w.shape[0], X.shape[0]
+    numpy = isinstance(w, np.ndarray)
+    if w.dtype.itemsize >= 8 or n < 2 * GEMV_CHUNK:
+        out = X @ w
+        return (out if numpy else to_numpy(out)).astype(np.float64, copy=False).reshape(rows)
+    if not numpy and w.device.type == "cpu" and str(w.dtype) == "torch.float32":
+        X, w, numpy = X.detach().numpy(), w.detach().numpy(), True  # (no numpy bfloat16)
+    q = n // DOT_CHUNK
+    m = q * DOT_CHUNK
+    if numpy and rows == 1:
+        part = np.einsum("qc,qc->q", X[0, :m].reshape(q, DOT_CHUNK), w[:m].reshape(q, DOT_CHUNK))
+        return np.array([part.sum(dtype=np.float64) + float(np.dot(X[0, m:], w[m:]))])
+    if numpy:
+        acc = np.zeros(rows)
+        for lo in range(0, n, GEMV_CHUNK):
+            acc += X[:, lo:lo + GEMV_CHUNK] @ w[lo:lo + GEMV_CHUNK]
+        return acc
+    import torch
+
+    P = torch.bmm(X[:, :m].reshape(rows, q, DOT_CHUNK).transpose(0, 1),
+                  w[:m].reshape(q, DOT_CHUNK, 1))
+    return to_numpy(P[:, :, 0].sum(dim=0, dtype=torch.float64) + (X[:, m:] @ w[m:]).double())
+
+
+def sqnorm(w: Any) -> float:
+    """``||w||^2`` as a host float64 number: :func:`dots` of ``w`` with itself.
+
+    Measured ``2e-8`` relative error at ``n = 11.2`` million in float32 on a vector with
+    a few large entries, against ``1.5e-5`` in one float32 call.
+    """
+    return float(dots(w[None], w)[0])
+
+
 def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
     """A random unit vector orthogonal to the rows of every array in ``bases``.
 
     Gaussian draws from ``g``, projected out twice; up to five draws.
     """
-    xp, n = op.xp, op.shape[0]
+    n = op.shape[0]
     for _ in range(5):
         z = draw("gaussian", n, 1, like=op, rng=g)[:, 0]
-        z_norm = float(to_numpy(xp.linalg.vector_norm(z)))
+        z_norm = math.sqrt(sqnorm(z))
         for _ in range(2):
-            parts = [B.T @ (B @ z) for B in bases]
+            parts = [B.T @ from_numpy(dots(B, z), like=op) for B in bases]
             for part in parts:
                 z = z - part
-        nz = float(to_numpy(xp.linalg.vector_norm(z)))
+        nz = math.sqrt(sqnorm(z))
         if nz > 1e-3 * z_norm:
             return z / nz
     raise RuntimeError("could not draw a direction orthogonal to the basis")  # pragma: no cover
@@ -92,7 +150,8 @@ class Basis:
         self.beta = 0.0  # norm of the residual after the last step
         self.anorm = 0.0  # running estimate of ||A||
         self.used = 0
-        self.tiny = 10.0 * np.sqrt(self.n) * eps(op.dtype)
+        #: breakdown threshold: the rounding of a norm, float64 sums of chunks (dots)
+        self.tiny = 10.0 * np.sqrt(min(self.n, 2**15)) * eps(op.dtype)
         self.numpy = op.backend == "numpy"
         self.tmp = np.empty(self.n, dtype=op.dtype) if self.numpy else None
         #: power of two applied to every product (spectra.krylov._scale): the basis runs
@@ -105,11 +164,12 @@ class Basis:
             self.lean = project_small
 
     def _alloc(self, rows: int):
-        """A ``(rows, n)`` array in the operator's dtype and device.
+        """An uninitialised ``(rows, n)`` array in the operator's dtype and device.
 
-        Every row is written before it is read.
+        Every row is written before it is read, so rows a run never reaches are never
+        touched (no page of them becomes resident on a CPU).
         """
-        return self.xp.zeros((rows, self.n), dtype=self.op.dtype, device=self.op.device)
+        return self.xp.empty((rows, self.n), dtype=self.op.dtype, device=self.op.device)
 
     def release(self) -> None:
         """Drop the basis and its products (the run is over; the memory is freed)."""
@@ -125,24 +185,42 @@ class Basis:
             return np.ascontiguousarray(X.T)
         return X.T.contiguous()
 
+    def _axpy(self, w, x, a: float) -> None:
+        """``w -= a x`` in place (numpy through the scratch vector: no temporary)."""
+        if self.numpy:
+            np.multiply(x, a, out=self.tmp)
+            w -= self.tmp
+        else:
+            w.add_(x, alpha=-a)
+
+    def _gemv(self, w, M, c: np.ndarray) -> None:
+        """``w -= M^T c`` in place for rows ``M`` and host coefficients ``c``."""
+        if self.numpy:
+            np.matmul(c.astype(M.dtype), M, out=self.tmp)
+            w -= self.tmp
+        else:
+            w.addmv_(M.T, from_numpy(c, like=self.op), alpha=-1.0)
+
     def _deflate(self, w):
-        """Remove the components of ``w`` along the locked rows (twice: CGS2)."""
+        """Remove the components of ``w`` along the locked rows (one pass), in place.
+
+        Called on every product and again after its orthogonalisation against the
+        basis, so each step meets the locked rows twice (CGS2 across the step): a
+        second pass inside each call doubled the cost of a deflated check's step (at
+        ``n = 11.2`` million and 5 locked rows, 20 passes of n-vectors, about one
+        curvature product) for components already at rounding level.
+        """
         L = self.L
-        if L is None:
-            return w
-        for _ in range(2):
-            if self.numpy:
-                np.matmul(L @ w, L, out=self.tmp)
-                w -= self.tmp
-            else:
-                w = w - (L @ w) @ L
+        if L is not None:
+            self._gemv(w, L, dots(L, w))
         return w
 
     def product(self, v, j: int | None = None):
         """``inv * (A v)``: one counted product, scaled by the run's power of two.
 
         With ``j`` and stored products, the scaled product is also kept in ``W[j]``
-        (before the deflation of a locked run: the residuals are those on ``A``).
+        (before the deflation of a locked run: the residuals are those on ``A``).  The
+        result is owned by the basis (see :meth:`_own`) and updated in place from here.
         """
         w = self.op.matvec(v)
         self.used += 1
@@ -150,90 +228,71 @@ class Basis:
             w = real_product(w, f"eigsh product {self.used}")
         if self.inv is None:
             self.inv = product_scale(w, self.xp, f"eigsh product {self.used} (Lanczos step 1)")
-        if self.numpy:
-            w = self._own(w)
-            if self.inv != 1.0:
-                w *= self.inv
-        elif self.inv != 1.0:
-            w = w * self.inv
+        w = self._own(w)
+        if self.inv != 1.0:
+            w *= self.inv
         if j is not None and self.W is not None:
             self.W[j] = w
         return self._deflate(w)
 
     def _own(self, w):
-        """``w`` as a writable array of the basis dtype that aliases no basis row."""
+        """``w`` as a writable array of the basis dtype (and device) aliasing no basis row."""
         V = self.V
-        if w.dtype != V.dtype or not w.flags.writeable or np.may_share_memory(w, V):
-            w = np.array(w, dtype=V.dtype)
+        if self.numpy:
+            if w.dtype != V.dtype or not w.flags.writeable or np.may_share_memory(w, V):
+                w = np.array(w, dtype=V.dtype)
+            return w
+        w = w.detach()
+        if (w.dtype != V.dtype or w.device != V.device or not w.is_contiguous()
+                or w.untyped_storage().data_ptr() == V.untyped_storage().data_ptr()):
+            w = w.to(dtype=V.dtype, device=V.device, copy=True).contiguous()
         return w
 
     def _project(self, w, j: int):
-        """Orthogonalise ``w`` against rows ``0..j``; return it with the coefficients."""
-        if self.numpy:
-            return self._project_numpy(w, j)
-        xp, Vj = self.xp, self.V[: j + 1]
-        w_norm = xp.linalg.vector_norm(w)
-        h = Vj @ w
-        w = w - Vj.T @ h
-        hh = to_numpy(xp.concat([h, xp.reshape(w_norm, (1,))]))
-        h_host, w2 = hh[:-1], hh[-1] ** 2
-        if not np.all(np.isfinite(hh)):
-            return w, h_host, np.nan
-        if w2 - h_host @ h_host < DGKS**2 * w2:  # cancellation: refine (DGKS)
-            h2 = Vj @ w
-            w = w - Vj.T @ h2
-            h_host = h_host + to_numpy(h2)
-        w = self._deflate(w)  # locked directions grow through the recurrence otherwise
-        b = float(to_numpy(xp.linalg.vector_norm(w)))
-        return w, h_host, b
+        """Orthogonalise ``w`` against rows ``0..j`` in place: ``(w, h, ||w||)``.
 
-    def _project_numpy(self, w, j: int):
-        """The same in place on numpy arrays, local recurrence first.
-
-        The known couplings ``H[:j, j]`` (``beta_{j-1}``, or the arrow after a restart)
+        ``h`` are the coefficients (host float64).  The known couplings ``H[:j, j]``
+        (``beta_{j-1}``, or the arrow after a restart)
         and ``alpha_j`` are removed first; one classical Gram-Schmidt pass against the
         whole basis then only meets rounding-level components, so the DGKS second pass
-        is rarely needed ("twice is enough", counting the local step). No n-vector
-        temporaries are allocated: in this environment every fresh large array costs
-        page faults comparable to the arithmetic.
+        (when the pass leaves less than :data:`DGKS` of the norm) is rarely needed
+        ("twice is enough", counting the local step).  The coefficients and norms are
+        float64 sums of chunked products in the basis dtype (:func:`dots`); the updates
+        are in place in the basis dtype (one BLAS-2 ``gemv`` per pass), with no
+        n-vector temporary: at model scale every fresh n-vector costs page faults
+        comparable to the arithmetic.
         """
-        V, tmp = self.V, self.tmp
+        V = self.V
         col = self.H[:j, j]
         if self.lean:  # one compiled call (w is owned: see product)
             h, b = self.lean(V, j, w, col, DGKS)
             return w, h, float(b)
-        w = self._own(w)
         nz = np.flatnonzero(col)
         if nz.size == 1:
-            np.multiply(V[nz[0]], col[nz[0]], out=tmp)
-            w -= tmp
+            self._axpy(w, V[nz[0]], float(col[nz[0]]))
         elif nz.size > 1:
-            np.matmul(col.astype(V.dtype), V[:j], out=tmp)
-            w -= tmp
-        alpha = float(np.dot(V[j], w))
-        np.multiply(V[j], alpha, out=tmp)
-        w -= tmp
+            self._gemv(w, V[:j], col)
+        alpha = float(dots(V[j:j + 1], w)[0])
+        self._axpy(w, V[j], alpha)
         Vj = V[: j + 1]
-        w2 = float(np.dot(w, w))
-        h = Vj @ w
-        np.matmul(h, Vj, out=tmp)
-        w -= tmp
-        h_host = h.astype(np.float64)
-        h_host[j] += alpha
-        if not (np.isfinite(w2) and np.isfinite(alpha) and np.all(np.isfinite(h_host))):
-            return w, h_host, np.nan
+        w2 = sqnorm(w)
+        h = dots(Vj, w)
+        self._gemv(w, Vj, h)
+        if not (math.isfinite(w2) and math.isfinite(alpha) and np.all(np.isfinite(h))):
+            return w, h, np.nan
         if w2 - h @ h < DGKS**2 * w2:  # cancellation: refine (DGKS)
-            h2 = Vj @ w
-            np.matmul(h2, Vj, out=tmp)
-            w -= tmp
-            h_host = h_host + h2
+            h2 = dots(Vj, w)
+            self._gemv(w, Vj, h2)
+            h = h + h2
+        h[j] += alpha
         w = self._deflate(w)  # locked directions grow through the recurrence otherwise
-        return w, h_host, float(np.sqrt(np.dot(w, w)))
+        return w, h, math.sqrt(sqnorm(w))
 
     def set_start(self, v) -> None:
-        """Normalise ``v`` (scale-safe) into the first basis row."""
+        """Normalise ``v`` (scale-safe, then to float64-summed accuracy) into row 0."""
         nrm = column_norms(v[:, None], self.xp)
         self.V[0] = v / from_numpy(nrm, like=self.op)[0]
+        self.V[0] *= 1.0 / math.sqrt(sqnorm(self.V[0]))
 
     def step(self) -> bool:
         """One Lanczos step at row ``size``; return whether a breakdown occurred."""
@@ -259,7 +318,7 @@ class Basis:
         elif self.numpy:
             np.multiply(w, 1.0 / b, out=self.V[self.size])
         else:
-            self.V[self.size] = w / b
+            self.xp.mul(w, 1.0 / b, out=self.V[self.size])
         self.beta = b
         if self.size < self.m:
             self.H[j, j + 1] = self.H[j + 1, j] = b
@@ -308,7 +367,16 @@ class Basis:
         return to_numpy(self.xp.linalg.vector_norm(M, axis=1)).astype(np.float64)
 
     def vectors(self, Y):
-        return self.V[: self.size].T @ from_numpy(np.ascontiguousarray(Y), like=self.op)
+        """The Ritz vectors ``V^T Y`` as ``(n, k)`` columns.
+
+        For torch stored column by column (the transpose of ``Y^T V``, row-major):
+        each column is contiguous, so a curvature operator's per-parameter views of a
+        column need no copy, and locking them for the check for copies copies nothing.
+        """
+        Yd = from_numpy(np.ascontiguousarray(Y), like=self.op)
+        if self.numpy:
+            return self.V[: self.size].T @ Yd
+        return (Yd.T @ self.V[: self.size]).T
 
     def stored_residuals(self, X, Y, theta: np.ndarray) -> np.ndarray | None:
         r"""``||inv A x_i - theta_i x_i||`` of ``X = V Y`` from the stored products.

@@ -89,6 +89,9 @@ class Run:
         #: converge (an invariant subspace ends the cycle anyway: see ``hold``)
         self.first = min(2 * k + 1, B.m)
         self.theta = self.Y = self.res = self.order = None
+        #: ``(largest stagnated residual, its relative size)`` when the explicit residuals
+        #: stopped decreasing below the tolerance (see :meth:`_stagnated`), else ``None``
+        self.floor: tuple[float, float] | None = None
 
     @property
     def exhausted(self) -> bool:
@@ -220,6 +223,26 @@ class Run:
                                B.op.dtype)
         return true, ok, bool(np.any(maybe & ~ok))
 
+    def _stagnated(self, sel, true, ok, prev) -> bool:
+        r"""Whether the explicit residuals have reached what the products allow.
+
+        After a failed check that follows another: every failing pair's explicit
+        residual fell by less than half since that check while its Lanczos estimate is
+        ten times below it.  The relation :math:`A V = V H + \beta v e^T` then holds
+        only to the accuracy of the computed products (rounding in a float32 product, an
+        operator slightly non-symmetric or noisy), more steps cannot lower the true
+        residual, and the run stops (sets :attr:`floor`) instead of spending the budget.
+        """
+        bad = ~ok
+        if prev is None or len(prev) != len(true) or not np.any(bad):
+            return False
+        est = self.res[sel]
+        if not (np.all(true[bad] > 0.5 * prev[bad]) and np.all(est[bad] <= 0.1 * true[bad])):
+            return False
+        rel = true[bad] / np.maximum(np.abs(self.theta[sel][bad]), 1e-300)
+        self.floor = float(np.max(true[bad])), float(np.max(rel))
+        return True
+
     def solve(self, output_order, rounds: int = _MAX_VERIFY):
         """Iterate and verify until the explicit residuals pass or the budget runs out.
 
@@ -228,7 +251,7 @@ class Run:
         else the estimates; scaled units) and whether they met ``tol``.
         """
         B, k = self.B, self.k
-        last = None
+        last = prev = None
         for _ in range(rounds):
             est_ok = self.iterate()
             sel = self.selected(output_order)
@@ -241,8 +264,9 @@ class Run:
             last = self.theta[sel], X, true, False, True
             if est_ok and np.all(ok):
                 return self.theta[sel], X, true, True, True
-            if not est_ok or B.used + B.b > self.budget:
+            if not est_ok or B.used + B.b > self.budget or self._stagnated(sel, true, ok, prev):
                 break
+            prev = true
         if last is not None:
             return last
         sel = self.selected(output_order)
@@ -394,28 +418,49 @@ class Copies:
         C.inv, C.anorm, C.used = B.inv, B.anorm, B.used
         C.set_start(random_direction(B.op, self.g, C.L))
         slack = np.maximum(true, self.tol * np.abs(theta))
-        start, steps, keep = B.used, 0, max(1, min(m - 1, m // 2))
+        start, steps, keep = B.used, 0, max(1, min(m - 2, m // 2))
+        fresh = True  # the basis is the Krylov space of the random start (no restart yet)
         target = min(m, _FIRST_LOOK)
         while True:
             while C.size < target and C.size < C.dim:
                 size = C.size
                 C.advance(target)  # stops early after a breakdown (a random direction)
-                steps += C.size - size
+                if fresh:
+                    steps += C.size - size
             th, Y, r = C.ritz()
             B.used, B.anorm = C.used, max(B.anorm, C.anorm)
             kind, a, b = _judge(theta, slack, self.which, th, r, steps, B.anorm, C.dim)
             if kind == "hit":
                 return (a, b), C
-            self.miss = 0.0 if C.size >= C.dim else a
+            self.miss = 0.0 if fresh and C.size >= C.dim else a
             if self.miss <= _MISS_PROBABILITY:
                 return "clean", C
             if C.size < m and C.size < C.dim:  # mid-cycle: on to where the bound can pass
-                target = min(m, C.size + _more_steps(b, steps, C.dim))
+                more = _more_steps(b, steps, C.dim) if fresh else _FIRST_LOOK
+                target = min(m, C.size + more)
                 continue
-            if C.used - start + m - keep > self.cap or C.used + m - keep + 1 > self.limit:
+            if (m < 3 or C.used - start + m - keep > self.cap  # m < 3: no room for both ends
+                    or C.used + m - keep + 1 > self.limit):
                 return ("unsure" if b < _CLUSTER_GAP else "bounded"), C
-            C.restart(th, Y, self.prefer(th, self.which)[:keep])
-            target = min(m, C.size + _more_steps(b, steps, C.dim))
+            C.restart(th, Y, _kept(th, self.prefer(th, self.which), keep))
+            fresh, target = False, min(m, C.size + _FIRST_LOOK)
+
+
+def _kept(th: np.ndarray, order: np.ndarray, keep: int) -> np.ndarray:
+    """The ``keep`` most wanted Ritz values' indices with the two extreme ones among them.
+
+    The check's bound (:func:`_judge`) compares the largest and smallest Ritz values
+    with the wanted set; keeping both at a thick restart makes them monotone (each
+    cycle's space holds the kept vectors, Courant-Fischer), so the extremes after any
+    number of restarts are at least as good as those of the first cycle, the Krylov
+    space of the random start, to which the random-start bound applies.  (The two
+    extremes can make ``keep + 1`` when ``keep = 1``; the caller leaves room.)
+    """
+    ends = [int(np.argmax(th)), int(np.argmin(th))]
+    ends = [i for i in ends if i in order[:keep]] + [i for i in ends if i not in order[:keep]]
+    sel = ends[:2] if ends[0] != ends[1] else ends[:1]
+    sel += [int(i) for i in order if int(i) not in sel][: max(keep - len(sel), 0)]
+    return np.asarray(sel, dtype=int)
 
 
 def _replace_column(X: Any, i: int, x: Any) -> Any:

@@ -64,7 +64,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import from_numpy, tolerance
+from ..backend import dtype_name, eps, from_numpy, tolerance
 from ..operators import Operator, as_operator, dense_matrix, require_symmetric
 from ..probes import as_rng, draw
 from ..results import EigResult, warn_not_converged
@@ -300,8 +300,11 @@ def eigsh(
         :class:`~spectra.ConvergenceWarning` names the ``block_size`` to use.  The
         bound is first looked at after 4 steps, then at the step count where the
         current gap lets it pass (the gap only shrinks), so a clean check stops as
-        soon as it is decided; it costs at least 4 products, usually 20-40.  ``False``
-        skips it (ARPACK and PRIMME make no such check).
+        soon as it is decided; it costs at least 4 products, usually 20-40.  The
+        bound counts only the steps of the check's first basis cycle (the Krylov space
+        of its random start; its restarts keep both extreme Ritz vectors, so they can
+        find a copy but do not lower the bound).  ``False`` skips it (ARPACK and PRIMME
+        make no such check).
 
     Returns
     -------
@@ -335,20 +338,33 @@ def eigsh(
     :math:`A` wherever :math:`cA`'s entries are normal numbers (bitwise for :math:`c`
     a power of two); norms of start vectors are computed scaled.
 
-    *Memory.* With ``block_size=1`` the peak is about ``2 ncv + 2 k + 5`` n-vectors in
-    the operator's dtype: the basis (``ncv + 1``, allocated once, rotated in place at a
-    thick restart by column chunks) and its stored products (``ncv``, rotated with it),
-    one scratch vector, the product, the ``k`` Ritz vectors and their ``k`` products;
-    the check for copies frees the basis first and needs ``2 m + 2 k + 3`` with ``m =
-    min(ncv, max(20, 2k))``.  When ``ncv * n`` exceeds ``2**22`` numbers (32 MiB in
-    float64; :data:`spectra.krylov._basis.STORE_LIMIT`) the products are not stored:
-    ``ncv + 2 k + 5`` (``m + 2 k + 3`` for the check), and the residual check costs
-    ``k`` products.  With ``block_size = b`` the basis holds ``ncv + b`` vectors and
-    stores no products.  Host work per step is ``O(ncv)`` plus an
-    eigendecomposition of the ``size x size`` projected matrix at each look: never
-    before ``2 k + 1`` vectors, then every ``1 + size // 16`` steps or, once the
-    wanted estimates decrease, after 0.4 of the steps their rate predicts (at most
+    *Memory.* With ``block_size=1`` the peak is at most about ``2 ncv + 2 k + 5``
+    n-vectors in the operator's dtype: the basis (``ncv + 1``, allocated once and
+    uninitialised, so that on a CPU only the rows a run reaches become resident; rotated
+    in place at a thick restart by column chunks) and its stored products (``ncv``,
+    rotated with it), one scratch vector, the product, the ``k`` Ritz vectors and their
+    ``k`` products; the check for copies frees the basis first and needs
+    ``2 m + 2 k + 3`` with ``m = min(ncv, max(20, 2k))``.  When ``ncv * n`` exceeds
+    ``2**22`` numbers (32 MiB in float64; :data:`spectra.krylov._basis.STORE_LIMIT`)
+    the products are not stored: ``ncv + 2 k + 5`` (``m + 2 k + 3`` for the check), and
+    the residual check costs ``k`` products.  With ``block_size = b`` the basis holds
+    ``ncv + b`` vectors and stores no products.  Host work per step is ``O(ncv)`` plus
+    an eigendecomposition of the ``size x size`` projected matrix at each look: never
+    before ``2 k + 1`` vectors, then every ``1 + size // 16`` steps or, once the wanted
+    estimates decrease, after 0.4 of the steps their rate predicts (at most
     ``1 + size // 4``), and at the end of each cycle (tests/spectra/test_krylov_memory.py).
+
+    *Float32.* The vectors and their updates stay in the operator's dtype; every
+    coefficient and norm of the orthogonalisation is a float64 sum of partial sums over
+    pieces of 256 entries (:func:`spectra.krylov._basis.dots`), so the explicit
+    residuals of a float32 run reach about ``1.5 eps ||A||`` at ``n = 2e5`` (one float32
+    sum over the whole length left a float32 ResNet Hessian's residual six times above
+    ``tol = 1e-6``).  When the products themselves are less accurate than the
+    tolerance asks (rounding in a long product chain, a slightly non-symmetric or noisy
+    operator), the run stops once two successive explicit checks show the failing
+    residuals no longer decreasing (by half) while their Lanczos estimates are ten times
+    smaller: "not converged", a :class:`~spectra.ConvergenceWarning`, and the message
+    gives the residual reached (also in units of ``eps ||A||``) and the tolerance it meets.
 
     *Small explicit matrices.* For a numpy array or scipy sparse matrix (as CSR) with
     ``n <= 4096`` the steps between two looks run in one compiled call (product,
@@ -427,11 +443,11 @@ def eigsh(
         theta, res = theta[o], res[o]
         X = X[:, o.tolist()]
     return _finish(B, theta, X if vectors else None, res, k, which, converged, verified,
-                   run.restarts, tol, (status, found, miss), b, max_matvecs)
+                   run.restarts, tol, (status, found, miss), b, max_matvecs, run.floor)
 
 
 def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, check, b,
-            run_limit):
+            run_limit, floor=None):
     status, found, miss = check
     lam, r = theta / B.inv, res / B.inv
     kind = "explicit" if verified else "estimated"
@@ -442,8 +458,18 @@ def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, chec
         ok = converged_mask(res, theta, tol, B.anorm, B.op.dtype)
         msg = (f"not converged: {int(np.sum(ok))} of {k} eigenpairs met tol={tol:g} "
                f"({kind} residuals) in {B.used} products (max_matvecs={run_limit}, "
-               f"{restarts} restarts); largest residual {float(np.max(r)):.3g}. Raise max_matvecs "
-               "or ncv, or loosen tol")
+               f"{restarts} restarts); largest residual {float(np.max(r)):.3g}. ")
+        if floor is None:
+            msg += "Raise max_matvecs or ncv, or loosen tol"
+        else:
+            e = float(eps(B.op.dtype))
+            msg += (f"The explicit residuals stopped decreasing at {floor[0] / B.inv:.3g} "
+                    f"(relative {floor[1]:.2g}, {floor[0] / max(B.anorm, 1e-300) / e:.0f} "
+                    f"eps ||A|| in {dtype_name(B.op.dtype)}) while the "
+                    "Lanczos estimates fell ten times below them: the accuracy that the "
+                    "operator's products allow (their rounding, or an operator slightly "
+                    "non-symmetric or noisy); more products cannot reach tol. Loosen tol to "
+                    f"about {_round_up(2.0 * floor[1]):g}, or use a float64 operator")
         warn_not_converged("eigsh " + msg, stacklevel=4)
     if found:
         msg += (f"; a deflated check from a fresh random vector found {found} further "
@@ -467,6 +493,12 @@ def _finish(B, theta, X, res, k, which, converged, verified, restarts, tol, chec
         message=msg,
         num_restarts=restarts,
     )
+
+
+def _round_up(x: float) -> float:
+    """``x`` rounded up to one significant digit (a tolerance to suggest)."""
+    e = 10.0 ** np.floor(np.log10(x))
+    return float(np.ceil(x / e) * e)
 
 
 def _dense(op: Operator, which: str, vectors: bool) -> EigResult:
