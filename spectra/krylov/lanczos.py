@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import eps, from_numpy, to_numpy
+from ..backend import coldots, eps, from_numpy, is_torch, to_numpy
 from ..operators import Operator, as_operator, require_symmetric
 from ..probes import as_rng, draw
 from ..results import LanczosResult, NonFiniteError
@@ -74,62 +74,77 @@ def _start_block(op: Operator, v0: Any, rng: Any):
     return Q, norms
 
 
-def _own_block(W: np.ndarray, Q: np.ndarray, Q_prev: np.ndarray, dtype: Any) -> np.ndarray:
-    """Return ``W`` as a writable C-contiguous array that aliases no Lanczos vector."""
+def _host(op: Operator) -> bool:
+    """Whether the run works on host arrays: numpy, or CPU torch through numpy views."""
+    return op.backend == "numpy" or getattr(op.device, "type", str(op.device)) == "cpu"
+
+
+def _shares(a: Any, b: Any) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def _own_block(W: Any, Q: Any, Q_prev: Any, op: Operator) -> Any:
+    """The product ``W`` as a block the run may update in place.
+
+    ``W`` itself when it is C-contiguous, of the operator's dtype, writable and aliases no
+    Lanczos vector (nor, for torch, an autograd graph); a copy otherwise. On the host
+    path (:func:`_host`) a numpy array, a zero-copy view of a CPU tensor's memory.
+    """
+    if not _host(op):
+        if (W.dtype != op.dtype or not W.is_contiguous() or W.requires_grad
+                or _shares(W, Q) or _shares(W, Q_prev)):
+            import torch
+
+            W = W.detach().to(op.dtype).clone(memory_format=torch.contiguous_format)
+        return W
+    if is_torch(W):
+        W = W.detach().numpy() if not W.requires_grad else W.detach().numpy().copy()
     W = np.asarray(W)
-    if (W.dtype != dtype or not W.flags.c_contiguous or not W.flags.writeable
+    if (W.dtype != Q.dtype or not W.flags.c_contiguous or not W.flags.writeable
             or np.may_share_memory(W, Q) or np.may_share_memory(W, Q_prev)):
-        W = np.array(W, dtype=dtype, order="C")
+        W = np.array(W, dtype=Q.dtype, order="C")
     return W
 
 
-def _scaled(W: Any, inv: float, Q: Any, Q_prev: Any, op: Operator) -> Any:
-    """``W * inv`` (a power of two: exact), in place on a numpy block the run owns."""
-    if inv == 1.0:
-        return W
-    if op.backend == "numpy":
-        W = _own_block(W, Q, Q_prev, op.dtype)
-        W *= inv
-        return W
-    return W * inv
-
-
 def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
-    """Orthogonalise ``W = A Q``: the three-term recurrence, then reorthogonalisation.
+    """Orthogonalise the owned block ``W = A Q`` in place (recurrence, reorthogonalisation).
 
-    With the stored basis ``Bj`` two passes of classical Gram-Schmidt follow, batched over
-    the probes. Returns the new block ``W`` and the host array ``[alpha; ||W||]`` of
-    shape ``(2, p)`` (one transfer). numpy blocks take the fused Numba passes, in place.
+    With the stored basis ``Bj`` two passes of classical Gram-Schmidt follow, probe by
+    probe (one ``(j + 1)``-vector of coefficients each, no copy of the basis). Returns
+    ``W`` and the host array ``[alpha; ||W||]`` of shape ``(2, p)``, accumulated in
+    float64. Host blocks take the fused Numba passes; device tensors in-place updates
+    (``addcmul_``, ``addmv_``) with float64 column dots (:func:`~spectra.backend.coldots`).
     """
-    xp = op.xp
-    fused = op.backend == "numpy"
-    if fused:
+    if _host(op):
         from .._numba.krylov import column_dots, three_term_update
 
-        W = _own_block(W, Q, Q_prev, op.dtype)
         a = column_dots(Q, W)
         ss = three_term_update(W, Q, Q_prev, a, b_prev)
-    else:
-        a = xp.sum(Q * W, axis=0)
-        W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
-    if Bj is not None:
-        for _ in range(2):  # classical Gram-Schmidt, twice, batched over the probes
-            if fused:  # per probe: one n-vector of scratch, not a copy of the basis
+        if Bj is not None:
+            for _ in range(2):  # classical Gram-Schmidt, twice, probe by probe
                 C = np.empty(Bj.shape[:2])
                 for i in range(W.shape[1]):
                     w = W[:, i]
-                    C[i] = Bj[i] @ w
-                    w -= C[i] @ Bj[i]
+                    c = Bj[i] @ w  # in the basis' dtype: no float64 copy of a float32 basis
+                    w -= c @ Bj[i]
+                    C[i] = c
                 a = a + C[:, -1]
-            else:
-                C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
-                W = W - (xp.matrix_transpose(Bj) @ C)[:, :, 0].T
-                a = a + C[:, -1, 0]
-        if fused:
             ss = column_dots(W, W)
-    if fused:
-        return W, np.stack([to_numpy(a), np.sqrt(ss)])
-    return W, to_numpy(xp.stack([a, xp.linalg.vector_norm(W, axis=0)]))
+        return W, np.stack([a, np.sqrt(ss)])
+    a = coldots(Q, W)
+    W.addcmul_(Q, from_numpy(a, like=op)[None, :], value=-1.0)
+    W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
+    if Bj is not None:
+        xp = op.xp
+        for _ in range(2):
+            last = []
+            for i in range(W.shape[1]):
+                w = W[:, i]
+                c = Bj[i] @ w
+                w.addmv_(Bj[i].T, c, alpha=-1.0)
+                last.append(c[-1])
+            a = a + to_numpy(xp.stack(last))
+    return W, np.stack([a, np.sqrt(coldots(W, W))])
 
 
 def lanczos(
@@ -185,7 +200,13 @@ def lanczos(
     the operator's dtype: the basis ``(p, num_steps, n)`` allocated once and filled in
     place, the current and previous blocks, the product block and one scratch vector
     (reorthogonalisation runs probe by probe); ``reorth="none"`` keeps about ``4 p``
-    (tests/spectra/test_krylov_memory.py).
+    (tests/spectra/test_krylov_memory.py). Every step updates the product block in
+    place and it becomes the next Lanczos block (no fresh ``n x p`` array per step,
+    unless the product aliases a Lanczos block or an autograd graph, when it is copied
+    once): numpy arrays and CPU tensors (through zero-copy numpy views, so the same
+    start block gives bitwise the numpy answer) by the fused Numba passes, device
+    tensors by ``addcmul_`` / ``addmv_`` / ``mul_``; ``alpha`` and ``beta`` are
+    accumulated in float64 (tests/spectra/test_lanczos_inplace.py).
 
     Examples
     --------
@@ -215,23 +236,29 @@ def lanczos(
     tiny = 10.0 * np.sqrt(n) * eps(op.dtype)
 
     basis = xp.zeros((p, k, n), dtype=op.dtype, device=op.device) if full else None
-    fused = op.backend == "numpy"  # Numba kernels: one pass, no temporaries
-    if fused:
+    host = _host(op)  # fused Numba kernels on host arrays: one pass, no temporaries
+    if host:
         from .._numba.krylov import scale_columns
 
-        Q = np.ascontiguousarray(Q)
-    Q_prev = xp.zeros_like(Q)
+        Q = np.ascontiguousarray(Q.contiguous().numpy() if is_torch(Q) else Q)
+        B = basis.numpy() if is_torch(basis) else basis  # a view: the result keeps basis
+        wrap = (lambda V: from_numpy(V, like=op)) if op.backend == "torch" else (lambda V: V)
+    else:
+        Q, B, wrap = Q.contiguous(), basis, (lambda V: V)
+    Q_prev = xp.zeros_like(Q) if not host else np.zeros_like(Q)
     b_prev = np.zeros(p)
     used, inv = 0, None
     for j in range(k):
         if full:
-            basis[:, j, :] = Q.T
-        W = real_product(op.matmat(Q), f"Lanczos step {j + 1}")
+            B[:, j, :] = Q.T
+        W = real_product(op.matmat(wrap(Q)), f"Lanczos step {j + 1}")
         used += int(active.sum())
         if inv is None:  # one exact power-of-two scale for the run (spectra.krylov._scale)
-            inv = product_scale(W, xp, f"Lanczos step 1 (product {op.num_matvecs})")
-        W = _scaled(W, inv, Q, Q_prev, op)
-        W, ab = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
+            inv = product_scale(W, op.xp, f"Lanczos step 1 (product {op.num_matvecs})")
+        W = _own_block(W, Q, Q_prev, op)
+        if inv != 1.0:  # a power of two: exact
+            W *= inv
+        W, ab = _recurrence(op, W, Q, Q_prev, b_prev, B[:, : j + 1, :] if full else None)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
             raise NonFiniteError(
@@ -251,11 +278,11 @@ def lanczos(
             if not active.any():
                 break
         scale = np.where(active, 1.0 / np.where(active, b_h, 1.0), 0.0)
-        if fused:
+        if host:
             scale_columns(W, scale)
-            Q_prev, Q = Q, W
         else:
-            Q_prev, Q = Q, W * from_numpy(scale, like=op)[None, :]
+            W.mul_(from_numpy(scale, like=op)[None, :])
+        Q_prev, Q = Q, W
         b_prev = np.where(active, b_h, 0.0)
 
     if full:
