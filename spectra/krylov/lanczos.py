@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import coldots, eps, from_numpy, is_torch, to_numpy
+from ..backend import coldots, eps, from_numpy, to_numpy
 from ..operators import Operator, as_operator, require_symmetric
 from ..probes import as_rng, draw
 from ..results import LanczosResult, NonFiniteError
@@ -57,7 +57,8 @@ def _start_block(op: Operator, v0: Any, rng: Any):
     if v0 is None:
         V = draw("rademacher", n, 1, like=op, rng=as_rng(rng))
     else:
-        real_array(v0, "v0")
+        # an array's entries share its dtype: checking one row avoids a float64 copy
+        real_array(v0[:1] if getattr(v0, "ndim", 0) and hasattr(v0, "dtype") else v0, "v0")
         V = v0 if hasattr(v0, "shape") else np.asarray(v0, dtype=float)
         if isinstance(V, np.ndarray) and op.backend == "torch":
             V = from_numpy(V, like=op)
@@ -74,11 +75,6 @@ def _start_block(op: Operator, v0: Any, rng: Any):
     return Q, norms
 
 
-def _host(op: Operator) -> bool:
-    """Whether the run works on host arrays: numpy, or CPU torch through numpy views."""
-    return op.backend == "numpy" or getattr(op.device, "type", str(op.device)) == "cpu"
-
-
 def _shares(a: Any, b: Any) -> bool:
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
@@ -86,19 +82,15 @@ def _shares(a: Any, b: Any) -> bool:
 def _own_block(W: Any, Q: Any, Q_prev: Any, op: Operator) -> Any:
     """The product ``W`` as a block the run may update in place.
 
-    ``W`` itself when it is C-contiguous, of the operator's dtype, writable and aliases no
-    Lanczos vector (nor, for torch, an autograd graph); a copy otherwise. On the host
-    path (:func:`_host`) a numpy array, a zero-copy view of a CPU tensor's memory.
+    ``W`` itself when it has the run's layout (numpy: C-contiguous; torch: probe-major,
+    each column contiguous), the operator's dtype, is writable and aliases no Lanczos
+    block (nor, for torch, an autograd graph); a copy in that layout otherwise.
     """
-    if not _host(op):
-        if (W.dtype != op.dtype or not W.is_contiguous() or W.requires_grad
+    if op.backend == "torch":
+        if (W.dtype != op.dtype or not W.T.is_contiguous() or W.requires_grad
                 or _shares(W, Q) or _shares(W, Q_prev)):
-            import torch
-
-            W = W.detach().to(op.dtype).clone(memory_format=torch.contiguous_format)
+            W = _probe_major(W.detach().to(op.dtype), copy=True)
         return W
-    if is_torch(W):
-        W = W.detach().numpy() if not W.requires_grad else W.detach().numpy().copy()
     W = np.asarray(W)
     if (W.dtype != Q.dtype or not W.flags.c_contiguous or not W.flags.writeable
             or np.may_share_memory(W, Q) or np.may_share_memory(W, Q_prev)):
@@ -106,16 +98,25 @@ def _own_block(W: Any, Q: Any, Q_prev: Any, op: Operator) -> Any:
     return W
 
 
+def _probe_major(V: Any, copy: bool = False) -> Any:
+    """An ``(n, p)`` tensor stored probe by probe (``V.T`` contiguous), a copy if needed."""
+    if V.T.is_contiguous() and not copy:
+        return V
+    out = V.new_empty((V.shape[1], V.shape[0])).T
+    return out.copy_(V)
+
+
 def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
     """Orthogonalise the owned block ``W = A Q`` in place (recurrence, reorthogonalisation).
 
-    With the stored basis ``Bj`` two passes of classical Gram-Schmidt follow, probe by
-    probe (one ``(j + 1)``-vector of coefficients each, no copy of the basis). Returns
-    ``W`` and the host array ``[alpha; ||W||]`` of shape ``(2, p)``, accumulated in
-    float64. Host blocks take the fused Numba passes; device tensors in-place updates
-    (``addcmul_``, ``addmv_``) with float64 column dots (:func:`~spectra.backend.coldots`).
+    With the stored basis ``Bj`` ``(p, j + 1, n)`` two passes of classical Gram-Schmidt
+    follow, batched over the probes (``(j + 1)``-vectors of coefficients, no copy of the
+    basis). Returns ``W`` and the host array ``[alpha; ||W||]`` of shape ``(2, p)``,
+    accumulated in float64. numpy blocks take the fused Numba passes; torch blocks,
+    stored probe by probe, in-place updates (``addcmul_``, ``baddbmm_``) with float64
+    column dots (:func:`~spectra.backend.coldots`, one contiguous column at a time).
     """
-    if _host(op):
+    if op.backend == "numpy":
         from .._numba.krylov import column_dots, three_term_update
 
         a = column_dots(Q, W)
@@ -133,17 +134,14 @@ def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, B
         return W, np.stack([a, np.sqrt(ss)])
     a = coldots(Q, W)
     W.addcmul_(Q, from_numpy(a, like=op)[None, :], value=-1.0)
-    W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
+    if np.any(b_prev):
+        W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
     if Bj is not None:
-        xp = op.xp
+        Wt = W.T[:, :, None]  # (p, n, 1), contiguous: a view of W
         for _ in range(2):
-            last = []
-            for i in range(W.shape[1]):
-                w = W[:, i]
-                c = Bj[i] @ w
-                w.addmv_(Bj[i].T, c, alpha=-1.0)
-                last.append(c[-1])
-            a = a + to_numpy(xp.stack(last))
+            C = Bj @ Wt  # (p, j + 1, 1)
+            Wt.baddbmm_(Bj.transpose(1, 2), C, alpha=-1.0)
+            a = a + to_numpy(C[:, -1, 0])
     return W, np.stack([a, np.sqrt(coldots(W, W))])
 
 
@@ -202,11 +200,11 @@ def lanczos(
     (reorthogonalisation runs probe by probe); ``reorth="none"`` keeps about ``4 p``
     (tests/spectra/test_krylov_memory.py). Every step updates the product block in
     place and it becomes the next Lanczos block (no fresh ``n x p`` array per step,
-    unless the product aliases a Lanczos block or an autograd graph, when it is copied
-    once): numpy arrays and CPU tensors (through zero-copy numpy views, so the same
-    start block gives bitwise the numpy answer) by the fused Numba passes, device
-    tensors by ``addcmul_`` / ``addmv_`` / ``mul_``; ``alpha`` and ``beta`` are
-    accumulated in float64 (tests/spectra/test_lanczos_inplace.py).
+    unless the product aliases a Lanczos block or an autograd graph, or comes in
+    another layout, when it is copied once): numpy blocks by the fused Numba passes,
+    torch blocks (stored probe by probe, as the probes are drawn and as batched
+    products return them) by ``addcmul_`` / ``baddbmm_`` / ``mul_``; ``alpha`` and
+    ``beta`` are accumulated in float64 (tests/spectra/test_lanczos_inplace.py).
 
     Examples
     --------
@@ -236,29 +234,27 @@ def lanczos(
     tiny = 10.0 * np.sqrt(n) * eps(op.dtype)
 
     basis = xp.zeros((p, k, n), dtype=op.dtype, device=op.device) if full else None
-    host = _host(op)  # fused Numba kernels on host arrays: one pass, no temporaries
-    if host:
+    if op.backend == "numpy":  # the fused Numba kernels: C-contiguous blocks
         from .._numba.krylov import scale_columns
 
-        Q = np.ascontiguousarray(Q.contiguous().numpy() if is_torch(Q) else Q)
-        B = basis.numpy() if is_torch(basis) else basis  # a view: the result keeps basis
-        wrap = (lambda V: from_numpy(V, like=op)) if op.backend == "torch" else (lambda V: V)
-    else:
-        Q, B, wrap = Q.contiguous(), basis, (lambda V: V)
-    Q_prev = xp.zeros_like(Q) if not host else np.zeros_like(Q)
+        Q = np.ascontiguousarray(Q)
+        Q_prev = np.zeros_like(Q)
+    else:  # stored probe by probe: each column contiguous, as the probes are drawn
+        Q = _probe_major(Q)
+        Q_prev = _probe_major(xp.zeros_like(Q))
     b_prev = np.zeros(p)
     used, inv = 0, None
     for j in range(k):
         if full:
-            B[:, j, :] = Q.T
-        W = real_product(op.matmat(wrap(Q)), f"Lanczos step {j + 1}")
+            basis[:, j, :] = Q.T
+        W = real_product(op.matmat(Q), f"Lanczos step {j + 1}")
         used += int(active.sum())
         if inv is None:  # one exact power-of-two scale for the run (spectra.krylov._scale)
             inv = product_scale(W, op.xp, f"Lanczos step 1 (product {op.num_matvecs})")
         W = _own_block(W, Q, Q_prev, op)
         if inv != 1.0:  # a power of two: exact
             W *= inv
-        W, ab = _recurrence(op, W, Q, Q_prev, b_prev, B[:, : j + 1, :] if full else None)
+        W, ab = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
             raise NonFiniteError(
@@ -278,7 +274,7 @@ def lanczos(
             if not active.any():
                 break
         scale = np.where(active, 1.0 / np.where(active, b_h, 1.0), 0.0)
-        if host:
+        if op.backend == "numpy":
             scale_columns(W, scale)
         else:
             W.mul_(from_numpy(scale, like=op)[None, :])
