@@ -168,7 +168,7 @@ def lanczos(
         Full reorthogonalisation (two blocked Gram-Schmidt passes, stores the basis) or
         none (three-term recurrence only, ``O(n)`` memory per vector).
     rng : None, int, numpy or torch Generator
-        Used only when ``v0`` is not given.
+        Used only when ``v0`` is not given (see :mod:`spectra.probes`).
 
     Returns
     -------
