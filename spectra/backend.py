@@ -87,7 +87,7 @@ def coldots(X: Any, Y: Any) -> np.ndarray:
     and CPU torch through a zero-copy numpy view) of ``n >= 65536`` entries go through
     the compiled :func:`~spectra._numba.dots.dot64` (one pass, products and sum in
     float64), shorter ones through an ``n``-vector product in their dtype summed
-    pairwise in float64; CUDA tensors reduce on the device in float64.
+    pairwise in float64; CUDA tensors reduce on the device in float64 (one transfer).
 
     Returns
     -------
@@ -101,9 +101,9 @@ def coldots(X: Any, Y: Any) -> np.ndarray:
     if is_torch(X):
         torch = _torch()
         X, Y = X.detach(), Y.detach()
-        if X.device.type != "cpu":
-            for j in range(k):
-                out[j] = float(torch.sum(X[:, j] * Y[:, j], dtype=torch.float64))
+        if X.device.type != "cpu":  # on the device, one transfer for the k sums
+            sums = [torch.sum(X[:, j] * Y[:, j], dtype=torch.float64) for j in range(k)]
+            out[:] = torch.stack(sums).cpu().numpy()
             return out[0] if one else out
         X, Y = X.numpy(), Y.numpy()
     if X.shape[0] >= _DOT64_MIN and X.dtype == Y.dtype and X.dtype in (np.float32, np.float64):

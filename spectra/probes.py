@@ -10,20 +10,27 @@ How probes are drawn (:func:`draw`):
   from the generator, so the probes of a seed do not depend on how they are batched:
   one block of ``k`` probes equals ``k`` blocks of one. The ``(n, k)`` block is stored
   probe by probe (column-major, a transposed ``(k, n)`` buffer).
-* **numpy generator, host operator** (numpy, or torch on the CPU): Rademacher entries
-  from the raw bits of the bit generator (one bit per entry); Gaussian entries from
-  the float64 normal stream in chunks of :data:`CHUNK`, written into the operator's
-  dtype. numpy and CPU torch operators, float32 and float64 alike, see the same probes
-  for the same seed, and no ``n``-vector is ever formed in float64.
-* **numpy generator, CUDA operator**: probe ``j`` is drawn on the device by a
-  ``torch.Generator`` seeded with the ``j``-th 63-bit integer of the numpy stream.
-* **torch generator**: drawn by torch on the generator's device, in the operator's
-  dtype, then moved to the operator (``.numpy()`` without copy for a numpy operator and
-  a CPU generator). On a CPU torch operator this is the fastest source (measured at
-  ``n = 11.2`` million in float32, one thread: Gaussian 33 ms per probe against 105 ms
-  for numpy's float64 stream; Rademacher 8 ms through a sign table of random bytes);
-  :mod:`hessian`'s helpers therefore hand :mod:`spectra` a ``torch.Generator`` seeded
-  from their ``rng``.
+* **numpy operator, numpy generator**: Rademacher entries from the raw bits of the bit
+  generator (one bit per entry); Gaussian entries from the float64 normal stream in
+  chunks of :data:`CHUNK`, written into the operator's dtype (float32 and float64
+  operators see the same probes, and no ``n``-vector is ever formed in float64).
+* **torch operator, numpy generator** (an integer seed or ``None`` included; CPU and
+  CUDA alike): probe ``j`` is drawn by torch in the operator's dtype and on its device,
+  by a ``torch.Generator`` seeded with the ``j``-th 63-bit integer of the numpy stream
+  (``rng.integers(0, 2**63)``, one per probe, :func:`torch_seed`). This is the one
+  derivation of torch probes from a numpy seed; the :mod:`hessian` helpers pass their
+  ``rng`` through to it. Measured at ``n = 11.2`` million in float32, one thread:
+  Gaussian 33 ms per probe against 105 ms for numpy's float64 stream and a copy;
+  Rademacher 8 ms through a sign table of random bytes.
+* **torch generator**: used as it is, drawn by torch on the generator's device in the
+  operator's dtype, then moved to the operator (``.numpy()`` without a copy for a numpy
+  operator and a CPU generator). A numpy and a torch operator given equal
+  ``torch.Generator`` s therefore see the same probes: this is how to compare the two
+  frameworks on one problem.
+
+A numpy and a torch operator given the same integer seed thus see *different* probes
+(each bit-reproducible for its seed, each unbiased); their estimates agree within
+their standard errors, not bitwise.
 
 The sphere probe's norm is accumulated in float64.
 """
@@ -40,7 +47,7 @@ import numpy as np
 from .backend import dtype_name
 from .validation import check_choice, require_memory
 
-__all__ = ["CHUNK", "PROBES", "as_rng", "draw"]
+__all__ = ["CHUNK", "PROBES", "as_rng", "draw", "torch_seed"]
 
 PROBES = ("rademacher", "gaussian", "sphere")
 #: Entries per float64 chunk of the Gaussian host stream (512 KiB of workspace).
@@ -185,9 +192,9 @@ def draw(kind: str, n: int, k: int, *, like: Any, rng: Any, out: Any = None) -> 
         require_memory(k * n * itemsize, f"{k} probe vectors of length n = {n}", device)
         out = _empty(backend, k, n, dtype, device)
     if isinstance(g, np.random.Generator):
-        if backend == "numpy" or str(device).startswith("cpu"):
+        if backend == "numpy":
             return _draw_host(kind, g, out)
-        return _draw_device_seeded(kind, g, out)
+        return _draw_seeded(kind, g, out)
     return _draw_torch(kind, g, out, backend)
 
 
@@ -199,21 +206,31 @@ def _empty(backend: str, k: int, n: int, dtype: Any, device: Any):
     return torch.empty((k, n), dtype=dtype, device=device)
 
 
-def _draw_host(kind: str, g: np.random.Generator, out: Any):
-    buf = out.numpy() if not isinstance(out, np.ndarray) else out  # zero-copy for CPU torch
-    n = buf.shape[1]
-    for j in range(buf.shape[0]):
-        sq = _host_probe(kind, g, buf[j])
+def torch_seed(g: np.random.Generator) -> int:
+    """The seed of the ``torch.Generator`` that draws the next torch probe from ``g``.
+
+    One 63-bit integer, ``g.integers(0, 2**63)``: every torch probe drawn from a numpy
+    generator consumes exactly one, so the probes do not depend on the batching.
+    """
+    return int(g.integers(0, 2**63))
+
+
+def _draw_host(kind: str, g: np.random.Generator, out: np.ndarray):
+    n = out.shape[1]
+    for j in range(out.shape[0]):
+        sq = _host_probe(kind, g, out[j])
         if kind == "sphere":
-            buf[j] *= buf.dtype.type(math.sqrt(n / sq))
+            out[j] *= out.dtype.type(math.sqrt(n / sq))
     return out.T
 
 
-def _draw_device_seeded(kind: str, g: np.random.Generator, out: Any):
+def _draw_seeded(kind: str, g: np.random.Generator, out: Any):
+    """Probe ``j`` by a ``torch.Generator`` on ``out``'s device seeded by :func:`torch_seed`."""
     import torch
 
+    gen = torch.Generator(device=out.device)
     for j in range(out.shape[0]):
-        gen = torch.Generator(device=out.device).manual_seed(int(g.integers(0, 2**63)))
+        gen.manual_seed(torch_seed(g))
         _torch_probe(kind, gen, out[j])
     return out.T
 

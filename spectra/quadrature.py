@@ -143,6 +143,8 @@ def slq_measure(
         something does, its own rule is used for the deflation only (the probes are
         then ``num_probes - 1`` on the complement). Products are counted in full.
     rng : None, int, numpy or torch Generator
+        Source of the probes, drawn in the operator's framework, dtype and device (a
+        torch operator draws with torch, seeded from ``rng``; see :mod:`spectra.probes`).
 
     Returns
     -------
@@ -522,6 +524,8 @@ def trace_function(
         Default ``"none"``: Gauss quadrature from the plain three-term recurrence is
         accurate although orthogonality is lost (Greenbaum 1989; Knizhnerman 1996).
     rng : None, int, numpy or torch Generator
+        Source of the probes, drawn in the operator's framework, dtype and device (a
+        torch operator draws with torch, seeded from ``rng``; see :mod:`spectra.probes`).
 
     Returns
     -------

@@ -5,7 +5,8 @@
 * :class:`Case`: one estimator as the property sweeps of
   ``tests/spectra/test_properties.py`` see it.
 * :func:`check_exact`: the "exact at full budget" check.
-* :func:`check_torch_matches_numpy`: the "torch equals numpy" check.
+* :func:`check_torch_matches_numpy`: the "torch equals numpy" check, and
+  :func:`same_probes`, the generator that gives both frameworks the same probes.
 """
 
 from __future__ import annotations
@@ -113,8 +114,21 @@ def check_exact(case: Case, A: np.ndarray, lam: np.ndarray) -> Any:
     return res
 
 
+def same_probes(seed: int) -> Any:
+    """A fresh ``torch.Generator`` seeded with ``seed``.
+
+    An integer seed gives a numpy and a torch operator different probes (numpy's stream
+    and torch's, :mod:`spectra.probes`); equal torch generators give both the same ones.
+    Cases compared across frameworks draw from it.
+    """
+    torch = pytest.importorskip("torch")
+    return torch.Generator().manual_seed(seed)
+
+
 def check_torch_matches_numpy(case: Case, A: np.ndarray) -> tuple[Any, Any]:
     """Run ``case`` on ``A`` and on ``torch.from_numpy(A)`` and assert the same answer.
+
+    The case must give both runs the same probes (:func:`same_probes`).
 
     Same compared values (to ``case.tolerances``), same product count, host results as
     float64 numpy (never tensors), and ``case.device_attr`` a torch tensor of ``A``'s

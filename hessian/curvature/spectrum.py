@@ -29,10 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import torch
-
 import spectra
-from spectra.probes import as_rng
 from spectra.results import EigResult, Estimate, SpectralDensity
 from spectra.validation import check_choice, check_int
 
@@ -120,21 +117,6 @@ def _progress(op: Any, num_vectors: int | None, desc: str,
         bar.close()
 
 
-def _probe_rng(rng: Any, op: Any) -> Any:
-    """The generator a helper hands to :mod:`spectra` for a torch operator.
-
-    A ``torch.Generator`` on the operator's device, seeded with one 63-bit integer drawn
-    from ``rng`` (an int seed, ``None`` or a numpy ``Generator``; a ``torch.Generator``
-    is passed through): probes are then drawn by torch in the operator's dtype and
-    device, the fastest source (:mod:`spectra.probes`), and the same seed gives the
-    same probes whatever the batching. Other operators get ``rng`` unchanged.
-    """
-    if getattr(op, "backend", None) != "torch" or isinstance(rng, torch.Generator):
-        return rng
-    g = as_rng(rng)  # validates the seed
-    return torch.Generator(device=op.device).manual_seed(int(g.integers(0, 2**63)))
-
-
 def _each(ops: Any, fn: Callable[[Any, str], Any]) -> Any:
     if isinstance(ops, dict):
         return {name: fn(op, name) for name, op in ops.items()}
@@ -164,8 +146,11 @@ def top_eigenvalues(model: Any, loss_fn: Any = None, data: Any = None, k: int = 
     max_matvecs : int, optional
         Product budget (default: the estimator's).
     rng : None, int, numpy or torch Generator
-        Start vector and probes: drawn by a ``torch.Generator`` on the operator's
-        device seeded from ``rng`` (one 63-bit integer), the fastest source.
+        Start vector and probes, drawn by torch in the operator's dtype and on its
+        device: by ``rng`` itself when it is a ``torch.Generator``, else one probe at a
+        time by a ``torch.Generator`` seeded from ``rng``'s stream
+        (:mod:`spectra.probes`); the same seed gives the same probes whatever the
+        batching.
     per_layer : bool
         One result per module block (dict keyed by module name).
     progress : bool or None
@@ -198,7 +183,7 @@ def top_eigenvalues(model: Any, loss_fn: Any = None, data: Any = None, k: int = 
         kk = min(k, op.shape[0])
         with _progress(op, max_matvecs, f"eigsh {name}".strip(), progress):
             return spectra.eigsh(op, k=kk, which=which, tol=tol, max_matvecs=max_matvecs,
-                                 rng=_probe_rng(rng, op))
+                                 rng=rng)
 
     return _each(ops, run)
 
@@ -231,7 +216,7 @@ def trace(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int = 
     def run(op: Any, name: str) -> Estimate:
         with _progress(op, num_matvecs, f"trace {name}".strip(), progress):
             return spectra.trace(op, num_matvecs, method=method, probe=probe, rtol=rtol,
-                                 rng=_probe_rng(rng, op))
+                                 rng=rng)
 
     return _each(ops, run)
 
@@ -265,7 +250,7 @@ def diagonal(model: Any, loss_fn: Any = None, data: Any = None, num_matvecs: int
     def run(op: Any, name: str) -> Estimate:
         with _progress(op, num_matvecs, f"diagonal {name}".strip(), progress):
             return spectra.diagonal(op, num_matvecs, method=method, probe=probe, rtol=rtol,
-                                    rng=_probe_rng(rng, op))
+                                    rng=rng)
 
     return _each(ops, run)
 
@@ -302,6 +287,6 @@ def density(model: Any, loss_fn: Any = None, data: Any = None, *, kind: str = "h
         with _progress(op, total, f"density {name}".strip(), progress):
             return spectra.density(op, method=method, num_probes=num_probes, num_steps=steps,
                                    grid=grid, smoothing=smoothing, reorth=reorth,
-                                   rng=_probe_rng(rng, op))
+                                   rng=rng)
 
     return _each(ops, run)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import eps, from_numpy, to_numpy
+from ..backend import coldots, eps, from_numpy, to_numpy
 from ..operators import Operator, as_operator, require_symmetric
 from ..probes import as_rng, draw
 from ..results import LanczosResult, NonFiniteError
@@ -57,7 +57,8 @@ def _start_block(op: Operator, v0: Any, rng: Any):
     if v0 is None:
         V = draw("rademacher", n, 1, like=op, rng=as_rng(rng))
     else:
-        real_array(v0, "v0")
+        # an array's entries share its dtype: checking one row avoids a float64 copy
+        real_array(v0[:1] if getattr(v0, "ndim", 0) and hasattr(v0, "dtype") else v0, "v0")
         V = v0 if hasattr(v0, "shape") else np.asarray(v0, dtype=float)
         if isinstance(V, np.ndarray) and op.backend == "torch":
             V = from_numpy(V, like=op)
@@ -74,62 +75,74 @@ def _start_block(op: Operator, v0: Any, rng: Any):
     return Q, norms
 
 
-def _own_block(W: np.ndarray, Q: np.ndarray, Q_prev: np.ndarray, dtype: Any) -> np.ndarray:
-    """Return ``W`` as a writable C-contiguous array that aliases no Lanczos vector."""
+def _shares(a: Any, b: Any) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def _own_block(W: Any, Q: Any, Q_prev: Any, op: Operator) -> Any:
+    """The product ``W`` as a block the run may update in place.
+
+    ``W`` itself when it has the run's layout (numpy: C-contiguous; torch: probe-major,
+    each column contiguous), the operator's dtype, is writable and aliases no Lanczos
+    block (nor, for torch, an autograd graph); a copy in that layout otherwise.
+    """
+    if op.backend == "torch":
+        if (W.dtype != op.dtype or not W.T.is_contiguous() or W.requires_grad
+                or _shares(W, Q) or _shares(W, Q_prev)):
+            W = _probe_major(W.detach().to(op.dtype), copy=True)
+        return W
     W = np.asarray(W)
-    if (W.dtype != dtype or not W.flags.c_contiguous or not W.flags.writeable
+    if (W.dtype != Q.dtype or not W.flags.c_contiguous or not W.flags.writeable
             or np.may_share_memory(W, Q) or np.may_share_memory(W, Q_prev)):
-        W = np.array(W, dtype=dtype, order="C")
+        W = np.array(W, dtype=Q.dtype, order="C")
     return W
 
 
-def _scaled(W: Any, inv: float, Q: Any, Q_prev: Any, op: Operator) -> Any:
-    """``W * inv`` (a power of two: exact), in place on a numpy block the run owns."""
-    if inv == 1.0:
-        return W
-    if op.backend == "numpy":
-        W = _own_block(W, Q, Q_prev, op.dtype)
-        W *= inv
-        return W
-    return W * inv
+def _probe_major(V: Any, copy: bool = False) -> Any:
+    """An ``(n, p)`` tensor stored probe by probe (``V.T`` contiguous), a copy if needed."""
+    if V.T.is_contiguous() and not copy:
+        return V
+    out = V.new_empty((V.shape[1], V.shape[0])).T
+    return out.copy_(V)
 
 
 def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
-    """Orthogonalise ``W = A Q``: the three-term recurrence, then reorthogonalisation.
+    """Orthogonalise the owned block ``W = A Q`` in place (recurrence, reorthogonalisation).
 
-    With the stored basis ``Bj`` two passes of classical Gram-Schmidt follow, batched over
-    the probes. Returns the new block ``W`` and the host array ``[alpha; ||W||]`` of
-    shape ``(2, p)`` (one transfer). numpy blocks take the fused Numba passes, in place.
+    With the stored basis ``Bj`` ``(p, j + 1, n)`` two passes of classical Gram-Schmidt
+    follow, batched over the probes (``(j + 1)``-vectors of coefficients, no copy of the
+    basis). Returns ``W`` and the host array ``[alpha; ||W||]`` of shape ``(2, p)``,
+    accumulated in float64. numpy blocks take the fused Numba passes; torch blocks,
+    stored probe by probe, in-place updates (``addcmul_``, ``baddbmm_``) with float64
+    column dots (:func:`~spectra.backend.coldots`, one contiguous column at a time).
     """
-    xp = op.xp
-    fused = op.backend == "numpy"
-    if fused:
+    if op.backend == "numpy":
         from .._numba.krylov import column_dots, three_term_update
 
-        W = _own_block(W, Q, Q_prev, op.dtype)
         a = column_dots(Q, W)
         ss = three_term_update(W, Q, Q_prev, a, b_prev)
-    else:
-        a = xp.sum(Q * W, axis=0)
-        W = W - Q * a[None, :] - Q_prev * from_numpy(b_prev, like=op)[None, :]
-    if Bj is not None:
-        for _ in range(2):  # classical Gram-Schmidt, twice, batched over the probes
-            if fused:  # per probe: one n-vector of scratch, not a copy of the basis
+        if Bj is not None:
+            for _ in range(2):  # classical Gram-Schmidt, twice, probe by probe
                 C = np.empty(Bj.shape[:2])
                 for i in range(W.shape[1]):
                     w = W[:, i]
-                    C[i] = Bj[i] @ w
-                    w -= C[i] @ Bj[i]
+                    c = Bj[i] @ w  # in the basis' dtype: no float64 copy of a float32 basis
+                    w -= c @ Bj[i]
+                    C[i] = c
                 a = a + C[:, -1]
-            else:
-                C = Bj @ W.T[:, :, None]  # (p, j+1, 1)
-                W = W - (xp.matrix_transpose(Bj) @ C)[:, :, 0].T
-                a = a + C[:, -1, 0]
-        if fused:
             ss = column_dots(W, W)
-    if fused:
-        return W, np.stack([to_numpy(a), np.sqrt(ss)])
-    return W, to_numpy(xp.stack([a, xp.linalg.vector_norm(W, axis=0)]))
+        return W, np.stack([a, np.sqrt(ss)])
+    a = coldots(Q, W)
+    W.addcmul_(Q, from_numpy(a, like=op)[None, :], value=-1.0)
+    if np.any(b_prev):
+        W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
+    if Bj is not None:
+        Wt = W.T[:, :, None]  # (p, n, 1), contiguous: a view of W
+        for _ in range(2):
+            C = Bj @ Wt  # (p, j + 1, 1)
+            Wt.baddbmm_(Bj.transpose(1, 2), C, alpha=-1.0)
+            a = a + to_numpy(C[:, -1, 0])
+    return W, np.stack([a, np.sqrt(coldots(W, W))])
 
 
 def lanczos(
@@ -155,7 +168,7 @@ def lanczos(
         Full reorthogonalisation (two blocked Gram-Schmidt passes, stores the basis) or
         none (three-term recurrence only, ``O(n)`` memory per vector).
     rng : None, int, numpy or torch Generator
-        Used only when ``v0`` is not given.
+        Used only when ``v0`` is not given (see :mod:`spectra.probes`).
 
     Returns
     -------
@@ -185,7 +198,13 @@ def lanczos(
     the operator's dtype: the basis ``(p, num_steps, n)`` allocated once and filled in
     place, the current and previous blocks, the product block and one scratch vector
     (reorthogonalisation runs probe by probe); ``reorth="none"`` keeps about ``4 p``
-    (tests/spectra/test_krylov_memory.py).
+    (tests/spectra/test_krylov_memory.py). Every step updates the product block in
+    place and it becomes the next Lanczos block (no fresh ``n x p`` array per step,
+    unless the product aliases a Lanczos block or an autograd graph, or comes in
+    another layout, when it is copied once): numpy blocks by the fused Numba passes,
+    torch blocks (stored probe by probe, as the probes are drawn and as batched
+    products return them) by ``addcmul_`` / ``baddbmm_`` / ``mul_``; ``alpha`` and
+    ``beta`` are accumulated in float64 (tests/spectra/test_lanczos_inplace.py).
 
     Examples
     --------
@@ -215,12 +234,14 @@ def lanczos(
     tiny = 10.0 * np.sqrt(n) * eps(op.dtype)
 
     basis = xp.zeros((p, k, n), dtype=op.dtype, device=op.device) if full else None
-    fused = op.backend == "numpy"  # Numba kernels: one pass, no temporaries
-    if fused:
+    if op.backend == "numpy":  # the fused Numba kernels: C-contiguous blocks
         from .._numba.krylov import scale_columns
 
         Q = np.ascontiguousarray(Q)
-    Q_prev = xp.zeros_like(Q)
+        Q_prev = np.zeros_like(Q)
+    else:  # stored probe by probe: each column contiguous, as the probes are drawn
+        Q = _probe_major(Q)
+        Q_prev = _probe_major(xp.zeros_like(Q))
     b_prev = np.zeros(p)
     used, inv = 0, None
     for j in range(k):
@@ -229,8 +250,10 @@ def lanczos(
         W = real_product(op.matmat(Q), f"Lanczos step {j + 1}")
         used += int(active.sum())
         if inv is None:  # one exact power-of-two scale for the run (spectra.krylov._scale)
-            inv = product_scale(W, xp, f"Lanczos step 1 (product {op.num_matvecs})")
-        W = _scaled(W, inv, Q, Q_prev, op)
+            inv = product_scale(W, op.xp, f"Lanczos step 1 (product {op.num_matvecs})")
+        W = _own_block(W, Q, Q_prev, op)
+        if inv != 1.0:  # a power of two: exact
+            W *= inv
         W, ab = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
@@ -251,11 +274,11 @@ def lanczos(
             if not active.any():
                 break
         scale = np.where(active, 1.0 / np.where(active, b_h, 1.0), 0.0)
-        if fused:
+        if op.backend == "numpy":
             scale_columns(W, scale)
-            Q_prev, Q = Q, W
         else:
-            Q_prev, Q = Q, W * from_numpy(scale, like=op)[None, :]
+            W.mul_(from_numpy(scale, like=op)[None, :])
+        Q_prev, Q = Q, W
         b_prev = np.where(active, b_h, 0.0)
 
     if full:

@@ -156,7 +156,10 @@ def trace(
         Most columns per call of ``op.matmat``. Default: everything at once, capped so
         that an ``n x block_size`` array stays under 256 MiB.
     rng : None, int, numpy.random.Generator or torch.Generator
-        Source of the test vectors.
+        Source of the test vectors, drawn in the operator's framework, dtype and
+        device (a torch operator draws with torch, seeded from ``rng``; see
+        :mod:`spectra.probes`); the same seed gives the same vectors whatever
+        ``block_size``.
 
     Returns
     -------
@@ -279,7 +282,10 @@ def diagonal(
         Most columns per call of ``op.matmat`` (default: all, capped at 256 MiB per
         ``n x block_size`` array).
     rng : None, int, numpy.random.Generator or torch.Generator
-        Source of the test vectors.
+        Source of the test vectors, drawn in the operator's framework, dtype and
+        device (a torch operator draws with torch, seeded from ``rng``; see
+        :mod:`spectra.probes`); the same seed gives the same vectors whatever
+        ``block_size``.
 
     Returns
     -------

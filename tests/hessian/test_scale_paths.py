@@ -8,7 +8,6 @@ from torch import nn
 
 import hessian
 import spectra
-from hessian.curvature.spectrum import _probe_rng
 from spectra.results import NonFiniteError
 
 
@@ -57,26 +56,23 @@ def test_products_on_the_cached_graph_equal_fresh_graph_and_dense_products():
     np.testing.assert_allclose(cached.numpy(), (D @ V).numpy(), rtol=1e-10, atol=1e-12)
 
 
-def test_probe_rng_is_a_seeded_torch_generator_for_torch_operators():
+def test_helpers_pass_rng_through_to_the_one_probe_mechanism():
+    # the helpers do no seeding of their own: spectra.probes draws torch probes
     model, X, y = _conv_model()
     H = hessian.HessianOperator(model, nn.CrossEntropyLoss(), (X, y))
-    g1, g2 = _probe_rng(7, H), _probe_rng(7, H)
-    assert isinstance(g1, torch.Generator) and g1.device == H.device
-    assert torch.equal(torch.randn(5, generator=g1), torch.randn(5, generator=g2))
-    assert not torch.equal(torch.randn(5, generator=_probe_rng(8, H)),
-                           torch.randn(5, generator=_probe_rng(7, H)))
-    tg = torch.Generator().manual_seed(3)
-    assert _probe_rng(tg, H) is tg
-    A = np.eye(3)
-    assert _probe_rng(5, spectra.as_operator(A)) == 5  # numpy operators: unchanged
-    with pytest.raises(TypeError, match="rng"):
-        _probe_rng(2.5, H)
-    # the helpers' estimates are reproducible and batching-invariant for a seed
     a = hessian.trace(H, num_matvecs=8, method="hutchinson", rng=4, progress=False)
     b = hessian.trace(H, num_matvecs=8, method="hutchinson", rng=4, progress=False)
     assert a.value == b.value
-    ref = spectra.trace(H, 8, method="hutchinson", rng=_probe_rng(4, H), block_size=3)
-    assert ref.value == pytest.approx(a.value, rel=1e-12)
+    ref = spectra.trace(H, 8, method="hutchinson", rng=4, block_size=3)
+    assert ref.value == pytest.approx(a.value, rel=1e-12)  # batching-invariant
+    c = hessian.trace(H, num_matvecs=8, method="hutchinson", rng=5, progress=False)
+    assert c.value != a.value
+    tg = hessian.trace(H, num_matvecs=8, method="hutchinson", progress=False,
+                       rng=torch.Generator().manual_seed(3))
+    assert tg.value == spectra.trace(H, 8, method="hutchinson",
+                                     rng=torch.Generator().manual_seed(3)).value
+    with pytest.raises(TypeError, match="rng"):
+        hessian.trace(H, num_matvecs=8, rng=2.5, progress=False)
 
 
 def test_full_budget_trace_is_exact_and_stderr_covers_the_truth():
