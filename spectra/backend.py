@@ -119,6 +119,19 @@ def coldots(X: Any, Y: Any) -> np.ndarray:
     return out[0] if one else out
 
 
+def power_of_two(m: float) -> float:
+    """The power of two ``2**e`` with ``2**(e-1) <= m < 2**e`` (``e`` clamped to ±1000).
+
+    The one rescaling unit of the library: multiplying or dividing by it is exact in
+    floating point, so a run on ``A / 2**e`` gives exactly ``2**-e`` times the results of
+    ``A``. ``1.0`` for zero, NaN or infinite ``m`` (nothing to rescale, or a value the
+    caller must reject); the clamp keeps ``2**e`` and ``2**-e`` finite normal numbers.
+    """
+    if m == 0.0 or not math.isfinite(m):
+        return 1.0
+    return math.ldexp(1.0, max(-1000, min(1000, math.frexp(m)[1])))
+
+
 def absmax(x: Any) -> float:
     """``max |x_i|`` as a Python float, without an ``|x|`` temporary.
 

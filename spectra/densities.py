@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import power_of_two, to_numpy
 from .krylov import lanczos
 from .operators import as_operator, require_symmetric
 from .probes import as_rng, draw
@@ -164,8 +164,7 @@ def _check_smoothing(smoothing: Any) -> Any:
 
 def _unit(values: np.ndarray) -> float:
     """The power of two at the scale of ``values`` (``1.0`` for all zeros)."""
-    m = float(np.max(np.abs(values)))
-    return 1.0 if m == 0.0 or not np.isfinite(m) else float(np.ldexp(1.0, np.frexp(m)[1] - 1))
+    return power_of_two(float(np.max(np.abs(values))))
 
 
 def _rescaled(d: SpectralDensity, s: float) -> SpectralDensity:

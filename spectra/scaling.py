@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import power_of_two, to_numpy
 from .operators import Operator
 from .results import NonFiniteError
 
@@ -20,7 +20,7 @@ __all__ = ["SAFE_SCALE", "power_of_two_scale", "safe_scale_run", "scaled_operato
 
 
 def power_of_two_scale(op: Operator, V: Any) -> float:
-    """The power of two ``2^e <= max |A v| < 2^(e+1)`` of one product (``v = V[:, 0]``).
+    """The power of two ``2^e`` with ``2^(e-1) <= max |A v| < 2^e``, ``v = V[:, 0]``.
 
     Dividing by it is exact in floating point and brings the operator to unit scale, so
     that the Lanczos norms and breakdown tests neither underflow nor overflow for
@@ -31,9 +31,7 @@ def power_of_two_scale(op: Operator, V: Any) -> float:
     m = float(to_numpy(op.xp.max(op.xp.abs(w))))
     if not np.isfinite(m):
         raise NonFiniteError("the operator's product returned NaN or Inf (scale probe)")
-    if m == 0.0:
-        return 1.0
-    return float(np.ldexp(1.0, int(np.frexp(m)[1]) - 1))
+    return power_of_two(m)
 
 
 def scaled_operator(op: Operator, scale: float) -> Operator:
@@ -80,7 +78,7 @@ def safe_scale_run(op: Operator, Z: Any, run: Callable[[Operator], Any],
     if SAFE_SCALE[0] <= m <= SAFE_SCALE[1]:
         return out, 1.0, 0
     if m > 0 and np.isfinite(m):
-        s = float(np.ldexp(1.0, int(np.frexp(m)[1]) - 1))
+        s = power_of_two(m)
     else:
         s = power_of_two_scale(op, Z)
     spent = op.num_matvecs - before

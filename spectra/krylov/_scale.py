@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import from_numpy, to_numpy
+from ..backend import from_numpy, power_of_two, to_numpy
 from ..results import NonFiniteError
 
 __all__ = ["column_norms", "product_scale", "real_array", "real_product", "unit_columns"]
@@ -78,9 +78,7 @@ def product_scale(W: Any, xp: Any, where: str) -> float:
     if not math.isfinite(m):
         raise NonFiniteError(f"the operator's product returned NaN or Inf at {where}; "
                              "check the operator")
-    if m == 0.0:
-        return 1.0
-    return math.ldexp(1.0, -math.frexp(m)[1])
+    return 1.0 / power_of_two(m)
 
 
 def column_norms(V: Any, xp: Any) -> np.ndarray:

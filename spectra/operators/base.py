@@ -16,7 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import absmax, coldots, dtype_name, from_numpy, is_torch, to_numpy, tolerance
+from ..backend import (
+    absmax,
+    coldots,
+    dtype_name,
+    from_numpy,
+    is_torch,
+    power_of_two,
+    to_numpy,
+    tolerance,
+)
 from ..results import NonFiniteError
 from ..validation import check_bool, check_choice, check_optional_bool, check_shape
 
@@ -293,7 +302,7 @@ class Operator:
         AUV = self.matmat(UV)  # checked: finite, real, of the right shape
         top = absmax(AUV)
         if top > 0.0:  # an exact power of two keeps the squares below overflow
-            AUV = AUV * math.ldexp(1.0, max(-1000, min(1000, -math.frexp(top)[1])))
+            AUV = AUV * (1.0 / power_of_two(top))
         a = coldots(UV[:, 0], AUV[:, 1])
         b = coldots(UV[:, 1], AUV[:, 0])
         nu, nv = np.sqrt(coldots(UV, UV))

@@ -17,7 +17,6 @@ References
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ..backend import absmax, coldots, dtype_name, eps, from_numpy, to_numpy
+from ..backend import absmax, coldots, dtype_name, eps, from_numpy, power_of_two, to_numpy
 from ..operators import Operator, as_operator, require_square, require_symmetric
 from ..probes import PROBES, as_rng, draw
 from ..results import NonFiniteError
@@ -120,7 +119,7 @@ class _Ctx:
         safe = 1e100 if fin.bits == 64 else 1e10
         if 1.0 / safe <= top <= safe:
             return 1.0
-        return math.ldexp(1.0, max(-1000, min(1000, -math.frexp(top)[1])))
+        return 1.0 / power_of_two(top)
 
     def unscale(self, x: Any) -> Any:
         """Undo :attr:`scale` on a result (value, standard error or samples)."""
