@@ -9,6 +9,7 @@ Newton-homotopy solver (:func:`track_roots`).
 ``rational``
     Padé :math:`[L/M]` model of the R-transform from free cumulants; decompression is
     :math:`R_N(w) = R_n(\alpha w)`. The curve is :math:`z G q(G) - G p(G) - q(G) = 0`.
+    ``[0/1]`` is the free Poisson law of the sample's mean and variance.
 ``algebraic``
     Spectral curve :math:`P(z, m) = \sum c_{ij} z^i m^j = 0` fitted by constrained least
     squares (exact low-order Laurent moments, empirical :math:`m` on contours in
@@ -131,7 +132,8 @@ class CurveModel:
     Attributes
     ----------
     name : str
-        ``"rational[L/M]"``, ``"algebraic(dz,dm)"`` or ``"chebyshev(K)"``.
+        ``"rational[L/M]"`` (``[0/1]``: the free Poisson law), ``"algebraic(dz,dm)"`` or
+        ``"chebyshev(K)"``.
     complexity : int
         Number of free parameters (simplest first in order selection).
     C : ndarray
