@@ -39,7 +39,7 @@ from .result import GridEvaluation, Score
 __all__ = ["BASELINES", "CANDIDATES", "Estimate", "estimate", "validate"]
 
 CANDIDATES: dict[str, list[tuple]] = {
-    "rational": [(1, 0), (1, 1), (2, 1), (1, 2), (2, 2), (3, 2)],
+    "rational": [(1, 0), (0, 1), (1, 1), (2, 1), (1, 2), (2, 2), (3, 2)],
     "algebraic": [(1, 2), (1, 3), (2, 2), (2, 3)],
     "free": [(4,), (8,), (16,)],
     "log": [(8,), (16,)],

@@ -9,6 +9,7 @@ Newton-homotopy solver (:func:`track_roots`).
 ``rational``
     Padé :math:`[L/M]` model of the R-transform from free cumulants; decompression is
     :math:`R_N(w) = R_n(\alpha w)`. The curve is :math:`z G q(G) - G p(G) - q(G) = 0`.
+    ``[0/1]`` is the free Poisson law of the sample's mean and variance.
 ``algebraic``
     Spectral curve :math:`P(z, m) = \sum c_{ij} z^i m^j = 0` fitted by constrained least
     squares (exact low-order Laurent moments, empirical :math:`m` on contours in
@@ -131,7 +132,8 @@ class CurveModel:
     Attributes
     ----------
     name : str
-        ``"rational[L/M]"``, ``"algebraic(dz,dm)"`` or ``"chebyshev(K)"``.
+        ``"rational[L/M]"`` (``[0/1]``: the free Poisson law), ``"algebraic(dz,dm)"`` or
+        ``"chebyshev(K)"``.
     complexity : int
         Number of free parameters (simplest first in order selection).
     C : ndarray
@@ -265,14 +267,34 @@ def _standardise(eigs: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def fit_rational(eigs: np.ndarray, L: int, M: int) -> CurveModel:
-    r"""Padé ``[L/M]`` model of the R-transform :math:`R(w) = \sum_k \kappa_{k+1} w^k`."""
+    r"""Padé ``[L/M]`` model of the R-transform :math:`R(w) = \sum_k \kappa_{k+1} w^k`.
+
+    The Padé approximant is taken in standardised coordinates (``kappa_1 = 0``,
+    ``kappa_2 = 1``), except for ``[0/1]``, which is taken in the original coordinates:
+    :math:`R(w) = \kappa_1 / (1 - (\kappa_2/\kappa_1) w)`, the free Poisson law (a
+    scaled Marchenko-Pastur law, or its mirror image for a negative mean) fixed by the
+    mean and the variance alone. In standardised coordinates it is ``[1/1]`` with
+    :math:`\kappa_3 = s/\mu` in place of the sample's third free cumulant, whose
+    ``O(1/n)`` noise the flow amplifies (:doc:`/theory/free_decompression`).
+    """
     y, mu, s = _standardise(eigs)
+    if (L, M) == (0, 1):
+        if not mu != 0.0:
+            raise ValueError("the free Poisson model rational[0/1] needs a nonzero mean")
+        p, q = np.array([0.0, 1.0]), np.array([1.0, -s / mu])
+        return _rational_curve(p, q, 0, 1, mu, s)
     K = L + M + 1
     moments = np.array([np.mean(y**k) for k in range(K + 1)])
     kappa = free_cumulants(moments)
     kappa[0], kappa[1] = 0.0, 1.0
     p, q = _pade(kappa, L, M)
-    C = np.zeros((2, max(M + 2, L + 2)))
+    return _rational_curve(p, q, L, M, mu, s)
+
+
+def _rational_curve(p: np.ndarray, q: np.ndarray, L: int, M: int, mu: float, s: float
+                    ) -> CurveModel:
+    """The curve ``z G q(G) - G p(G) - q(G) = 0`` of the R-transform ``p/q`` (``G = -m``)."""
+    C = np.zeros((2, max(M + 2, len(p) + 1)))
     sign = (-1.0) ** np.arange(C.shape[1])  # G = -m
     for j, qj in enumerate(q):
         C[1, j + 1] += qj * sign[j + 1]

@@ -263,3 +263,27 @@ def test_validation_screens_then_selects_a_fully_validated_model():
     assert chosen["error"] <= 1.15 * min(kept) + 1e-15
     best_screened = min(v["error"] for v in scores.values() if v["screened"])
     assert best_screened > min(kept)  # nothing better than the winner was thrown away
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_free_poisson_candidate_is_the_moment_matched_marchenko_pastur(sign):
+    # rational[0/1] is the free Poisson law fixed by the sample's mean and variance: its
+    # decompression is exactly MP(alpha * var / mean^2, mean) (mirrored for a negative
+    # mean), whatever the sample's third cumulant -- here a shifted semicircle, whose
+    # rational[1/1] decompression is 0.09 sd away from that law (measured)
+    e = sign * (np.linalg.eigvalsh(laws.Wigner(1.0).sample_matrix(300, 4)) + 3.0)
+    mu, var = e.mean(), e.var()
+    r = decompress(e, 1200, method="rational", order=(0, 1), rng=0, check=False)
+    assert r.diagnostics["model"] == "rational[0/1]"
+    t = laws.MarchenkoPastur(4 * var / mu**2, abs(mu)).to_density()
+    nodes = t.nodes if sign > 0 else -t.nodes
+    sd = np.sqrt(4 * var)
+    assert wasserstein1(r.density, nodes, None, t.weights) / sd < 2e-3
+    _check_invariants(r)
+
+
+def test_free_poisson_candidate_needs_a_nonzero_mean():
+    from freedecomp.models import fit_rational
+
+    with pytest.raises(ValueError, match="nonzero mean"):
+        fit_rational(np.array([-1.0, 0.0, 1.0]), 0, 1)
