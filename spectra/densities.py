@@ -235,6 +235,8 @@ def density(
         complement (see :func:`spectra.quadrature.slq_measure`). This removes the probe
         noise of isolated outliers, the dominant error for spectra that have them.
     rng : None, int, numpy or torch Generator
+        Source of the probes, drawn in the operator's framework, dtype and device (a
+        torch operator draws with torch, seeded from ``rng``; see :mod:`spectra.probes`).
 
     Returns
     -------
