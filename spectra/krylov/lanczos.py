@@ -7,8 +7,9 @@ For a symmetric ``A`` and start ``q_1 = v / ||v||`` the recurrence
 builds an orthonormal basis ``Q_k`` of the Krylov space and the tridiagonal
 ``T_k = Q_k^T A Q_k`` with diagonal ``alpha`` and off-diagonal ``beta``.
 In floating point the basis loses orthogonality as Ritz values converge (Paige);
-``reorth="full"`` restores it with two passes of classical Gram-Schmidt against the
-stored basis, done for all start vectors at once as batched matrix products.
+``reorth="full"`` restores it with one pass of classical Gram-Schmidt against the
+stored basis after the three-term step, and a second pass for the start vectors whose
+norm the first one cut below ``1/sqrt(2)`` (the DGKS test, "twice is enough").
 ``reorth="none"`` keeps only three vectors: its Ritz values may repeat ("ghosts"),
 but Gauss quadrature built from it stays accurate (Greenbaum 1989), which is what
 stochastic Lanczos quadrature needs.
@@ -32,6 +33,7 @@ from ..operators import Operator, as_operator, require_symmetric
 from ..probes import as_rng, draw
 from ..results import LanczosResult, NonFiniteError
 from ..validation import check_choice, check_int
+from ._basis import DGKS
 from ._scale import product_scale, real_array, real_product, unit_columns
 
 __all__ = ["lanczos", "check_steps"]
@@ -109,40 +111,56 @@ def _probe_major(V: Any, copy: bool = False) -> Any:
 def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
     """Orthogonalise the owned block ``W = A Q`` in place (recurrence, reorthogonalisation).
 
-    With the stored basis ``Bj`` ``(p, j + 1, n)`` two passes of classical Gram-Schmidt
-    follow, batched over the probes (``(j + 1)``-vectors of coefficients, no copy of the
-    basis). Returns ``W`` and the host array ``[alpha; ||W||]`` of shape ``(2, p)``,
-    accumulated in float64. numpy blocks take the fused Numba passes; torch blocks,
-    stored probe by probe, in-place updates (``addcmul_``, ``baddbmm_``) with float64
-    column dots (:func:`~spectra.backend.coldots`, one contiguous column at a time).
+    The three-term recurrence removes the known couplings ``alpha_j``, ``beta_{j-1}``
+    first; with the stored basis ``Bj`` ``(p, j + 1, n)`` one pass of classical
+    Gram-Schmidt against the whole basis follows (no copy of the basis), and a second
+    pass only for the probes where the first left less than
+    :data:`~spectra.krylov._basis.DGKS` ``= 1/sqrt(2)`` of the norm ("twice is enough",
+    the DGKS test of the eigsh basis, :meth:`~spectra.krylov._basis.Basis._project`):
+    the full pass then meets only rounding-level components, and a pass reads the whole
+    basis (243 ms for 40 float32 vectors at ``n = 11.2`` million,
+    benchmarks/results/hessian_scale_trace.md). The test uses ``||w||^2 - ||c||^2``
+    (no further read of the basis). Returns ``W``, the host array ``[alpha; ||W||]`` of
+    shape ``(2, p)``, accumulated in float64, and the number of second passes taken (a
+    diagnostic for tests/spectra/test_lanczos_reorth.py). numpy blocks take the fused
+    Numba passes; torch blocks, stored probe by probe, in-place updates (``addcmul_``,
+    ``addmm_``) with float64 column dots (:func:`~spectra.backend.coldots`, one
+    contiguous column at a time).
     """
     if op.backend == "numpy":
         from .._numba.krylov import column_dots, three_term_update
 
         a = column_dots(Q, W)
         ss = three_term_update(W, Q, Q_prev, a, b_prev)
-        if Bj is not None:
-            for _ in range(2):  # classical Gram-Schmidt, twice, probe by probe
-                C = np.empty(Bj.shape[:2])
-                for i in range(W.shape[1]):
-                    w = W[:, i]
-                    c = Bj[i] @ w  # in the basis' dtype: no float64 copy of a float32 basis
-                    w -= c @ Bj[i]
-                    C[i] = c
-                a = a + C[:, -1]
-            ss = column_dots(W, W)
-        return W, np.stack([a, np.sqrt(ss)])
-    a = coldots(Q, W)
-    W.addcmul_(Q, from_numpy(a, like=op)[None, :], value=-1.0)
-    if np.any(b_prev):
-        W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
+    else:
+        a = coldots(Q, W)
+        W.addcmul_(Q, from_numpy(a, like=op)[None, :], value=-1.0)
+        if np.any(b_prev):
+            W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
+        ss = coldots(W, W) if Bj is not None else None
+    again = 0
     if Bj is not None:
-        Wt = W.T[:, :, None]  # (p, n, 1), contiguous: a view of W
-        for _ in range(2):
-            C = Bj @ Wt  # (p, j + 1, 1)
-            Wt.baddbmm_(Bj.transpose(1, 2), C, alpha=-1.0)
-            a = a + to_numpy(C[:, -1, 0])
-    return W, np.stack([a, np.sqrt(coldots(W, W))])
+        numpy = op.backend == "numpy"
+        Wt = W.T if numpy else W.T[:, :, None]  # probe i: a view of column i
+        for i in range(W.shape[1]):
+            for _ in range(2):  # classical Gram-Schmidt, a second pass after cancellation
+                # in the basis' dtype: no float64 copy of a float32 basis
+                c = Bj[i] @ Wt[i]
+                if numpy:
+                    Wt[i] -= c @ Bj[i]
+                    c = c.astype(np.float64)
+                else:
+                    Wt[i].addmm_(Bj[i].T, c, alpha=-1.0)
+                    c = to_numpy(c[:, 0]).astype(np.float64)
+                a[i] += c[-1]
+                if not ss[i] - c @ c < DGKS**2 * ss[i]:
+                    break
+                ss[i] -= c @ c
+                again += 1
+    if op.backend == "numpy":
+        ss = column_dots(W, W) if Bj is not None else ss
+        return W, np.stack([a, np.sqrt(ss)]), again
+    return W, np.stack([a, np.sqrt(coldots(W, W))]), again
 
 
 def lanczos(
@@ -165,7 +183,8 @@ def lanczos(
         Start vector ``(n,)`` or block ``(n, p)`` (one run per column). Default: one
         Rademacher vector drawn from ``rng``.
     reorth : {"full", "none"}
-        Full reorthogonalisation (two blocked Gram-Schmidt passes, stores the basis) or
+        Full reorthogonalisation (classical Gram-Schmidt against the stored basis, a
+        second pass when the first cancels, DGKS; stores the basis) or
         none (three-term recurrence only, ``O(n)`` memory per vector).
     rng : None, int, numpy or torch Generator
         Used only when ``v0`` is not given (see :mod:`spectra.probes`).
@@ -203,7 +222,7 @@ def lanczos(
     unless the product aliases a Lanczos block or an autograd graph, or comes in
     another layout, when it is copied once): numpy blocks by the fused Numba passes,
     torch blocks (stored probe by probe, as the probes are drawn and as batched
-    products return them) by ``addcmul_`` / ``baddbmm_`` / ``mul_``; ``alpha`` and
+    products return them) by ``addcmul_`` / ``addmm_`` / ``mul_``; ``alpha`` and
     ``beta`` are accumulated in float64 (tests/spectra/test_lanczos_inplace.py).
 
     Examples
@@ -254,7 +273,7 @@ def lanczos(
         W = _own_block(W, Q, Q_prev, op)
         if inv != 1.0:  # a power of two: exact
             W *= inv
-        W, ab = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
+        W, ab, _ = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
             raise NonFiniteError(
