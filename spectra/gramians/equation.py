@@ -58,7 +58,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..backend import from_numpy, is_torch, to_numpy
-from ..operators import Operator, as_operator, require_square, wrapped_matrix
+from ..operators import Operator, as_operator, is_sparse, require_square, wrapped_matrix
 from ..results import NonFiniteError
 from ..validation import check_choice
 
@@ -98,14 +98,10 @@ class _Eq:
         return out
 
 
-def _is_sparse(A: Any) -> bool:
-    return type(A).__module__.startswith("scipy.sparse") and hasattr(A, "tocsc")
-
-
 def _transposed(raw: Any, explicit: Any) -> tuple[Operator, Any]:
     """``(operator of A^T, explicit A^T or None)`` for a non-symmetric ``A``."""
     if explicit is not None:
-        T = explicit.T.tocsc() if _is_sparse(explicit) else explicit.T
+        T = explicit.T.tocsc() if is_sparse(explicit) else explicit.T
         return as_operator(T, symmetric=False), T
     if is_torch(raw):
         return as_operator(raw.T, symmetric=False), None
@@ -125,7 +121,7 @@ def _transposed(raw: Any, explicit: Any) -> tuple[Operator, Any]:
 
 def _input_block(X: Any, n: int, name: str, transpose: bool) -> np.ndarray:
     """``B`` as ``(n, p)`` or ``C`` (``(q, n)``) as its transpose ``(n, q)``, float64."""
-    if _is_sparse(X):
+    if is_sparse(X):
         X = X.toarray()
     X = to_numpy(X) if is_torch(X) else np.asarray(X)
     if X.dtype.kind not in "fiu":
@@ -153,7 +149,7 @@ def _equation(A: Any, X: Any, kind: str, discrete: bool, solve: Any, rng: Any) -
     op = as_operator(A)
     require_square(op, "gramian")
     raw = wrapped_matrix(A)
-    explicit = raw.tocsc() if _is_sparse(raw) else (raw if isinstance(raw, np.ndarray) else None)
+    explicit = raw.tocsc() if is_sparse(raw) else (raw if isinstance(raw, np.ndarray) else None)
     symmetric = bool(op.check_symmetric(rng)) if op.symmetric is None else bool(op.symmetric)
     if explicit is not None and explicit.dtype != np.float64:  # explicit: work in float64
         explicit = explicit.astype(np.float64)

@@ -6,6 +6,7 @@ builds implicit kernel matrices :math:`K(X, X) + sI`; :mod:`spectra.operators.al
 combines operators (``a * op``, ``op1 + op2``, ``op + s * identity(n)``).
 """
 
+from ._inputs import is_sparse
 from .algebra import ScaledIdentity, identity
 from .base import (
     Operator,
@@ -25,6 +26,7 @@ __all__ = [
     "as_operator",
     "dense_matrix",
     "identity",
+    "is_sparse",
     "kernel_operator",
     "median_bandwidth",
     "require_square",
