@@ -119,6 +119,56 @@ def coldots(X: Any, Y: Any) -> np.ndarray:
     return out[0] if one else out
 
 
+#: Entries per float32 partial sum of :func:`rowdots` for one row and a vector.
+DOT_CHUNK = 256
+#: Entries per float32 partial product of :func:`rowdots` otherwise.
+GEMV_CHUNK = 4096
+
+
+def rowdots(X: Any, Y: Any) -> np.ndarray:
+    """``X @ Y`` (rows ``X`` ``(a, n)``; ``Y`` ``(n,)`` or ``(n, b)``) as host float64 numbers.
+
+    The one reduction over the long dimension for bases stored as rows (the Lanczos
+    coefficients of :func:`spectra.eigsh`, the projected matrices of the sketches). In
+    float64, or for ``n < 2 GEMV_CHUNK``: one product. In a narrower dtype, partial
+    products in that dtype added in float64: over pieces of :data:`GEMV_CHUNK` entries,
+    or of :data:`DOT_CHUNK` for one row and a vector (one ``einsum`` on a view; a
+    batched product on a device, one transfer); a device matrix ``Y`` takes one product.
+    CPU torch tensors are read through their zero-copy numpy views. One float32 BLAS
+    call over the whole length rounds like ``eps sqrt(n)`` or worse: on a float32
+    ResNet Hessian (``n = 177,362``) the Lanczos relation was then off by 50
+    ``eps ||A||`` and the explicit residual stagnated six times above ``tol = 1e-6``
+    (tests/spectra/test_krylov_float32.py). Measured at ``n = 11.2`` million, 20 rows,
+    float32, a vector with a few large entries: errors relative to ``||w||`` of ``3e-6``
+    in one call, ``1.5e-7`` over pieces of ``2**15``, ``5e-8`` over pieces of 256;
+    pieces of 4096 cost about 5% over one call (40 rows: 257 against 243 ms), batched
+    pieces of 256 up to 1.6x (benchmarks/results/hessian_scale_trace.md).
+    """
+    n, rows, vec = Y.shape[0], X.shape[0], Y.ndim == 1
+    shape = (rows,) if vec else (rows, Y.shape[1])
+    numpy = isinstance(Y, np.ndarray)
+    if Y.dtype.itemsize >= 8 or n < 2 * GEMV_CHUNK:
+        return to_numpy(X @ Y).reshape(shape)
+    if not numpy and Y.device.type == "cpu" and str(Y.dtype) == "torch.float32":
+        X, Y, numpy = X.detach().numpy(), Y.detach().numpy(), True  # (no numpy bfloat16)
+    if numpy and not vec or numpy and rows > 1:
+        acc = np.zeros(shape)
+        for lo in range(0, n, GEMV_CHUNK):
+            acc += X[:, lo:lo + GEMV_CHUNK] @ Y[lo:lo + GEMV_CHUNK]
+        return acc
+    if not vec:
+        return to_numpy(X @ Y)
+    q = n // DOT_CHUNK
+    m = q * DOT_CHUNK
+    if numpy:
+        part = np.einsum("qc,qc->q", X[0, :m].reshape(q, DOT_CHUNK), Y[:m].reshape(q, DOT_CHUNK))
+        return np.array([part.sum(dtype=np.float64) + float(np.dot(X[0, m:], Y[m:]))])
+    torch = _torch()
+    P = torch.bmm(X[:, :m].reshape(rows, q, DOT_CHUNK).transpose(0, 1),
+                  Y[:m].reshape(q, DOT_CHUNK, 1))
+    return to_numpy(P[:, :, 0].sum(dim=0, dtype=torch.float64) + (X[:, m:] @ Y[m:]).double())
+
+
 def power_of_two(m: float) -> float:
     """The power of two ``2**e`` with ``2**(e-1) <= m < 2**e`` (``e`` clamped to ±1000).
 

@@ -4,9 +4,9 @@ r"""The single-vector basis of :func:`spectra.eigsh` (thick-restart Lanczos, ``b
 and device) and the projected matrix :math:`H_m = V_m^T A V_m` (host, float64); a step
 multiplies once and reorthogonalises against the whole basis (the local recurrence, then
 classical Gram--Schmidt refined by the Daniel--Gragg--Kaufman--Stewart test; every
-coefficient and norm accumulated in float64, see :func:`dots`), and a thick restart keeps chosen
-Ritz vectors (see :mod:`spectra.krylov.eigsh`). :func:`random_direction` is shared with
-the block basis of :mod:`spectra.krylov._block`.
+coefficient and norm accumulated in float64, see :func:`~spectra.backend.rowdots`), and
+a thick restart keeps chosen Ritz vectors (see :mod:`spectra.krylov.eigsh`).
+:func:`random_direction` is shared with the block basis of :mod:`spectra.krylov._block`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import eps, from_numpy, to_numpy
+from ..backend import eps, from_numpy, rowdots, to_numpy
 from ..operators import Operator, wrapped_matrix
 from ..probes import draw
 from ..results import NonFiniteError
@@ -28,61 +28,13 @@ from ._scale import column_norms, product_scale, real_product
 DGKS = 0.7071
 
 
-#: Entries per float32 partial sum of :func:`dots` and :func:`sqnorm`, one row.
-DOT_CHUNK = 256
-#: Entries per float32 matrix-vector product of :func:`dots` over several rows.
-GEMV_CHUNK = 4096
-
-
-def dots(X: Any, w: Any) -> np.ndarray:
-    """``X @ w`` (rows ``X`` ``(a, n)``, vector ``w``) as host float64 numbers.
-
-    In float64 one call.  In a narrower dtype, float32 partial sums added in float64:
-    over pieces of :data:`GEMV_CHUNK` entries by matrix-vector products for several
-    rows, over pieces of :data:`DOT_CHUNK` for one row (one ``einsum`` on a view; a
-    batched product on a device, with one transfer).  CPU torch tensors are read through
-    their zero-copy numpy views (less overhead per piece).  One float32 BLAS call over
-    the whole length rounds like ``eps sqrt(n)`` or worse: on a float32 ResNet Hessian
-    (``n = 177,362``) the Lanczos relation was then off by 50 ``eps ||A||`` and the
-    explicit residual stagnated six times above ``tol = 1e-6``
-    (tests/spectra/test_krylov_float32.py).  Measured at ``n = 11.2`` million, 20 rows,
-    float32, a vector with a few large entries: errors relative to ``||w||`` of ``3e-6``
-    in one call, ``1.5e-7`` over pieces of ``2**15`` (the form of
-    :func:`spectra.stochtrace.core.project`), ``5e-8`` over pieces of 256; pieces of
-    4096 cost about 5% over one call (40 rows: 257 against 243 ms), batched pieces of
-    256 up to 1.6x (benchmarks/results/hessian_scale_trace.md).
-    """
-    n, rows = w.shape[0], X.shape[0]
-    numpy = isinstance(w, np.ndarray)
-    if w.dtype.itemsize >= 8 or n < 2 * GEMV_CHUNK:
-        out = X @ w
-        return (out if numpy else to_numpy(out)).astype(np.float64, copy=False).reshape(rows)
-    if not numpy and w.device.type == "cpu" and str(w.dtype) == "torch.float32":
-        X, w, numpy = X.detach().numpy(), w.detach().numpy(), True  # (no numpy bfloat16)
-    q = n // DOT_CHUNK
-    m = q * DOT_CHUNK
-    if numpy and rows == 1:
-        part = np.einsum("qc,qc->q", X[0, :m].reshape(q, DOT_CHUNK), w[:m].reshape(q, DOT_CHUNK))
-        return np.array([part.sum(dtype=np.float64) + float(np.dot(X[0, m:], w[m:]))])
-    if numpy:
-        acc = np.zeros(rows)
-        for lo in range(0, n, GEMV_CHUNK):
-            acc += X[:, lo:lo + GEMV_CHUNK] @ w[lo:lo + GEMV_CHUNK]
-        return acc
-    import torch
-
-    P = torch.bmm(X[:, :m].reshape(rows, q, DOT_CHUNK).transpose(0, 1),
-                  w[:m].reshape(q, DOT_CHUNK, 1))
-    return to_numpy(P[:, :, 0].sum(dim=0, dtype=torch.float64) + (X[:, m:] @ w[m:]).double())
-
-
 def sqnorm(w: Any) -> float:
-    """``||w||^2`` as a host float64 number: :func:`dots` of ``w`` with itself.
+    """``||w||^2`` as a host float64 number: :func:`~spectra.backend.rowdots` of ``w`` with itself.
 
     Measured ``2e-8`` relative error at ``n = 11.2`` million in float32 on a vector with
     a few large entries, against ``1.5e-5`` in one float32 call.
     """
-    return float(dots(w[None], w)[0])
+    return float(rowdots(w[None], w)[0])
 
 
 def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
@@ -95,7 +47,7 @@ def random_direction(op: Operator, g: Any, *bases: Any) -> Any:
         z = draw("gaussian", n, 1, like=op, rng=g)[:, 0]
         z_norm = math.sqrt(sqnorm(z))
         for _ in range(2):
-            parts = [B.T @ from_numpy(dots(B, z), like=op) for B in bases]
+            parts = [B.T @ from_numpy(rowdots(B, z), like=op) for B in bases]
             for part in parts:
                 z = z - part
         nz = math.sqrt(sqnorm(z))
@@ -150,7 +102,7 @@ class Basis:
         self.beta = 0.0  # norm of the residual after the last step
         self.anorm = 0.0  # running estimate of ||A||
         self.used = 0
-        #: breakdown threshold: the rounding of a norm, float64 sums of chunks (dots)
+        #: breakdown threshold: the rounding of a norm, float64 sums of chunks (rowdots)
         self.tiny = 10.0 * np.sqrt(min(self.n, 2**15)) * eps(op.dtype)
         self.numpy = op.backend == "numpy"
         self.tmp = np.empty(self.n, dtype=op.dtype) if self.numpy else None
@@ -212,7 +164,7 @@ class Basis:
         """
         L = self.L
         if L is not None:
-            self._gemv(w, L, dots(L, w))
+            self._gemv(w, L, rowdots(L, w))
         return w
 
     def product(self, v, j: int | None = None):
@@ -257,10 +209,10 @@ class Basis:
         whole basis then only meets rounding-level components, so the DGKS second pass
         (when the pass leaves less than :data:`DGKS` of the norm) is rarely needed
         ("twice is enough", counting the local step).  The coefficients and norms are
-        float64 sums of chunked products in the basis dtype (:func:`dots`); the updates
-        are in place in the basis dtype (one BLAS-2 ``gemv`` per pass), with no
-        n-vector temporary: at model scale every fresh n-vector costs page faults
-        comparable to the arithmetic.
+        float64 sums of chunked products in the basis dtype
+        (:func:`~spectra.backend.rowdots`); the updates are in place in the basis dtype
+        (one BLAS-2 ``gemv`` per pass), with no n-vector temporary: at model scale every
+        fresh n-vector costs page faults comparable to the arithmetic.
         """
         V = self.V
         col = self.H[:j, j]
@@ -272,16 +224,16 @@ class Basis:
             self._axpy(w, V[nz[0]], float(col[nz[0]]))
         elif nz.size > 1:
             self._gemv(w, V[:j], col)
-        alpha = float(dots(V[j:j + 1], w)[0])
+        alpha = float(rowdots(V[j:j + 1], w)[0])
         self._axpy(w, V[j], alpha)
         Vj = V[: j + 1]
         w2 = sqnorm(w)
-        h = dots(Vj, w)
+        h = rowdots(Vj, w)
         self._gemv(w, Vj, h)
         if not (math.isfinite(w2) and math.isfinite(alpha) and np.all(np.isfinite(h))):
             return w, h, np.nan
         if w2 - h @ h < DGKS**2 * w2:  # cancellation: refine (DGKS)
-            h2 = dots(Vj, w)
+            h2 = rowdots(Vj, w)
             self._gemv(w, Vj, h2)
             h = h + h2
         h[j] += alpha

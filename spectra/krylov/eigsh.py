@@ -356,7 +356,7 @@ def eigsh(
 
     *Float32.* The vectors and their updates stay in the operator's dtype; every
     coefficient and norm of the orthogonalisation is a float64 sum of partial sums over
-    pieces of 256 entries (:func:`spectra.krylov._basis.dots`), so the explicit
+    pieces of 256 entries (:func:`spectra.backend.rowdots`), so the explicit
     residuals of a float32 run reach about ``1.5 eps ||A||`` at ``n = 2e5`` (one float32
     sum over the whole length left a float32 ResNet Hessian's residual six times above
     ``tol = 1e-6``).  When the products themselves are less accurate than the

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ..backend import absmax, coldots, dtype_name, eps, from_numpy, power_of_two, to_numpy
+from ..backend import absmax, coldots, dtype_name, eps, from_numpy, power_of_two, rowdots, to_numpy
 from ..operators import Operator, as_operator, require_square, require_symmetric
 from ..probes import PROBES, as_rng, draw
 from ..results import NonFiniteError
@@ -314,30 +314,15 @@ def _hutchinson(ctx: _Ctx, m: int, rtol: float | None, diag: bool) -> tuple[tupl
 # ---------------------------------------------------------------------------- sketches
 
 
-#: Rows per chunk of :func:`project` on the host (a 128 KiB float32 panel per column).
-_PROJ_ROWS = 1 << 15
-
-
 def project(ctx: _Ctx, X: Any, Y: Any) -> np.ndarray:
     """``X @ Y`` for ``X`` ``(a, n)`` and ``Y`` ``(n, b)``, on the host in float64.
 
-    The small projected matrices of the sketches (``a, b`` at most a few hundred). On
-    the host the product is taken in the operator's dtype over row chunks that stay in
-    cache and the chunks are added in float64: measured 1.7x faster than one BLAS call
-    over ``n = 11.2`` million rows (whose huge inner dimension streams poorly), and the
-    float32 rounding is that of a chunk, not of the whole sum. On a device: one product.
+    The small projected matrices of the sketches (``a, b`` at most a few hundred), by
+    :func:`~spectra.backend.rowdots`: partial products in the operator's dtype over
+    pieces that stay in cache, added in float64 (the rounding of a piece, not of the
+    whole sum); on a device one product.
     """
-    n = X.shape[1]
-    if n <= _PROJ_ROWS or not _on_host(X):
-        return ctx.host(X @ Y)
-    out = np.zeros((X.shape[0], Y.shape[1]))
-    for i in range(0, n, _PROJ_ROWS):
-        out += ctx.host(X[:, i:i + _PROJ_ROWS] @ Y[i:i + _PROJ_ROWS])
-    return out
-
-
-def _on_host(X: Any) -> bool:
-    return isinstance(X, np.ndarray) or X.device.type == "cpu"
+    return rowdots(X, Y)
 
 
 def subtract_span(ctx: _Ctx, Y: Any, Q0: Any, C: np.ndarray) -> None:

@@ -80,10 +80,11 @@ def test_extend_basis_in_place_updates_and_factors(layout, backend):
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_projections_of_long_blocks_in_float64_chunks(backend):
     # past one chunk of rows the small projections are summed chunk by chunk in float64
-    from spectra.stochtrace.core import _PROJ_ROWS, project, subtract_span
+    from spectra.backend import GEMV_CHUNK
+    from spectra.stochtrace.core import project, subtract_span
 
     g = np.random.default_rng(1)
-    n = 2 * _PROJ_ROWS + 123
+    n = 8 * GEMV_CHUNK + 123
     X, Y = g.standard_normal((5, n)).astype(np.float32), g.standard_normal((n, 3))
     Y = np.asfortranarray(Y.astype(np.float32))
     ref = X.astype(np.float64) @ Y.astype(np.float64)
