@@ -18,10 +18,11 @@ The invariant blocks are Haar compressions of the full spectrum
 alpha = beta = 0.5, Pade continuation; AlgebraicForm: deg_m = 3, deg_z = 2) on the first
 block, each under a time limit, its density clipped at zero and renormalised.
 
-Run: ``python benchmarks/fd_accuracy.py [mp,two-bulk,decades] [--seeds 5] [--limit 120]
-[--freealg FreeForm,AlgebraicForm]``. Each freealg fit runs in a forked child process
-killed after the time limit (``fd_methods``; a SIGALRM cannot stop freealg inside
-compiled code: AlgebraicForm(3,2) once ran 733 s on the two-bulk case).
+Run: ``python benchmarks/fd_accuracy.py [mp,two-bulk,decades] [--seeds 5] [--first 0]
+[--limit 120] [--freealg FreeForm,AlgebraicForm]`` (seeds ``first .. first + seeds - 1``).
+Each freealg fit runs in a forked child process killed after the time limit
+(``fd_methods``; a SIGALRM cannot stop freealg inside compiled code: AlgebraicForm(3,2)
+once ran 733 s on the two-bulk case).
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ def _freealg(eigs, N, x, kind, limit):
     return m, time.perf_counter() - t
 
 
-def run(name, seeds, limit, kinds):
-    for seed in range(seeds):
+def run(name, seeds, limit, kinds, first=0):
+    for seed in range(first, first + seeds):
         blocks, N, (tn, tw), mats = _case(name, seed)
         sd = float(np.sqrt(np.average((tn - np.average(tn, weights=tw)) ** 2, weights=tw)))
 
@@ -123,6 +124,7 @@ def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("cases", nargs="?", default="mp,two-bulk,decades")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first", type=int, default=0, help="first seed")
     p.add_argument("--limit", type=float, default=120.0)
     p.add_argument("--freealg", default="FreeForm,AlgebraicForm",
                    help="freealg classes to run ('' for none)")
@@ -130,7 +132,7 @@ def main(argv):
     print(f"load {os.getloadavg()}", flush=True)
     for name in a.cases.split(","):
         kinds = [] if name == "mp" else [k for k in a.freealg.split(",") if k]
-        run(name, a.seeds, a.limit, kinds)
+        run(name, a.seeds, a.limit, kinds, a.first)
 
 
 if __name__ == "__main__":

@@ -279,11 +279,16 @@ def _select(scores: dict[str, Score], slack: float, block_ok: bool = True
             ) -> tuple[str, str | None, str]:
     """Simplest candidate whose validation error is within ``slack`` of the best.
 
-    The plain block -- no decompression at all -- is kept over Nystrom-pad only when
-    ``block_ok`` (eigenvalues validated on Haar compressions, or a block that is a
-    sparse-graph subset) and when it also has the lower W1 part.
+    The plain block -- no decompression at all -- is a candidate only when ``block_ok``
+    (eigenvalues validated on Haar compressions, or a block that is a sparse-graph
+    subset), and is kept over Nystrom-pad only when it also has the lower W1 part.
     """
-    finite = {k: v for k, v in scores.items() if np.isfinite(v.error) and not v.screened}
+    # validation at n/2 -> n cannot tell the two baselines apart on dense blocks: on
+    # Hessian and GGN blocks the plain block won there (by its small end, which neither
+    # baseline decompresses, and at N/16 even in W1) and lost 2.4-4x in W1 at N/8 and
+    # N/16; it stays a candidate where the block is not a compression
+    finite = {k: v for k, v in scores.items() if np.isfinite(v.error) and not v.screened
+              and (block_ok or k != "block")}
     if not finite:
         raise ValueError("no model could be fitted to the sample (all validations failed)")
     best = min(v.error for v in finite.values())
@@ -291,19 +296,14 @@ def _select(scores: dict[str, Score], slack: float, block_ok: bool = True
     chosen = min(ok, key=lambda k: (finite[k].family in BASELINES, finite[k].complexity,
                                     finite[k].error))
     pad = finite.get("nystrom-pad")
-    if chosen == "block" and pad is not None and (not block_ok
-                                                  or pad.w1 < finite["block"].w1):
-        # validation at n/2 -> n cannot tell the two baselines apart on dense blocks:
-        # on Hessian and GGN blocks the plain block won there (by its small end, which
-        # neither baseline decompresses, and at N/16 even in W1) and lost 3-4x in W1
-        # at N/8 and N/16; it stays a candidate where the block is not a compression
+    if chosen == "block" and pad is not None and pad.w1 < finite["block"].w1:
         chosen = "nystrom-pad"
     others = sorted((k for k in finite if k != chosen), key=lambda k: finite[k].error)
     why = (f"{chosen} is the simplest candidate whose n/2->n validation error "
            f"({finite[chosen].error:.2e}: W1, top eigenvalue, trace and small end, in sds) "
            f"is within {slack:.0%} of the best ({best:.2e}) among {len(finite)} candidates "
-           f"validated on every sub-sample (the other {len(scores) - len(finite)} failed "
-           "or were screened out on the first)")
+           f"validated on every sub-sample (the other {len(scores) - len(finite)} failed, "
+           "were screened out on the first or are the plain block of a dense block)")
     return chosen, (others[0] if others else None), why
 
 
