@@ -372,7 +372,8 @@ def validate(sample: Any, keys: Sequence[tuple], rng: np.random.Generator, repea
         out[name] = Score(family=key[0], order=key[1],
                           error=float(np.mean([r[0] for r in runs])),
                           screened=key not in shortlist and len(subs) > 1,
-                          complexity=first[key][2], w1=float(np.mean([r[3] for r in runs])))
+                          complexity=first[key][2], w1=float(np.mean([r[3] for r in runs])),
+                          runs=tuple(float(r[0]) for r in runs))
     return out
 
 

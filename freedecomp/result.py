@@ -139,6 +139,9 @@ class Score(_ByKey):
         Number of free parameters (the simplest model is preferred).
     w1 : float
         The mean of the W1 part alone, in sample standard deviations.
+    runs : tuple of float
+        The error on each sub-sample it was scored on, in the order of the sub-samples
+        (the same for every candidate of one validation: paired differences).
     """
 
     family: str
@@ -147,6 +150,7 @@ class Score(_ByKey):
     screened: bool
     complexity: int
     w1: float = float("nan")
+    runs: tuple = ()
 
 
 @dataclass(frozen=True, eq=False)
