@@ -45,12 +45,11 @@ from .invariants import run_checks
 from .outliers import Outlier
 from .result import Decompression, Diagnostics, FreeDecompressionWarning, Score, support_intervals
 from .samplers import Sample
+from .selection import candidate_keys, select_possible
 
 __all__ = ["CANDIDATES", "METHODS", "MIN_EIGENVALUES", "decompress"]
 
 MIN_EIGENVALUES = 16
-#: span (largest over smallest eigenvalue) from which the log-variable models are offered
-MULTISCALE = 10.0
 METHODS = ("auto", "rational", "algebraic", "free", "log", "hybrid", "deformed", *BASELINES)
 
 
@@ -150,7 +149,7 @@ def decompress(sample: Any, size: int | Sequence[int], *, method: str = "auto",
     if method == "deformed" or (method == "auto" and columns is not None):
         fit: _Fit = DeformedFit.create(smp, columns, sampled, method, g, opts.check)
     else:
-        fit = _FreeFit.create(smp, method, g, opts)
+        fit = _FreeFit.create(smp, method, g, opts, sizes[-1])
     results = fit.finish([fit.result(N, num, grid) for N in sizes])
     results = [annotate(r, smp) for r in results]
     _emit(results)
@@ -252,61 +251,6 @@ class _Fit(Protocol):
 
 
 # ==================================================================== free candidates
-def _keys(method: str, zeros: bool, smp: Sample) -> list[tuple]:
-    """The ``(family, order)`` candidates of ``method``."""
-    from .logmodel import multiscale
-
-    families = (["rational", "algebraic", "free", "log", "hybrid"] if method == "auto"
-                else [method])
-    if method == "auto" and (zeros or not multiscale(smp.pooled, MULTISCALE)):
-        families.remove("log")  # positive spectra over a decade or more only
-    positive = smp.pooled[smp.pooled > 0]
-    # not for block samplers either: the curvature samplers read the rank off the atom
-    # at zero, which the hybrid's small end does not pin down (GGN data blocks: trace
-    # -19% against Nystrom-pad's -4.6%)
-    if method == "auto" and (zeros or smp.sampler is not None
-                             or not (smp.psd and positive.size
-                                     and multiscale(positive, MULTISCALE))):
-        families.remove("hybrid")  # full-rank PSD spectra over a decade or more only
-    if zeros and method == "auto":
-        families.remove("free")  # the free-form model cannot carry the atom at zero
-    keys = [(f, o) for f in families if f not in BASELINES for o in CANDIDATES[f]]
-    keys += [(b, ()) for b in BASELINES if method in ("auto", b)]
-    return keys
-
-
-def _select(scores: dict[str, Score], slack: float, block_ok: bool = True
-            ) -> tuple[str, str | None, str]:
-    """Simplest candidate whose validation error is within ``slack`` of the best.
-
-    The plain block -- no decompression at all -- is a candidate only when ``block_ok``
-    (eigenvalues validated on Haar compressions, or a block that is a sparse-graph
-    subset), and is kept over Nystrom-pad only when it also has the lower W1 part.
-    """
-    # validation at n/2 -> n cannot tell the two baselines apart on dense blocks: on
-    # Hessian and GGN blocks the plain block won there (by its small end, which neither
-    # baseline decompresses, and at N/16 even in W1) and lost 2.4-4x in W1 at N/8 and
-    # N/16; it stays a candidate where the block is not a compression
-    finite = {k: v for k, v in scores.items() if np.isfinite(v.error) and not v.screened
-              and (block_ok or k != "block")}
-    if not finite:
-        raise ValueError("no model could be fitted to the sample (all validations failed)")
-    best = min(v.error for v in finite.values())
-    ok = [k for k, v in finite.items() if v.error <= best * (1 + slack)]
-    chosen = min(ok, key=lambda k: (finite[k].family in BASELINES, finite[k].complexity,
-                                    finite[k].error))
-    pad = finite.get("nystrom-pad")
-    if chosen == "block" and pad is not None and pad.w1 < finite["block"].w1:
-        chosen = "nystrom-pad"
-    others = sorted((k for k in finite if k != chosen), key=lambda k: finite[k].error)
-    why = (f"{chosen} is the simplest candidate whose n/2->n validation error "
-           f"({finite[chosen].error:.2e}: W1, top eigenvalue, trace and small end, in sds) "
-           f"is within {slack:.0%} of the best ({best:.2e}) among {len(finite)} candidates "
-           f"validated on every sub-sample (the other {len(scores) - len(finite)} failed, "
-           "were screened out on the first or are the plain block of a dense block)")
-    return chosen, (others[0] if others else None), why
-
-
 @dataclass
 class _FreeFit:
     """The validated candidate and what its checks need."""
@@ -321,9 +265,17 @@ class _FreeFit:
     opts: _Options
 
     @classmethod
-    def create(cls, smp: Sample, method: str, g: np.random.Generator, opts: _Options
-               ) -> _FreeFit:
-        """Validate the candidates of ``method`` (or take the forced order)."""
+    def create(cls, smp: Sample, method: str, g: np.random.Generator, opts: _Options,
+               size: int | None = None) -> _FreeFit:
+        """Validate the candidates of ``method`` (or take the forced order).
+
+        A selected model whose estimate at ``size`` (the largest target) is impossible
+        -- mass below zero for a positive semi-definite sample, an atom heavier than
+        the rank bound (:mod:`freedecomp.invariants`) -- is passed over for the next
+        selection: validation at ``n/2 -> n`` cannot see what only the larger ratio
+        does (a Chebyshev model of a spectrum over decades validated best and put 29%
+        of its mass below zero at ``N/n = 16``).
+        """
         psd = smp.psd
         zero = _zero_fraction(smp)
         if opts.order is not None or method in BASELINES:
@@ -335,8 +287,9 @@ class _FreeFit:
         else:
             if smp.n < 2 * MIN_EIGENVALUES:
                 raise ValueError(f"validation needs at least {2 * MIN_EIGENVALUES} eigenvalues")
-            scores = validate(smp, _keys(method, zero > 0, smp), g, opts.repeats, psd=psd)
-            chosen, runner, reason = _select(scores, opts.slack, _block_ok(smp))
+            scores = validate(smp, candidate_keys(method, zero > 0, smp), g, opts.repeats,
+                              psd=psd)
+            chosen, runner, reason = select_possible(smp, scores, opts.slack, size, zero)
             fam, order = scores[chosen].family, scores[chosen].order
         diag = {"method": method, "sample_size": smp.n, "family": fam, "reason": reason,
                 "validation_error": scores[chosen].error if chosen else None,
@@ -384,13 +337,6 @@ class _FreeFit:
         diag = _free_compression_check(self.smp, self.scores, chosen, self.g,
                                        self.opts.repeats, last.diagnostics)
         return [*results[:-1], replace(last, diagnostics=diag)]
-
-
-def _block_ok(smp: Sample) -> bool:
-    """Whether the plain block may be chosen: eigenvalues only, or a sparse-graph block."""
-    from .checks import sparse_block_findings
-
-    return smp.matrix is None or bool(sparse_block_findings(smp.matrix))
 
 
 def _sparse_findings(smp: Sample, results: list[Decompression]) -> list[Decompression]:

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from freedecomp import FreeDecompressionWarning, decompress, laws
-from freedecomp.driver import _select
 from freedecomp.result import Score
 from freedecomp.samplers import haar_compress
+from freedecomp.selection import select
 from spectra.testing import wasserstein1
 
 
@@ -71,7 +71,7 @@ def test_mean_is_kept_exactly_on_the_free_path():
 def test_block_must_also_win_on_w1_against_nystrom_pad():
     scores = {"block": Score("block", (), 0.20, False, 0, w1=0.08),
               "nystrom-pad": Score("nystrom-pad", (), 0.21, False, 0, w1=0.05)}
-    assert _select(scores, 0.15)[0] == "nystrom-pad"
+    assert select(scores, 0.15)[0] == "nystrom-pad"
     scores["block"] = Score("block", (), 0.20, False, 0, w1=0.04)
-    assert _select(scores, 0.15)[0] == "block"
-    assert _select(scores, 0.15, block_ok=False)[0] == "nystrom-pad"  # a dense block
+    assert select(scores, 0.15)[0] == "block"
+    assert select(scores, 0.15, block_ok=False)[0] == "nystrom-pad"  # a dense block
