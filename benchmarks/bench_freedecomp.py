@@ -235,7 +235,8 @@ _DRIVER_FILES = ("freedecomp/driver.py", "freedecomp/models.py", "freedecomp/res
                  "freedecomp/_homotopy.py", "freedecomp/laws", "freedecomp/candidates.py",
                  "freedecomp/evaluation.py", "freedecomp/outliers.py",
                  "freedecomp/invariants.py", "freedecomp/gram.py", "freedecomp/logmodel.py",
-                 "freedecomp/checks.py", "freedecomp/blocks.py", "freedecomp/samplers.py")
+                 "freedecomp/checks.py", "freedecomp/blocks.py", "freedecomp/samplers.py",
+                 "freedecomp/selection.py")
 
 
 def _header(label: str, command: str, seeds: int) -> dict:
