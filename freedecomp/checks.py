@@ -250,7 +250,7 @@ def sparse_block_findings(block: Any, *, max_isolated: float = 0.05,
     a dense matrix with zero rows -- the dead units of a network's Hessian or
     Gauss-Newton matrix, zero rows of the full matrix too -- not a node subset of a
     sparse graph, whose linked rows keep only a few of their neighbours (a random
-    block of a Hessian of a small MLP: 5.3% zero rows, the others coupled to 94% of
+    block of a Hessian of a small MLP: 5.3% zero rows, the others coupled to 95% of
     the block).
 
     Parameters
