@@ -11,11 +11,12 @@ density) and decompressed exactly, and the outliers are mapped along the real
 characteristic (:mod:`freedecomp.candidates`). The model -- or a baseline,
 Nystrom-pad or the block itself -- is chosen by validation: random ``n/2``
 sub-samples are decompressed to ``n``, where the answer (the sample) is known, scored
-on W1, the top eigenvalue, the trace and the small end. Every result is checked
-against the exact invariants of the flow (:mod:`freedecomp.invariants`) and every
-breach is emitted as a :class:`~freedecomp.result.FreeDecompressionWarning`. Gram
-matrices sampled by rows (``columns=m``) take the deformed paths of
-:mod:`freedecomp.gram`.
+on W1, the top eigenvalue, the trace and the small end; a model whose estimate at the
+target size no valid law could be is passed over (:mod:`freedecomp.selection`). Every
+result is checked against the exact invariants of the flow
+(:mod:`freedecomp.invariants`) and every breach is emitted as a
+:class:`~freedecomp.result.FreeDecompressionWarning`. Gram matrices sampled by rows
+(``columns=m``) take the deformed paths of :mod:`freedecomp.gram`.
 
 References
 ----------
