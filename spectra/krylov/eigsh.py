@@ -68,9 +68,10 @@ from ..backend import dtype_name, eps, from_numpy, tolerance
 from ..operators import Operator, as_operator, dense_matrix, require_symmetric
 from ..probes import as_rng, draw
 from ..results import EigResult, warn_not_converged
-from ..validation import check_bool, check_float, check_int
+from ..validation import check_bool, check_choice, check_float, check_int
 from ._basis import make_basis
 from ._block import BlockBasis, num_keep
+from ._partial import REORTH
 from ._run import Copies, Run, converged_mask
 from ._scale import product_scale, real_array, unit_columns
 
@@ -223,6 +224,7 @@ def eigsh(
     return_eigenvectors: bool = True,
     block_size: int = 1,
     check_copies: bool = True,
+    reorth: str = "auto",
 ) -> EigResult:
     r"""Compute ``k`` extremal eigenpairs of a symmetric operator.
 
@@ -413,12 +415,16 @@ def eigsh(
     k, tol = _check_args(n, k, which, tol)
     vectors = check_bool(return_eigenvectors, "return_eigenvectors")
     check = check_bool(check_copies, "check_copies")
+    reorth = check_choice(reorth, "reorth", REORTH)
+    if reorth == "partial" and b > 1:
+        raise ValueError("reorth='partial' is for block_size=1; the block basis always "
+                         "reorthogonalises fully (use reorth='auto' or 'full')")
     g = as_rng(rng)
     if k == n:  # no room for a Krylov basis of k + 1 vectors
         return _dense(op, which, vectors)
     ncv, max_matvecs, b = _check_budget(n, k, ncv, max_matvecs, b)
     if b == 1:
-        B = make_basis(op, ncv, g)
+        B = make_basis(op, ncv, g, reorth=reorth)
         B.set_start(_start_vector(op, v0, g))
         keep = _num_keep(k, ncv)
     else:
