@@ -276,7 +276,9 @@ class Basis:
             om.accept(j, row)
             return w, h, b
         om.reorthogonalised(j)
-        return self._against_basis(w, j, alpha)
+        w, h, b = self._against_basis(w, j, alpha)
+        om.K[:j, j] = h[:j]  # the removed components: the relation's exact coefficients
+        return w, h, b
 
     def set_start(self, v) -> None:
         """Normalise ``v`` (scale-safe, then to float64-summed accuracy) into row 0."""
@@ -373,7 +375,7 @@ class Basis:
         """
         Yd = from_numpy(np.ascontiguousarray(Y), like=self.op)
         X = self.V[: self.size].T @ Yd if self.numpy else (Yd.T @ self.V[: self.size]).T
-        return X if self.omega is None else orthonormal_columns(X, self.xp)
+        return X if self.omega is None else orthonormal_columns(X)
 
     def stored_residuals(self, X, Y, theta: np.ndarray) -> np.ndarray | None:
         r"""``||inv A x_i - theta_i x_i||`` of ``X = V Y`` from the stored products.

@@ -48,6 +48,9 @@ class Omega:
         self.e = eps(dtype)
         self.delta = math.sqrt(self.e)
         self.W = np.eye(m + 1)
+        #: the coefficients a reorthogonalisation removed (column j: along rows < j),
+        #: left out of the symmetric ``H`` as in Simon's method but kept for the restart
+        self.K = np.zeros((m, m))
         #: orthogonalise the next vector against the whole basis whatever the estimate
         self.force = False
         #: steps that orthogonalised against the whole basis (a diagnostic)
@@ -62,6 +65,7 @@ class Omega:
         """The whole basis (rows ``0..size``) is orthonormal again (after :func:`gram_restart`)."""
         self.W[: size + 1, : size + 1] = self.e
         np.fill_diagonal(self.W[: size + 1, : size + 1], 1.0)
+        self.K[:] = 0.0
         self.force = False
 
     def predict(self, H: np.ndarray, j: int, b: float, anorm: float) -> np.ndarray:
@@ -116,7 +120,8 @@ def gram_restart(B, Y: np.ndarray, keep: np.ndarray) -> np.ndarray:
     es = np.zeros(s)
     es[-1] = 1.0
     r = solve_triangular(L, es, lower=True)
-    M = solve_triangular(L, B.H[:s, :s] @ L, lower=True) + B.beta * np.outer(r, c)
+    K = B.H[:s, :s] + B.omega.K[:s, :s]  # A V^T = V^T K + beta v e_s^T, exactly
+    M = solve_triangular(L, K.T @ L, lower=True) + B.beta * np.outer(r, c)
     B.asym = float(np.max(np.abs(M - M.T)))  # rounding of the relation (a diagnostic)
     B.loss = float(np.max(np.abs(G - np.eye(s + 1))))  # measured loss of orthogonality
     theta, Z = np.linalg.eigh(0.5 * (M + M.T))
@@ -136,7 +141,7 @@ def gram_restart(B, Y: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return theta[keep]
 
 
-def orthonormal_columns(X: Any, xp: Any) -> Any:
+def orthonormal_columns(X: Any) -> Any:
     r"""The columns of ``X`` (n x k) orthonormalised in place (Cholesky QR, float64 Gram).
 
     :math:`X^T X = L L^T`, :math:`X \leftarrow X L^{-T}`, the columns from last to first
