@@ -273,3 +273,29 @@ def test_reorth_argument_errors():
         eigsh(_diag(d), 1, reorth=1)
     with pytest.raises(ValueError, match="block_size=1"):
         eigsh(_diag(d), 1, reorth="partial", block_size=2)
+
+
+def test_partial_memory_matches_the_formula():
+    # without stored products: ncv + 2 k + 5 n-vectors (the Gram and the estimates are
+    # (ncv + 1)^2 host numbers; the Ritz vectors' orthonormalisation one n-vector)
+    import tracemalloc
+
+    n, k, ncv = 40_000, 2, 12
+    d = np.linspace(0.0, 1.0, n)
+    d[-3:] = [1.02, 1.04, 1.06]  # small gaps: several restarts
+    op = as_operator(sp.diags(d).tocsr())
+
+    def call():
+        return eigsh(op, k, ncv=ncv, rng=0, tol=1e-8, check_copies=False, reorth="partial",
+                     max_matvecs=3000)
+
+    res = call()
+    assert res.num_restarts > 0 and res.converged
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        call()
+        peak = (tracemalloc.get_traced_memory()[1] - base) / (8 * n)
+    finally:
+        tracemalloc.stop()
+    assert 0.5 * ncv <= peak <= 1.2 * (ncv + 2 * k + 5), peak
