@@ -4,8 +4,9 @@ r"""The single-vector basis of :func:`spectra.eigsh` (thick-restart Lanczos, ``b
 and device) and the projected matrix :math:`H_m = V_m^T A V_m` (host, float64); a step
 multiplies once and reorthogonalises against the whole basis (the local recurrence, then
 classical Gram--Schmidt refined by the Daniel--Gragg--Kaufman--Stewart test; every
-coefficient and norm accumulated in float64, see :func:`~spectra.backend.rowdots`), and
-a thick restart keeps chosen Ritz vectors (see :mod:`spectra.krylov.eigsh`).
+coefficient and norm accumulated in float64, see :func:`~spectra.backend.rowdots`), or
+with partial reorthogonalisation only when :class:`~spectra.krylov._partial.Omega` says
+so, and a thick restart keeps chosen Ritz vectors (see :mod:`spectra.krylov.eigsh`).
 :func:`random_direction` is shared with the block basis of :mod:`spectra.krylov._block`.
 """
 
