@@ -241,10 +241,15 @@ class Basis:
         self._axpy(w, V[j], alpha)
         return alpha
 
-    def _against_basis(self, w, j: int, alpha: float):
-        """Classical Gram-Schmidt against rows ``0..j`` (DGKS refined), then deflation."""
+    def _against_basis(self, w, j: int, alpha: float, w2: float | None = None):
+        """Classical Gram-Schmidt against rows ``0..j`` (DGKS refined), then deflation.
+
+        ``w2``: ``||w||^2`` when the caller has it, and has deflated ``w`` already (the
+        locked rows are then not met a third time in the step).
+        """
         Vj = V = self.V[: j + 1]
-        w2 = sqnorm(w)
+        deflate = w2 is None
+        w2 = sqnorm(w) if w2 is None else w2
         h = rowdots(Vj, w)
         self._gemv(w, Vj, h)
         if not (math.isfinite(w2) and math.isfinite(alpha) and np.all(np.isfinite(h))):
@@ -254,7 +259,8 @@ class Basis:
             self._gemv(w, V, h2)
             h = h + h2
         h[j] += alpha
-        w = self._deflate(w)  # locked directions grow through the recurrence otherwise
+        if deflate:
+            w = self._deflate(w)  # locked directions grow through the recurrence otherwise
         return w, h, math.sqrt(sqnorm(w))
 
     def _partial(self, w, j: int, alpha: float):
@@ -262,7 +268,9 @@ class Basis:
 
         Without it the new vector's estimates are Simon's recurrence (host, ``O(j^2)``);
         with it (estimate above ``sqrt(eps)``, or the step after one that was) the
-        coefficients beyond ``alpha_j`` are discarded as in the full path.
+        coefficients beyond ``alpha_j`` are left out of ``H`` as in the full path, and
+        kept in :attr:`Omega.K` for the restart.  The locked rows are met twice per
+        step, as in the full path (after the product, after the local recurrence).
         """
         om = self.omega
         w = self._deflate(w)
@@ -277,7 +285,7 @@ class Basis:
             om.accept(j, row)
             return w, h, b
         om.reorthogonalised(j)
-        w, h, b = self._against_basis(w, j, alpha)
+        w, h, b = self._against_basis(w, j, alpha, b * b)
         om.K[:j, j] = h[:j]  # the removed components: the relation's exact coefficients
         return w, h, b
 
@@ -342,7 +350,7 @@ class Basis:
     def restart(self, theta, Y, keep: np.ndarray) -> None:
         """Thick restart: keep the Ritz vectors ``Y[:, keep]``, continue from the residual."""
         if self.omega is not None:
-            gram_restart(self, Y, keep)
+            gram_restart(self, keep)
             self.omega.restart(self.size)
             return
         s, ell = self.size, len(keep)

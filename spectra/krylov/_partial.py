@@ -22,7 +22,8 @@ from ..backend import eps, from_numpy, rowdots
 
 #: Reorthogonalisation modes of :func:`spectra.eigsh`.
 REORTH = ("auto", "full", "partial")
-#: Rounding term of the recurrence, in units of ``eps ||A||_est`` per step (see Omega).
+#: Rounding term of the recurrence, in units of ``eps ||A||_est`` per step (see Omega;
+#: the factor is measured: docs/theory/lanczos.rst, *Partial reorthogonalisation*).
 ROUND = 4.0
 
 
@@ -92,23 +93,26 @@ class Omega:
         self.force = not self.force  # two consecutive steps, then back to the estimate
 
 
-def gram_restart(B, Y: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def gram_restart(B, keep: np.ndarray) -> np.ndarray:
     r"""Thick restart of the semi-orthogonal basis ``B`` on its orthonormalised span.
 
     With the Gram matrix :math:`G = V V^T = L L^T` of the rows (float64 sums,
     :func:`~spectra.backend.rowdots`), :math:`W = L^{-1} V` is orthonormal and the
-    relation :math:`V A = H V + \beta e_s v` gives
+    relation :math:`V A = K^T V + \beta e_s v` (``K``: ``H`` plus the coefficients
+    removed by reorthogonalisations) gives
 
-    .. math:: W A = M W + \beta r v_\perp, \qquad M = L^{-1} H L + \beta r c^T,
+    .. math:: W A = M W + \beta r v_\perp, \qquad M = L^{-1} K^T L + \beta r c^T,
 
     with :math:`r = L^{-1} e_s`, :math:`c = W v^T = L^{-1} V v^T` and :math:`v_\perp =
     v - c^T W`: :math:`M = W A W^T` up to rounding, the projection on the span.  The
     restart keeps the eigenvectors :math:`Z_{\mathrm{keep}}` of its symmetric part,
     :math:`U = Z_{\mathrm{keep}}^T L^{-1} V` (one in-place rotation, as in the full
     path), continues from :math:`v_\perp / \|v_\perp\|` with the arrow
-    :math:`\beta \|v_\perp\| Z_{\mathrm{keep}}^T r`.  ``Y`` (the eigenvectors of ``H``)
-    is used only when the basis is orthonormal to rounding already (then ``M = H``).
-    Returns the kept Ritz values; sets the rows, ``H`` and the continuation vector.
+    :math:`\beta \|v_\perp\| Z_{\mathrm{keep}}^T r`; ``keep`` indexes the eigenvalues
+    in ascending order, as those of ``H`` (whose eigenvalues equal those of ``M`` to
+    ``O(eps ||A||)`` for a semi-orthogonal basis, Simon).  Returns the kept Ritz
+    values; sets the rows, ``H`` and the continuation vector (and the diagnostics
+    ``B.asym``, ``B.loss``).
     """
     from ._basis import rotate_rows, sqnorm
 

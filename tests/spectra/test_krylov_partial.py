@@ -205,7 +205,7 @@ def test_gram_restart_gives_orthonormal_basis_and_projection():
     assert B.omega.full > 0  # the basis was only semi-orthogonal
     theta, Y = np.linalg.eigh(B.H[:m, :m])
     keep = np.argsort(-theta)[:10]
-    kept = gram_restart(B, Y, keep)
+    kept = gram_restart(B, keep)
     s = B.size + 1
     V = B.V[:s]
     e = np.finfo(np.float64).eps
