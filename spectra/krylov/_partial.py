@@ -48,7 +48,8 @@ class Omega:
     def __init__(self, m: int, dtype: Any):
         self.e = eps(dtype)
         self.delta = math.sqrt(self.e)
-        self.W = np.eye(m + 1)
+        #: the estimates omega (symmetric, unit diagonal) of the rows 0..size
+        self.est = np.eye(m + 1)
         #: the coefficients a reorthogonalisation removed (column j: along rows < j),
         #: left out of the symmetric ``H`` as in Simon's method but kept for the restart
         self.K = np.zeros((m, m))
@@ -59,19 +60,19 @@ class Omega:
 
     def reset(self, j: int) -> None:
         """Row ``j`` is orthogonal to rows ``0..j-1`` to working accuracy."""
-        self.W[j, :j] = self.W[:j, j] = self.e
-        self.W[j, j] = 1.0
+        self.est[j, :j] = self.est[:j, j] = self.e
+        self.est[j, j] = 1.0
 
     def restart(self, size: int) -> None:
         """The whole basis (rows ``0..size``) is orthonormal again (after :func:`gram_restart`)."""
-        self.W[: size + 1, : size + 1] = self.e
-        np.fill_diagonal(self.W[: size + 1, : size + 1], 1.0)
+        self.est[: size + 1, : size + 1] = self.e
+        np.fill_diagonal(self.est[: size + 1, : size + 1], 1.0)
         self.K[:] = 0.0
         self.force = False
 
     def predict(self, H: np.ndarray, j: int, b: float, anorm: float) -> np.ndarray:
         """The estimates ``omega_{j+1, 0..j}`` for ``v_{j+1} = w / b`` (``H[j, j]`` set)."""
-        Hj, W = H[: j + 1, : j + 1], self.W[: j + 1, : j + 1]
+        Hj, W = H[: j + 1, : j + 1], self.est[: j + 1, : j + 1]
         t = Hj @ W[j] - W @ Hj[:, j]
         row = (t + np.copysign(ROUND * self.e * anorm, t)) / max(b, 1e-300)
         row[j] = self.e
@@ -83,8 +84,8 @@ class Omega:
 
     def accept(self, j: int, row: np.ndarray) -> None:
         """Store the estimates of row ``j + 1`` (no reorthogonalisation at this step)."""
-        self.W[j + 1, : j + 1] = self.W[: j + 1, j + 1] = row
-        self.W[j + 1, j + 1] = 1.0
+        self.est[j + 1, : j + 1] = self.est[: j + 1, j + 1] = row
+        self.est[j + 1, j + 1] = 1.0
 
     def reorthogonalised(self, j: int) -> None:
         """Row ``j + 1`` was orthogonalised against the basis; the next one will be too."""

@@ -179,7 +179,7 @@ def test_omega_triggers_and_keeps_semi_orthogonality():
             B.step()
             s = B.size + 1
             E = np.abs(B.V[:s] @ B.V[:s].T - np.eye(s))
-            Om = np.abs(B.omega.W[:s, :s] - np.eye(s))
+            Om = np.abs(B.omega.est[:s, :s] - np.eye(s))
             worst = max(worst, float(E.max()))
             big = E > 1e-3 * delta
             if big.any():  # where the loss matters the estimate is not far below it
