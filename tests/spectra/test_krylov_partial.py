@@ -299,3 +299,15 @@ def test_partial_memory_matches_the_formula():
     finally:
         tracemalloc.stop()
     assert 0.5 * ncv <= peak <= 1.2 * (ncv + 2 * k + 5), peak
+
+
+@pytest.mark.parametrize("which", ["LA", "BE"])
+def test_partial_after_breakdowns(which):
+    # five distinct eigenvalues of multiplicity 2000: the Krylov space is invariant after
+    # five steps, each breakdown continues from a random vector orthogonal to the basis
+    d = np.repeat([1.0, 2.0, 3.0, 4.0, 5.0], 2000)
+    res = eigsh(_diag(d), 4, which=which, tol=1e-10, rng=0, reorth="partial")
+    ref = [5.0] * 4 if which == "LA" else [1.0, 1.0, 5.0, 5.0]
+    assert res.converged
+    np.testing.assert_allclose(res.eigenvalues, ref, rtol=1e-10)
+    _check_pairs(lambda X: d[:, None] * X, res, 1e-10, np.finfo(np.float64).eps)
