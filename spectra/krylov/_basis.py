@@ -4,8 +4,9 @@ r"""The single-vector basis of :func:`spectra.eigsh` (thick-restart Lanczos, ``b
 and device) and the projected matrix :math:`H_m = V_m^T A V_m` (host, float64); a step
 multiplies once and reorthogonalises against the whole basis (the local recurrence, then
 classical Gram--Schmidt refined by the Daniel--Gragg--Kaufman--Stewart test; every
-coefficient and norm accumulated in float64, see :func:`~spectra.backend.rowdots`), and
-a thick restart keeps chosen Ritz vectors (see :mod:`spectra.krylov.eigsh`).
+coefficient and norm accumulated in float64, see :func:`~spectra.backend.rowdots`), or
+with partial reorthogonalisation only when :class:`~spectra.krylov._partial.Omega` says
+so, and a thick restart keeps chosen Ritz vectors (see :mod:`spectra.krylov.eigsh`).
 :func:`random_direction` is shared with the block basis of :mod:`spectra.krylov._block`.
 """
 
@@ -21,6 +22,7 @@ from ..backend import eps, from_numpy, rowdots, to_numpy
 from ..operators import Operator, wrapped_matrix
 from ..probes import draw
 from ..results import NonFiniteError
+from ._partial import Omega, gram_restart, orthonormal_columns
 from ._scale import column_norms, product_scale, real_product
 
 #: DGKS threshold: a second Gram-Schmidt pass when the first leaves less than this
@@ -85,7 +87,8 @@ def rotate_rows(V: Any, Yk: Any, s: int) -> None:
 class Basis:
     """Orthonormal basis rows in the operator's namespace, projected matrix on the host."""
 
-    def __init__(self, op: Operator, ncv: int, g: Any, lock: Any = None):
+    def __init__(self, op: Operator, ncv: int, g: Any, lock: Any = None,
+                 partial: bool = False):
         self.op, self.xp, self.g, self.b = op, op.xp, g, 1
         self.n, self.m = op.shape[0], ncv
         #: locked vectors (rows): the run lives on their orthogonal complement
@@ -94,7 +97,9 @@ class Basis:
         self.V = self._alloc(ncv + 1)
         #: the (scaled) products ``inv A v_j`` of rows ``0..size-1``, before deflation,
         #: rotated with the basis at a restart; ``None`` above :data:`STORE_LIMIT`
-        self.W = self._alloc(ncv) if ncv * self.n <= STORE_LIMIT else None
+        self.W = self._alloc(ncv) if ncv * self.n <= STORE_LIMIT and not partial else None
+        #: Simon's orthogonality estimates (partial reorthogonalisation), else ``None``
+        self.omega = Omega(ncv, op.dtype) if partial else None
         #: bound on ``||W - inv A V[:size]||_2`` from the rounding of the rotations
         self.drift = 0.0
         self.H = np.zeros((ncv, ncv))
@@ -110,7 +115,7 @@ class Basis:
         #: on ``inv * A``; H, beta, anorm are in those units (divide by inv for A's)
         self.inv: float | None = None
         self.lean = None
-        if self.numpy and self.n <= LEAN_N and lock is None:
+        if self.numpy and self.n <= LEAN_N and lock is None and not partial:
             from .._numba.krylov import project_small
 
             self.lean = project_small
@@ -219,6 +224,14 @@ class Basis:
         if self.lean:  # one compiled call (w is owned: see product)
             h, b = self.lean(V, j, w, col, DGKS)
             return w, h, float(b)
+        alpha = self._local(w, j, col)
+        if self.omega is not None:
+            return self._partial(w, j, alpha)
+        return self._against_basis(w, j, alpha)
+
+    def _local(self, w, j: int, col: np.ndarray) -> float:
+        """Remove the known couplings ``H[:j, j]`` and then ``alpha_j v_j``; ``alpha_j``."""
+        V = self.V
         nz = np.flatnonzero(col)
         if nz.size == 1:
             self._axpy(w, V[nz[0]], float(col[nz[0]]))
@@ -226,25 +239,63 @@ class Basis:
             self._gemv(w, V[:j], col)
         alpha = float(rowdots(V[j:j + 1], w)[0])
         self._axpy(w, V[j], alpha)
-        Vj = V[: j + 1]
-        w2 = sqnorm(w)
+        return alpha
+
+    def _against_basis(self, w, j: int, alpha: float, w2: float | None = None):
+        """Classical Gram-Schmidt against rows ``0..j`` (DGKS refined), then deflation.
+
+        ``w2``: ``||w||^2`` when the caller has it, and has deflated ``w`` already (the
+        locked rows are then not met a third time in the step).
+        """
+        Vj = V = self.V[: j + 1]
+        deflate = w2 is None
+        w2 = sqnorm(w) if w2 is None else w2
         h = rowdots(Vj, w)
         self._gemv(w, Vj, h)
         if not (math.isfinite(w2) and math.isfinite(alpha) and np.all(np.isfinite(h))):
             return w, h, np.nan
         if w2 - h @ h < DGKS**2 * w2:  # cancellation: refine (DGKS)
-            h2 = rowdots(Vj, w)
-            self._gemv(w, Vj, h2)
+            h2 = rowdots(V, w)
+            self._gemv(w, V, h2)
             h = h + h2
         h[j] += alpha
-        w = self._deflate(w)  # locked directions grow through the recurrence otherwise
+        if deflate:
+            w = self._deflate(w)  # locked directions grow through the recurrence otherwise
         return w, h, math.sqrt(sqnorm(w))
+
+    def _partial(self, w, j: int, alpha: float):
+        """The local recurrence, and the whole basis only when :class:`Omega` says so.
+
+        Without it the new vector's estimates are Simon's recurrence (host, ``O(j^2)``);
+        with it (estimate above ``sqrt(eps)``, or the step after one that was) the
+        coefficients beyond ``alpha_j`` are left out of ``H`` as in the full path, and
+        kept in :attr:`Omega.K` for the restart.  The locked rows are met twice per
+        step, as in the full path (after the product, after the local recurrence).
+        """
+        om = self.omega
+        w = self._deflate(w)
+        b = math.sqrt(sqnorm(w))
+        h = np.zeros(j + 1)
+        h[j] = alpha
+        if not (math.isfinite(b) and math.isfinite(alpha)):
+            return w, h, np.nan
+        self.H[j, j] = alpha
+        row = om.predict(self.H, j, b, max(self.anorm, math.hypot(alpha, b, self.beta)))
+        if not om.due(row):
+            om.accept(j, row)
+            return w, h, b
+        om.reorthogonalised(j)
+        w, h, b = self._against_basis(w, j, alpha, b * b)
+        om.K[:j, j] = h[:j]  # the removed components: the relation's exact coefficients
+        return w, h, b
 
     def set_start(self, v) -> None:
         """Normalise ``v`` (scale-safe, then to float64-summed accuracy) into row 0."""
         nrm = column_norms(v[:, None], self.xp)
         self.V[0] = v / from_numpy(nrm, like=self.op)[0]
         self.V[0] *= 1.0 / math.sqrt(sqnorm(self.V[0]))
+        if self.omega is not None:
+            self.omega.restart(0)
 
     def step(self) -> bool:
         """One Lanczos step at row ``size``; return whether a breakdown occurred."""
@@ -267,6 +318,8 @@ class Basis:
             b = 0.0
             w = self._random_direction()
             self.V[self.size] = w
+            if self.omega is not None:
+                self.omega.reset(self.size)
         elif self.numpy:
             np.multiply(w, 1.0 / b, out=self.V[self.size])
         else:
@@ -296,6 +349,10 @@ class Basis:
 
     def restart(self, theta, Y, keep: np.ndarray) -> None:
         """Thick restart: keep the Ritz vectors ``Y[:, keep]``, continue from the residual."""
+        if self.omega is not None:
+            gram_restart(self, keep)
+            self.omega.restart(self.size)
+            return
         s, ell = self.size, len(keep)
         Yk = from_numpy(np.ascontiguousarray(Y[:, keep].T), like=self.op)
         rotate_rows(self.V, Yk, s)
@@ -326,9 +383,8 @@ class Basis:
         column need no copy, and locking them for the check for copies copies nothing.
         """
         Yd = from_numpy(np.ascontiguousarray(Y), like=self.op)
-        if self.numpy:
-            return self.V[: self.size].T @ Yd
-        return (Yd.T @ self.V[: self.size]).T
+        X = self.V[: self.size].T @ Yd if self.numpy else (Yd.T @ self.V[: self.size]).T
+        return X if self.omega is None else orthonormal_columns(X)
 
     def stored_residuals(self, X, Y, theta: np.ndarray) -> np.ndarray | None:
         r"""``||inv A x_i - theta_i x_i||`` of ``X = V Y`` from the stored products.
@@ -451,7 +507,18 @@ class LeanBasis(Basis):
         return False
 
 
-def make_basis(op: Operator, ncv: int, g: Any, lock: Any = None) -> Basis:
-    """:class:`LeanBasis` for a small explicit numpy matrix, else :class:`Basis`."""
+def make_basis(op: Operator, ncv: int, g: Any, lock: Any = None,
+               reorth: str = "full") -> Basis:
+    """:class:`LeanBasis` for a small explicit numpy matrix, else :class:`Basis`.
+
+    ``reorth``: ``"full"``, ``"partial"`` (a :class:`Basis` with :class:`Omega`), or
+    ``"auto"``: partial when the products are not stored (``ncv n`` above
+    :data:`STORE_LIMIT`) and the operator is not a small explicit matrix (the compiled
+    lean path), i.e. where the passes over the basis dominate the steps.
+    """
     parts = explicit_parts(op)
+    if reorth == "auto":
+        reorth = "partial" if parts is None and ncv * op.shape[0] > STORE_LIMIT else "full"
+    if reorth == "partial":
+        return Basis(op, ncv, g, lock, partial=True)
     return Basis(op, ncv, g, lock) if parts is None else LeanBasis(op, ncv, g, parts, lock)

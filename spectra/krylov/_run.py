@@ -414,7 +414,8 @@ class Copies:
             return "clean", None
         if B.used + m + 1 > self.limit:
             return "unsure", None
-        C = make_basis(B.op, m, self.g, lock=X)
+        C = make_basis(B.op, m, self.g, lock=X,
+                       reorth="full" if getattr(B, "omega", None) is None else "partial")
         C.inv, C.anorm, C.used = B.inv, B.anorm, B.used
         C.set_start(random_direction(B.op, self.g, C.L))
         slack = np.maximum(true, self.tol * np.abs(theta))

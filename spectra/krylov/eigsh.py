@@ -11,7 +11,12 @@ Each Lanczos step multiplies once, reorthogonalises against the whole stored bas
 (classical Gram--Schmidt as matrix--vector products, a second pass whenever the
 first one cancels more than half of the norm: the Daniel--Gragg--Kaufman--Stewart
 test, so never a single unrefined pass through heavy cancellation) and appends one
-row and column to :math:`H_m`.  With :math:`H_m = Y \Theta Y^T`, the Ritz pair
+row and column to :math:`H_m`.  With partial reorthogonalisation (Simon 1984,
+``reorth="partial"``, the default where the passes over the basis dominate) a step
+runs only the local recurrence while Simon's estimates of the lost orthogonality stay
+below :math:`\sqrt\epsilon`, and a thick restart works on the orthonormalised span of
+the semi-orthogonal basis (:mod:`spectra.krylov._partial`).  With
+:math:`H_m = Y \Theta Y^T`, the Ritz pair
 :math:`(\theta_i, x_i = V_m y_i)` has the residual
 
 .. math:: \|A x_i - \theta_i x_i\| = |\beta_m|\,|e_m^T y_i|,
@@ -56,6 +61,8 @@ References
    problems", Numer. Algorithms 47 (2008).
 .. [8] C. Musco and C. Musco, "Randomized block Krylov methods for stronger and faster
    approximate singular value decomposition", NeurIPS (2015).
+.. [9] H. D. Simon, "The Lanczos algorithm with partial reorthogonalization", Math.
+   Comp. 42 (1984).
 """
 
 from __future__ import annotations
@@ -68,9 +75,10 @@ from ..backend import dtype_name, eps, from_numpy, tolerance
 from ..operators import Operator, as_operator, dense_matrix, require_symmetric
 from ..probes import as_rng, draw
 from ..results import EigResult, warn_not_converged
-from ..validation import check_bool, check_float, check_int
+from ..validation import check_bool, check_choice, check_float, check_int
 from ._basis import make_basis
 from ._block import BlockBasis, num_keep
+from ._partial import REORTH
 from ._run import Copies, Run, converged_mask
 from ._scale import product_scale, real_array, unit_columns
 
@@ -223,11 +231,12 @@ def eigsh(
     return_eigenvectors: bool = True,
     block_size: int = 1,
     check_copies: bool = True,
+    reorth: str = "auto",
 ) -> EigResult:
     r"""Compute ``k`` extremal eigenpairs of a symmetric operator.
 
-    Thick-restart Lanczos (Krylov--Schur) with full reorthogonalisation; see the
-    module documentation for the method.
+    Thick-restart Lanczos (Krylov--Schur) with full or partial reorthogonalisation;
+    see the module documentation for the method.
 
     Parameters
     ----------
@@ -305,6 +314,26 @@ def eigsh(
         of its random start; its restarts keep both extreme Ritz vectors, so they can
         find a copy but do not lower the bound).  ``False`` skips it (ARPACK and PRIMME
         make no such check).
+    reorth : {"auto", "full", "partial"}
+        How the basis is kept orthogonal (``block_size=1``).  ``"full"``: every step
+        is orthogonalised against the whole stored basis.  ``"partial"`` (Simon
+        1984): only the local recurrence, while Simon's recurrence for estimates
+        :math:`\omega_{jk}` of :math:`v_j^T v_k` stays below :math:`\sqrt\epsilon` of
+        the basis dtype; when it exceeds it, that vector and the next are
+        orthogonalised against the whole basis.  The basis is then semi-orthogonal,
+        which keeps the Ritz values accurate to :math:`O(\epsilon\|A\|)`; each thick
+        restart re-orthonormalises it (from its float64-summed Gram matrix) and
+        restarts on the projection in that orthonormal basis, and the returned Ritz
+        vectors are orthonormalised (Cholesky QR) before their explicit residuals are
+        computed, so ``converged`` and ``residual_norms`` are those of the returned
+        orthonormal vectors.  The products are not stored in this mode (the explicit
+        check costs ``k`` products).  ``"auto"`` (default): ``"partial"`` when
+        ``ncv * n`` exceeds ``2**22`` (the products are not stored there anyway) and
+        the operator is not a small explicit matrix (whose compiled path below keeps
+        ``"full"``), else ``"full"``.  With ``block_size > 1`` the block basis is
+        always fully reorthogonalised (``"auto"``; ``"partial"`` is an error).  The
+        locked vectors of the check for copies are removed at every step in both
+        modes.  See :doc:`/theory/lanczos`, *Partial reorthogonalisation*.
 
     Returns
     -------
@@ -322,14 +351,16 @@ def eigsh(
     Raises
     ------
     ValueError
-        ``k`` outside ``[1, n]``, unknown ``which``, ``tol`` not positive and
+        ``k`` outside ``[1, n]``, unknown ``which`` or ``reorth``, ``reorth="partial"``
+        with ``block_size > 1``, ``tol`` not positive and
         finite, ``ncv``/``max_matvecs`` out of range, a non-symmetric operator, a
         zero or misshaped ``v0``, or a product returning NaN/Inf (the product is
         named).
     TypeError
         Non-integer ``k``, ``ncv`` or ``max_matvecs``; a ``v0`` that is not an array of
         real numbers (complex, strings, bool); non-bool ``return_eigenvectors`` or
-        ``check_copies``; a product returning complex or integer values.
+        ``check_copies``; a non-string ``reorth``; a product returning complex or
+        integer values.
 
     Notes
     -----
@@ -347,7 +378,10 @@ def eigsh(
     ``2 m + 2 k + 3`` with ``m = min(ncv, max(20, 2k))``.  When ``ncv * n`` exceeds
     ``2**22`` numbers (32 MiB in float64; :data:`spectra.krylov._basis.STORE_LIMIT`)
     the products are not stored: ``ncv + 2 k + 5`` (``m + 2 k + 3`` for the check), and
-    the residual check costs ``k`` products.  With ``block_size = b`` the basis holds
+    the residual check costs ``k`` products.  With ``reorth="partial"`` (the default
+    above that size) the formula is the same, ``ncv + 2 k + 5`` (the products are never
+    stored), plus ``2 (ncv + 1)**2`` host float64 numbers (the orthogonality estimates
+    and, at a restart, the Gram matrix).  With ``block_size = b`` the basis holds
     ``ncv + b`` vectors and stores no products.  Host work per step is ``O(ncv)`` plus
     an eigendecomposition of the ``size x size`` projected matrix at each look: never
     before ``2 k + 1`` vectors, then every ``1 + size // 16`` steps or, once the wanted
@@ -413,12 +447,16 @@ def eigsh(
     k, tol = _check_args(n, k, which, tol)
     vectors = check_bool(return_eigenvectors, "return_eigenvectors")
     check = check_bool(check_copies, "check_copies")
+    reorth = check_choice(reorth, "reorth", REORTH)
+    if reorth == "partial" and b > 1:
+        raise ValueError("reorth='partial' is for block_size=1; the block basis always "
+                         "reorthogonalises fully (use reorth='auto' or 'full')")
     g = as_rng(rng)
     if k == n:  # no room for a Krylov basis of k + 1 vectors
         return _dense(op, which, vectors)
     ncv, max_matvecs, b = _check_budget(n, k, ncv, max_matvecs, b)
     if b == 1:
-        B = make_basis(op, ncv, g)
+        B = make_basis(op, ncv, g, reorth=reorth)
         B.set_start(_start_vector(op, v0, g))
         keep = _num_keep(k, ncv)
     else:
