@@ -73,6 +73,12 @@ FORMULAS: dict[str, tuple[str, Callable[[dict], float]]] = {
     "trace, XTrace, 40 products": ("2 k + c (Omega, Q; a chunk of workspace)",
                                    lambda d: memory_vectors("xtrace", 40, d["P"], d["block"])
                                    - d["block"]),
+    "trace, XTrace, 40 products, Rademacher probes": (
+        "2 k + c (Omega, Q; a chunk of workspace)",
+        lambda d: memory_vectors("xtrace", 40, d["P"], d["block"]) - d["block"]),
+    "trace, Hutch++, 40 products": (
+        "Hutch++'s formula (spectra.stochtrace.core.memory_vectors) - b",
+        lambda d: memory_vectors("hutchpp", 40, d["P"], d["block"]) - d["block"]),
     "top_eigenvalues, k = 1": (AT_MOST + "ncv + 2 k + 5 - b",
                                lambda d: _eigsh_vectors(1, d["block"])),
     "top_eigenvalues, k = 5": (AT_MOST + "ncv + 2 k + 5 - b",
@@ -110,6 +116,8 @@ def calls() -> list[tuple[str, Callable[[Any], Any]]]:
         ("trace, Hutchinson, 20 probes",
          lambda op: hessian.trace(op, num_matvecs=20, method="hutchinson", rng=0)),
         ("trace, XTrace, 40 products", lambda op: hessian.trace(op, num_matvecs=40, rng=0)),
+        ("trace, XTrace, 40 products, Rademacher probes",
+         lambda op: hessian.trace(op, num_matvecs=40, probe="rademacher", rng=0)),
         ("top_eigenvalues, k = 1", lambda op: hessian.top_eigenvalues(op, k=1, rng=0)),
         ("top_eigenvalues, k = 5", lambda op: hessian.top_eigenvalues(op, k=5, rng=0)),
         ("density, 5 probes x 30 steps",
@@ -258,7 +266,10 @@ def trivial_trace_table(n: int = 11_180_000) -> list[str]:
     vec = 4.0 * n
     fns = [("trace, Hutchinson, 20 probes",
             lambda: spectra.trace(op, 20, method="hutchinson", rng=0)),
-           ("trace, XTrace, 40 products", lambda: spectra.trace(op, 40, rng=0))]
+           ("trace, XTrace, 40 products", lambda: spectra.trace(op, 40, rng=0)),
+           ("trace, XTrace, 40 products, Rademacher probes",
+            lambda: spectra.trace(op, 40, probe="rademacher", rng=0)),
+           ("trace, Hutch++, 40 products", lambda: spectra.trace(op, 40, method="hutchpp", rng=0))]
     spectra.trace(op, 4, method="hutchinson", rng=0)  # warm-up (imports)
     rows = ["| call | products | widest block | wall s | products s | rest s | rest / wall | "
             "peak MB | estimator n-vectors | documented formula | within 20% |",
