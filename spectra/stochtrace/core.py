@@ -152,10 +152,11 @@ def memory_vectors(method: str, m: int, n: int, block: int, itemsize: int = 8) -
 
     * Hutchinson (trace): ``2b`` (a block of probes and its products); the diagonal adds
       four float64 ``n``-vectors (shift, sums, one product), ``8`` or ``16`` in float32.
-    * XTrace: ``2k + 2c`` (``Omega`` and ``Q`` kept; the chunk's products and its QR
-      factor or ``AQ`` as workspace). XDiag: ``3k + 2c`` (``AQ`` kept) plus
-      its two float64 outputs (mean and standard error; the jackknife works on slices
-      of rows).
+    * XTrace: ``2k + 2c`` (``Omega`` and ``Q`` kept; a chunk of products or of ``AQ``
+      as workspace, ``2k + c``, in the first round, which is the only one without
+      ``rtol``; a chunk's products and its QR factor in later rounds). XDiag:
+      ``3k + 2c`` (``AQ`` kept) plus its two float64 outputs (mean and standard error;
+      the jackknife works on slices of rows).
     * XNysTrace: ``3m`` (``Omega``, ``A Omega`` and the shifted sketch factored in place).
     * Hutch++: ``max(2 r + 4 s, r + 2 min(block, m - 2 s))`` with ``s = max(1, m // 25)``
       and ``r = max(s, (m - max(2, ceil(m/3))) // 2)`` (``Q`` and ``AQ`` with sketch
