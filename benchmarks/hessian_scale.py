@@ -296,6 +296,50 @@ def trivial_trace_table(n: int = 11_180_000) -> list[str]:
     return rows
 
 
+def profile_trace(quick: bool = False, top: int = 14) -> list[str]:
+    """cProfile of the XTrace calls on the model: wall and CPU seconds in and outside the
+    products (CPU time moves less with the load of a shared machine), then the functions
+    with the most time of their own."""
+    import cProfile
+    import io
+    import pstats
+
+    width, batch = (32, 8) if quick else (64, 32)
+    model, (X, y) = resnet18(batch=batch, width=width)
+    op = hessian.HessianOperator(model.to(C.DEVICE), CE, (X.to(C.DEVICE), y.to(C.DEVICE)))
+    warm_up()
+    inner, cpu = op._matmat, [0.0]
+
+    def timed(V: torch.Tensor) -> torch.Tensor:
+        t0 = time.process_time()
+        out = inner(V)
+        cpu[0] += time.process_time() - t0
+        return out
+
+    out = []
+    for name, fn in calls():
+        if not name.startswith("trace, XTrace"):
+            continue
+        op._matmat, cpu[0] = timed, 0.0
+        clock = ProductClock(op)  # wall time of the products, around the CPU clock
+        prof = cProfile.Profile()
+        w0, c0 = time.perf_counter(), time.process_time()
+        prof.enable()
+        fn(op)
+        prof.disable()
+        wall, total = time.perf_counter() - w0, time.process_time() - c0
+        op._matmat = inner
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+        out += [f"### {name}", "",
+                f"wall {wall:.2f} s (products {clock.seconds:.2f} s, rest "
+                f"{wall - clock.seconds:.2f} s); CPU {total:.2f} s (products {cpu[0]:.2f} s, "
+                f"rest {total - cpu[0]:.2f} s)",
+                "", "```", *[ln for ln in buf.getvalue().splitlines() if ln.strip()][-top - 1:],
+                "```", ""]
+    return out
+
+
 def wall_only(n: int) -> list[str]:
     """Wall time of the two trace calls and the process's peak RSS on the trivial operator.
 
@@ -332,11 +376,15 @@ if __name__ == "__main__":
     parser.add_argument("--eigs-only", action="store_true",
                         help="on the model: only the two top_eigenvalues calls")
     parser.add_argument("--quick", action="store_true", help="width 32, batch 8 (a check)")
+    parser.add_argument("--profile-trace", action="store_true",
+                        help="on the model: cProfile of the XTrace calls, CPU and wall split")
     args = parser.parse_args()
     print(f"load: {open('/proc/loadavg').read().strip()}; threads {torch.get_num_threads()}; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     if args.wall:
         lines = wall_only(args.wall)
+    elif args.profile_trace:
+        lines = profile_trace(quick=args.quick)
     elif args.trivial:
         lines = trivial_trace_table(args.n)
     else:

@@ -196,7 +196,8 @@ class _Sketch:
         ctx.draw_into(Om)
         for a in range(0, k, c):
             Y[a:a + c] = ctx.apply(Om[a:a + c].T).T
-        self.o2[:k] = coldots(Om.T, Om.T)
+        # ||omega_i||^2 enters the improved residual scaling only (Rademacher: n exactly)
+        self.o2[:k] = coldots(Om.T, Om.T) if ctx.improved else float(ctx.n)
         R1 = _chol(gram(Y), ctx.op.dtype)
         R2 = WB = None
         pre = np.eye(k)  # Y = (rows now in Y) @ pre
