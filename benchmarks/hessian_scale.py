@@ -15,7 +15,7 @@ the same model, batch and graph, in turns in the same process.
 
 Re-run after changes to the estimators with
 ``python benchmarks/bench_hessian.py --only scale [--quick]`` or
-``python benchmarks/hessian_scale.py [--quick | --trace-only]``; with
+``python benchmarks/hessian_scale.py [--quick | --trace-only | --profile-trace]``; with
 ``PYTHONPATH=<another tree>`` the same script measures that tree (the model table
 needs only the one-call helpers). The targets (issue 14): the rest under 10% of the
 wall time for every call, the estimator's memory within 20% of its documented
