@@ -1,6 +1,7 @@
 r"""Exchangeable leave-one-out estimators: XTrace, XNysTrace and XDiag.
 
-The sketch :class:`_Sketch` (``A Omega = QR`` and ``AQ``), the leave-one-out directions
+On the sketch :class:`~spectra.stochtrace.sketch._Sketch` (``A Omega = QR``, ``H``,
+``W`` and, for XDiag, ``AQ``): the leave-one-out directions
 :math:`s_i`, the ``k`` leave-one-out estimates of each method and their delete-one
 jackknife standard errors (from leave-two-out estimates), and the adaptive drivers
 :func:`_xtrace`, :func:`_xdiag` and :func:`_xnystrace` used by :func:`spectra.trace` and
