@@ -20,7 +20,8 @@ How probes are drawn (:func:`draw`):
   (``rng.integers(0, 2**63)``, one per probe, :func:`torch_seed`). This is the one
   derivation of torch probes from a numpy seed; the :mod:`hessian` helpers pass their
   ``rng`` through to it. Measured at ``n = 11.2`` million in float32, one thread:
-  Gaussian 33 ms per probe against 105 ms for numpy's float64 stream and a copy;
+  Gaussian 33 ms per probe against 105 ms for numpy's float64 stream and a copy (CPU
+  probes are drawn in cache-sized pieces with the numbers of one call, :func:`_randn`);
   Rademacher 8 ms through a sign table of random bytes.
 * **torch generator**: used as it is, drawn by torch on the generator's device in the
   operator's dtype, then moved to the operator (``.numpy()`` without a copy for a numpy
