@@ -39,6 +39,9 @@ _START = {"hutchinson": _HUTCH_FIRST, "xtrace": 8, "xdiag": 8, "xnystrace": 16}
 DEFAULT_PROBES = {"hutchinson": "rademacher", "hutchpp": "sphere", "xtrace": "sphere",
                   "xnystrace": "sphere", "xdiag": "rademacher"}
 _INVARIANT = ("gaussian", "sphere")  # rotation-invariant probes: improved residual scaling
+#: Estimators that see only the directions of their test vectors with rotation-invariant
+#: probes (the improved residual scaling): the sphere's normalisation is left out there.
+_DIRECTIONS_ONLY = ("hutchpp", "xtrace", "xnystrace")
 
 # ---------------------------------------------------------------------------- context
 
@@ -54,16 +57,21 @@ class _Ctx:
     by it, which makes them scale-equivariant over the whole floating-point range.
     """
 
-    def __init__(self, op: Operator, probe: str, rng: Any, block_size: int) -> None:
+    def __init__(self, op: Operator, probe: str, rng: Any, block_size: int,
+                 method: str = "") -> None:
         self.op, self.xp, self.n = op, op.xp, op.shape[0]
         self.probe, self.rng, self.block = probe, rng, block_size
         self.improved = probe in _INVARIANT
+        # the improved estimators are invariant to each test vector's length, so sphere
+        # probes are drawn as the Gaussian vectors they normalise (the same estimate,
+        # without two passes per probe for the norm and the scaling)
+        self.kind = "gaussian" if probe == "sphere" and method in _DIRECTIONS_ONLY else probe
         self.used = 0
         self.blocks = 0
         self.scale: float | None = None
 
     def draw(self, k: int):
-        return draw(self.probe, self.n, k, like=self.op, rng=self.rng)
+        return draw(self.kind, self.n, k, like=self.op, rng=self.rng)
 
     def new_block(self, k: int):
         """An uninitialised ``(k, n)`` buffer in the operator's framework, dtype and device."""
@@ -73,7 +81,7 @@ class _Ctx:
 
     def draw_into(self, out: Any):
         """Draw ``out.shape[0]`` probes into the ``(k, n)`` buffer ``out``; returns ``out.T``."""
-        return draw(self.probe, self.n, out.shape[0], like=self.op, rng=self.rng, out=out)
+        return draw(self.kind, self.n, out.shape[0], like=self.op, rng=self.rng, out=out)
 
     def dev(self, M: np.ndarray):
         return from_numpy(M, like=self.op)
@@ -144,10 +152,11 @@ def memory_vectors(method: str, m: int, n: int, block: int, itemsize: int = 8) -
 
     * Hutchinson (trace): ``2b`` (a block of probes and its products); the diagonal adds
       four float64 ``n``-vectors (shift, sums, one product), ``8`` or ``16`` in float32.
-    * XTrace: ``2k + 2c`` (``Omega`` and ``Q`` kept; the chunk's products and its QR
-      factor or ``AQ`` as workspace). XDiag: ``3k + 2c`` (``AQ`` kept) plus
-      its two float64 outputs (mean and standard error; the jackknife works on slices
-      of rows).
+    * XTrace: ``2k + 2c`` (``Omega`` and ``Q`` kept; a chunk of products or of ``AQ``
+      as workspace, ``2k + c``, in the first round, which is the only one without
+      ``rtol``; a chunk's products and its QR factor in later rounds). XDiag:
+      ``3k + 2c`` (``AQ`` kept) plus its two float64 outputs (mean and standard error;
+      the jackknife works on slices of rows).
     * XNysTrace: ``3m`` (``Omega``, ``A Omega`` and the shifted sketch factored in place).
     * Hutch++: ``max(2 r + 4 s, r + 2 min(block, m - 2 s))`` with ``s = max(1, m // 25)``
       and ``r = max(s, (m - max(2, ceil(m/3))) // 2)`` (``Q`` and ``AQ`` with sketch
@@ -199,7 +208,7 @@ def _setup(
             "xnystrace needs a positive semi-definite operator; declare it with "
             "spectra.as_operator(A, psd=True), or use method='xtrace'"
         )
-    return _Ctx(op, probe, g, block), m
+    return _Ctx(op, probe, g, block, method), m
 
 
 def _met(value: Any, stderr: Any, rtol: float) -> bool:

@@ -1,6 +1,7 @@
 r"""Exchangeable leave-one-out estimators: XTrace, XNysTrace and XDiag.
 
-The sketch :class:`_Sketch` (``A Omega = QR`` and ``AQ``), the leave-one-out directions
+On the sketch :class:`~spectra.stochtrace.sketch._Sketch` (``A Omega = QR``, ``H``,
+``W`` and, for XDiag, ``AQ``): the leave-one-out directions
 :math:`s_i`, the ``k`` leave-one-out estimates of each method and their delete-one
 jackknife standard errors (from leave-two-out estimates), and the adaptive drivers
 :func:`_xtrace`, :func:`_xdiag` and :func:`_xnystrace` used by :func:`spectra.trace` and
@@ -22,8 +23,9 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from ..backend import coldots, eps
-from .core import _START, _Ctx, _drive, _sketch_chunk, extend_basis, project
+from ..backend import eps
+from .core import _START, _Ctx, _drive
+from .sketch import _Sketch
 
 
 def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
@@ -35,94 +37,6 @@ def _jackknife(reps: np.ndarray, axis: int = -1) -> Any:
     k = reps.shape[axis]
     dev = reps - np.mean(reps, axis=axis, keepdims=True)
     return np.sqrt((k - 1) / k * np.sum(dev * dev, axis=axis))
-
-
-class _Sketch:
-    r"""The XTrace / XDiag sketch, preallocated for ``kmax`` test vectors, grown in place.
-
-    Keeps :math:`\Omega` and the orthonormal basis :math:`Q` of :math:`A\Omega = QR`
-    (and :math:`Z = AQ` for XDiag) in ``(kmax, n)`` buffers in the operator's dtype and
-    device, and the ``k x k`` projections :math:`H = Q^TAQ`, ``R``,
-    :math:`\omega_i^TA\omega_i` and :math:`\|\omega_i\|^2` in float64 on the host
-    (:math:`T = Z^T\Omega = Q^TA\Omega = R` for symmetric ``A``, and
-    :math:`W = Q^T\Omega` is formed by one product when needed). Test vectors are added
-    in chunks of at most ``c`` columns: their products ``Y`` are orthogonalised against
-    ``Q`` by block classical Gram-Schmidt with one reorthogonalisation, factored by
-    Householder QR (:func:`~spectra.stochtrace.core.extend_basis`), and ``H`` is
-    extended without forming ``AQ`` again (``A`` is symmetric, so :math:`Q^TZ_{new}`
-    gives both off-diagonal blocks).
-
-    Memory: ``2 kmax`` ``n``-vectors for XTrace (``3 kmax`` with ``Z`` for XDiag) plus
-    about ``2 c`` of chunk workspace (the chunk's products, then its ``AQ``), all in the
-    operator's dtype.
-    """
-
-    def __init__(self, ctx: _Ctx, kmax: int, keep_z: bool) -> None:
-        from ..probes import _empty
-
-        op, n = ctx.op, ctx.n
-        self.ctx, self.kmax, self.k = ctx, kmax, 0
-        self.chunk = _sketch_chunk(kmax, ctx.block)
-        new = lambda: _empty(op.backend, kmax, n, op.dtype, op.device)  # noqa: E731
-        self._om, self._q = new(), new()
-        self._z = new() if keep_z else None
-        self.H, self.W, self.R = (np.zeros((kmax, kmax)) for _ in range(3))
-        self._w_k = -1
-        self.d, self.o2 = np.zeros(kmax), np.zeros(kmax)
-
-    @property
-    def Om(self):
-        return self._om[: self.k].T
-
-    @property
-    def Q(self):
-        return self._q[: self.k].T
-
-    @property
-    def Z(self):
-        return self._z[: self.k].T
-
-    def grow(self, k: int) -> None:
-        while self.k < k:
-            self._add(min(self.chunk, k - self.k))
-
-    def _add(self, c: int) -> None:
-        ctx = self.ctx
-        k0, k1 = self.k, self.k + c
-        Om = ctx.draw_into(self._om[k0:k1])
-        Y = ctx.apply(Om)
-        self.d[k0:k1], self.o2[k0:k1] = coldots(Om, Y), coldots(Om, Om)
-        Q0 = self._q[:k0]  # rows: the basis vectors so far
-        Qe, Rtop, Rb = extend_basis(ctx, Q0, Y, Om)
-        del Y
-        if k0:
-            self.R[:k0, k0:k1] = Rtop
-        self.R[k0:k1, k0:k1] = Rb
-        self._q[k0:k1] = Qe.T
-        Ze = ctx.apply(self._q[k0:k1].T)
-        if self._z is not None:
-            self._z[k0:k1] = Ze.T
-        Hn = project(ctx, self._q[:k1], Ze)  # (k1, c): columns k0:k1 of H
-        self.H[:k1, k0:k1] = Hn
-        self.H[k0:k1, :k0] = Hn[:k0].T
-        blk = self.H[k0:k1, k0:k1]
-        self.H[k0:k1, k0:k1] = 0.5 * (blk + blk.T)
-        self.k = k1
-
-    def small(self) -> dict[str, np.ndarray]:
-        r"""The ``k x k`` projections used by XTrace, on the host in float64.
-
-        ``W = Q^T\Omega`` is one ``k x n x k`` product (compute-bound, unlike chunk
-        updates); ``T = Z^T\Omega = Q^TA\Omega = R`` for the symmetric operators XTrace
-        takes, so it is not formed.
-        """
-        k = self.k
-        if self._w_k != k:
-            self.W[:k, :k] = project(self.ctx, self._q[:k], self._om[:k].T)
-            self._w_k = k
-        R = self.R[:k, :k]
-        return {"H": self.H[:k, :k], "W": self.W[:k, :k], "T": R, "d": self.d[:k], "R": R,
-                "o2": self.o2[:k]}
 
 
 def _shifted(Y: Any, Om: Any, nu: float) -> Any:

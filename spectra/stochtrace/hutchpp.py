@@ -118,16 +118,18 @@ def _hutchpp(ctx: _Ctx, m: int, rtol: float | None) -> tuple[tuple, int, bool]:
     Q, H = _hutchpp_sketch(ctx, m, rtol)
     r = Q.shape[1]
     Qr = Q.T  # rows
-    st: dict[str, Any] = {"resid": []}
+    st: dict[str, Any] = {"resid": [], "buf": None}
     gmax = m - 2 * r
     trH = float(np.trace(H))
 
     def round_fn(g: int) -> tuple:
         have = sum(x.size for x in st["resid"])
         for j0 in range(have, g, ctx.block):
-            G = ctx.draw(min(ctx.block, g - j0))
+            if st["buf"] is None:  # one probe buffer for every block: no fresh pages
+                st["buf"] = ctx.new_block(min(ctx.block, gmax))
+            G = ctx.draw_into(st["buf"][: min(ctx.block, g - j0)])
             AG = ctx.apply(G)
-            QtG, QtAG = ctx.host(Qr @ G), ctx.host(Qr @ AG)
+            QtG, QtAG = project(ctx, Qr, G), project(ctx, Qr, AG)
             d = coldots(G, AG)
             resid = d - 2.0 * np.sum(QtG * QtAG, axis=0) + np.sum(QtG * (H @ QtG), axis=0)
             if ctx.improved:

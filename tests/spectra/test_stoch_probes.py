@@ -139,3 +139,22 @@ def test_torch_rademacher_signs_are_the_bits_of_random_bytes(n):
         raw = torch.randint(0, 256, (-(-n // 8),), generator=g, dtype=torch.uint8).numpy()
         want = np.unpackbits(raw)[:n] * 2.0 - 1.0
         np.testing.assert_array_equal(z[:, j].numpy(), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("tail", [0, 5, 16, 100])
+def test_cpu_gaussian_drawn_in_pieces_equals_one_randn(dtype, tail):
+    # long CPU probes are drawn by torch.randn in cache-sized pieces; the numbers are
+    # bitwise those of one call, whatever the remainder (below 16 it joins a piece)
+    from spectra.probes import RANDN_PIECE, _randn
+
+    n = 3 * RANDN_PIECE + tail
+    out = torch.empty(n, dtype=dtype)
+    _randn(torch.Generator().manual_seed(4), out)
+    want = torch.randn(n, generator=torch.Generator().manual_seed(4), dtype=dtype)
+    assert torch.equal(out, want)
+    z = draw("gaussian", n, 2, like=torch.zeros(1, dtype=dtype), rng=torch.Generator()
+             .manual_seed(6))
+    gen = torch.Generator().manual_seed(6)
+    assert torch.equal(z[:, 0], torch.randn(n, generator=gen, dtype=dtype))
+    assert torch.equal(z[:, 1], torch.randn(n, generator=gen, dtype=dtype))
