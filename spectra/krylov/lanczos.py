@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import coldots, eps, from_numpy, to_numpy
+from ..backend import coldots, eps, from_numpy, rowdots, to_numpy
 from ..operators import Operator, as_operator, require_symmetric
 from ..probes import as_rng, draw
 from ..results import LanczosResult, NonFiniteError
@@ -54,7 +54,7 @@ def check_steps(num_steps: Any, n: int, name: str = "num_steps") -> int:
     return check_int(num_steps, name, low=1, high=n, hint=f" (n = {n}, the dimension)")
 
 
-def _start_block(op: Operator, v0: Any, rng: Any):
+def _start_block(op: Operator, v0: Any, rng: Any, locked: Any = None):
     n = op.shape[0]
     if v0 is None:
         V = draw("rademacher", n, 1, like=op, rng=as_rng(rng))
@@ -69,12 +69,42 @@ def _start_block(op: Operator, v0: Any, rng: Any):
         if V.ndim != 2 or V.shape[0] != n:
             raise ValueError(f"v0 must have shape ({n},) or ({n}, p), got {tuple(v0.shape)}")
         V = V.to(op.dtype) if op.backend == "torch" else np.asarray(V, dtype=op.dtype)
+    if locked is not None:
+        V = V - locked.T @ from_numpy(rowdots(locked, V), like=V)
     Q, norms = unit_columns(V, op.xp)
     if not np.all(np.isfinite(norms)):
         raise ValueError("v0 contains NaN or Inf")
     if np.any(norms == 0):
         raise ValueError("v0 has a zero column; a Lanczos start vector must be non-zero")
     return Q, norms
+
+
+def _check_locked(locked: Any, op: Operator) -> Any:
+    """``locked`` as ``(c, n)`` rows in the operator's namespace, dtype and device."""
+    n = op.shape[0]
+    if locked is None:
+        return None
+    if not hasattr(locked, "shape") or locked.ndim != 2 or locked.shape[1] != n:
+        raise ValueError(f"locked must be a (c, {n}) array of orthonormal rows, got "
+                         f"{getattr(locked, 'shape', type(locked).__name__)}")
+    if op.backend == "torch":
+        locked = from_numpy(locked, like=op) if isinstance(locked, np.ndarray) else locked
+        return locked.detach().to(dtype=op.dtype, device=op.device).contiguous()
+    return np.ascontiguousarray(to_numpy(locked), dtype=op.dtype)
+
+
+def _lock(W: Any, locked: Any, op: Operator) -> None:
+    r"""In place :math:`W \leftarrow (I - U U^T) W` for the rows ``U^T = locked`` ``(c, n)``.
+
+    The dots :math:`U^T W` are accumulated in float64 (:func:`~spectra.backend.rowdots`),
+    the update is one BLAS product into ``W`` (torch: ``addmm_`` on the probe-major
+    rows; numpy: one ``n x p`` temporary).
+    """
+    C = rowdots(locked, W)
+    if op.backend == "torch":
+        W.T.addmm_(from_numpy(C.T.copy(), like=op), locked, alpha=-1.0)
+    else:
+        W -= locked.T @ C.astype(W.dtype)
 
 
 def _shares(a: Any, b: Any) -> bool:
@@ -170,6 +200,8 @@ def lanczos(
     v0: Any = None,
     reorth: str = "full",
     rng: Any = None,
+    keep_basis: bool | None = None,
+    locked: Any = None,
 ) -> LanczosResult:
     r"""Run ``num_steps`` Lanczos steps from one or several start vectors.
 
@@ -188,6 +220,17 @@ def lanczos(
         none (three-term recurrence only, ``O(n)`` memory per vector).
     rng : None, int, numpy or torch Generator
         Used only when ``v0`` is not given (see :mod:`spectra.probes`).
+    keep_basis : bool, optional
+        Store the basis (default: with ``reorth="full"`` only). Without
+        reorthogonalisation the stored basis loses orthogonality as Ritz values
+        converge; Ritz vectors formed from it still satisfy the Lanczos relation (Paige
+        1980), which :func:`spectra.quadrature.slq_measure`'s pilot uses.
+    locked : array, optional
+        Orthonormal rows ``U^T`` ``(c, n)`` (in the operator's framework): the run is on
+        the complement, :math:`(I - U U^T) A (I - U U^T)`. The start block is projected
+        once and every product after it (:func:`_lock`); the Lanczos vectors stay in the
+        complement, so projecting the inputs of the products as well would change
+        nothing but rounding.
 
     Returns
     -------
@@ -240,9 +283,11 @@ def lanczos(
     k = check_steps(num_steps, n)
     check_choice(reorth, "reorth", _REORTH)
     xp = op.xp
-    Q, start_norms = _start_block(op, v0, rng)
+    locked = _check_locked(locked, op)
+    Q, start_norms = _start_block(op, v0, rng, locked)
     p = Q.shape[1]
     full = reorth == "full"
+    store = full if keep_basis is None else bool(keep_basis) or full
 
     alpha = np.zeros((p, k))
     beta = np.zeros((p, k))
@@ -252,7 +297,8 @@ def lanczos(
     anorm = np.zeros(p)
     tiny = 10.0 * np.sqrt(n) * eps(op.dtype)
 
-    basis = xp.zeros((p, k, n), dtype=op.dtype, device=op.device) if full else None
+    # every row is written before it is read: no zero fill (pages are touched as filled)
+    basis = xp.empty((p, k, n), dtype=op.dtype, device=op.device) if store else None
     if op.backend == "numpy":  # the fused Numba kernels: C-contiguous blocks
         from .._numba.krylov import scale_columns
 
@@ -264,7 +310,7 @@ def lanczos(
     b_prev = np.zeros(p)
     used, inv = 0, None
     for j in range(k):
-        if full:
+        if store:
             basis[:, j, :] = Q.T
         W = real_product(op.matmat(Q), f"Lanczos step {j + 1}")
         used += int(active.sum())
@@ -273,6 +319,8 @@ def lanczos(
         W = _own_block(W, Q, Q_prev, op)
         if inv != 1.0:  # a power of two: exact
             W *= inv
+        if locked is not None:
+            _lock(W, locked, op)
         W, ab, _ = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
@@ -300,7 +348,7 @@ def lanczos(
         Q_prev, Q = Q, W
         b_prev = np.where(active, b_h, 0.0)
 
-    if full:
+    if store:
         basis = basis[:, : int(steps.max()), :]
     return LanczosResult(
         alpha=alpha / inv,
