@@ -53,11 +53,11 @@ def _eigsh_vectors(k: int, block: int) -> float:
 
 def _density_vectors(d: dict) -> float:
     """Deflated SLQ's documented peak (:func:`spectra.quadrature._deflated`), less the
-    widest block of products ``b``: ``max(s + 4 + p, p + c + 2 (p - 1) + 4 (p - 1)) - b``
+    widest block of products ``b``: ``max(s + 4 + p, p + c + (p - 1) + 4 (p - 1)) - b``
     n-vectors for ``p`` probes of ``s`` steps and ``c`` deflated eigenpairs, the other
     probes without reorthogonalisation (``reorth="auto"`` at this size)."""
     s, p, c = 30, 5, d["deflated"]
-    return max(s + 4 + p, p + c + 6 * (p - 1)) - d["block"]
+    return max(s + 4 + p, p + c + 5 * (p - 1)) - d["block"]
 
 
 #: Marks a formula that bounds the memory: eigsh's basis is allocated uninitialised and
@@ -77,7 +77,7 @@ FORMULAS: dict[str, tuple[str, Callable[[dict], float]]] = {
                                lambda d: _eigsh_vectors(1, d["block"])),
     "top_eigenvalues, k = 5": (AT_MOST + "ncv + 2 k + 5 - b",
                                lambda d: _eigsh_vectors(5, d["block"])),
-    "density, 5 probes x 30 steps": ("max(s + 4 + p, p + c + 6 (p - 1)) - b",
+    "density, 5 probes x 30 steps": ("max(s + 4 + p, p + c + 5 (p - 1)) - b",
                                      _density_vectors),
 }
 
@@ -222,7 +222,7 @@ def run(quick: bool = False, only: str = "") -> list[str]:
     """The section's Markdown lines for the calls whose names start with ``only``.
 
     ``only="trace"``: the two trace calls and PyHessian; ``"top_eigenvalues"``: the two
-    eigenvalue calls alone; ``""``: everything.
+    eigenvalue calls alone; ``"density"``: the density call alone; ``""``: everything.
     """
     width, batch = (32, 8) if quick else (64, 32)
     model, (X, y) = resnet18(batch=batch, width=width)
@@ -319,6 +319,8 @@ if __name__ == "__main__":
                         help="on the model: only the two trace calls and the PyHessian trace")
     parser.add_argument("--eigs-only", action="store_true",
                         help="on the model: only the two top_eigenvalues calls")
+    parser.add_argument("--density-only", action="store_true",
+                        help="on the model: only the density call")
     parser.add_argument("--quick", action="store_true", help="width 32, batch 8 (a check)")
     args = parser.parse_args()
     print(f"load: {open('/proc/loadavg').read().strip()}; threads {torch.get_num_threads()}; "
@@ -328,7 +330,8 @@ if __name__ == "__main__":
     elif args.trivial:
         lines = trivial_trace_table(args.n)
     else:
-        only = "trace" if args.trace_only else "top_eigenvalues" if args.eigs_only else ""
+        only = ("trace" if args.trace_only else "top_eigenvalues" if args.eigs_only
+                else "density" if args.density_only else "")
         lines = run(quick=args.quick, only=only)
     print("\n".join(lines))
     print(f"load at the end: {open('/proc/loadavg').read().strip()}")

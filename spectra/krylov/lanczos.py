@@ -138,8 +138,49 @@ def _probe_major(V: Any, copy: bool = False) -> Any:
     return out.copy_(V)
 
 
-def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
+def _cpu_rows(op: Operator, W: Any) -> bool:
+    """Whether the block is a CPU torch one in float32/64 (the row kernels' case)."""
+    return (op.backend == "torch" and W.device.type == "cpu"
+            and str(W.dtype) in ("torch.float32", "torch.float64"))
+
+
+def _three_term(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, inv: float,
+                locked: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Scale, project and three-term step of ``W`` in place; ``alpha`` and ``||W||^2``."""
+    if _cpu_rows(op, W):
+        from .._numba.lanczos_rows import step_dots, step_update
+
+        Wn, Qn, Pn = W.T.numpy(), Q.T.numpy(), Q_prev.T.numpy()
+        Un = locked.numpy() if locked is not None else np.empty((0, Wn.shape[1]), Wn.dtype)
+        a, C = step_dots(Wn, Qn, Un)
+        a *= inv  # a power of two: exact
+        C *= inv
+        return a, step_update(Wn, inv, Qn, a, Pn, b_prev, Un, C)
+    if inv != 1.0:  # a power of two: exact
+        W *= inv
+    if locked is not None:
+        _lock(W, locked, op)
+    if op.backend == "numpy":
+        from .._numba.krylov import column_dots, three_term_update
+
+        a = column_dots(Q, W)
+        return a, three_term_update(W, Q, Q_prev, a, b_prev)
+    a = coldots(Q, W)
+    W.addcmul_(Q, from_numpy(a, like=op)[None, :], value=-1.0)
+    if np.any(b_prev):
+        W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
+    return a, coldots(W, W)
+
+
+def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any,
+                inv: float = 1.0, locked: Any = None):
     """Orthogonalise the owned block ``W = A Q`` in place (recurrence, reorthogonalisation).
+
+    ``W`` is first multiplied by the run's power of two ``inv`` and, for a run on a
+    complement, projected against the ``locked`` rows (:func:`_lock`). CPU torch blocks
+    do that and the three-term step in two fused passes
+    (:mod:`spectra._numba.lanczos_rows`: float64 dots, then the update with its sums of
+    squares).
 
     The three-term recurrence removes the known couplings ``alpha_j``, ``beta_{j-1}``
     first; with the stored basis ``Bj`` ``(p, j + 1, n)`` one pass of classical
@@ -153,21 +194,11 @@ def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, B
     (no further read of the basis). Returns ``W``, the host array ``[alpha; ||W||]`` of
     shape ``(2, p)``, accumulated in float64, and the number of second passes taken (a
     diagnostic for tests/spectra/test_lanczos_reorth.py). numpy blocks take the fused
-    Numba passes; torch blocks, stored probe by probe, in-place updates (``addcmul_``,
-    ``addmm_``) with float64 column dots (:func:`~spectra.backend.coldots`, one
-    contiguous column at a time).
+    Numba passes, CPU torch blocks (stored probe by probe) the fused row kernels;
+    other torch blocks in-place updates (``addcmul_``, ``addmm_``) with float64 column
+    dots (:func:`~spectra.backend.coldots`, one contiguous column at a time).
     """
-    if op.backend == "numpy":
-        from .._numba.krylov import column_dots, three_term_update
-
-        a = column_dots(Q, W)
-        ss = three_term_update(W, Q, Q_prev, a, b_prev)
-    else:
-        a = coldots(Q, W)
-        W.addcmul_(Q, from_numpy(a, like=op)[None, :], value=-1.0)
-        if np.any(b_prev):
-            W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
-        ss = coldots(W, W) if Bj is not None else None
+    a, ss = _three_term(op, W, Q, Q_prev, b_prev, inv, locked)
     again = 0
     if Bj is not None:
         numpy = op.backend == "numpy"
@@ -187,10 +218,14 @@ def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, B
                     break
                 ss[i] -= c @ c
                 again += 1
-    if op.backend == "numpy":
-        ss = column_dots(W, W) if Bj is not None else ss
-        return W, np.stack([a, np.sqrt(ss)]), again
-    return W, np.stack([a, np.sqrt(coldots(W, W))]), again
+    if Bj is not None:
+        if op.backend == "numpy":
+            from .._numba.krylov import column_dots
+
+            ss = column_dots(W, W)
+        else:
+            ss = coldots(W, W)
+    return W, np.stack([a, np.sqrt(ss)]), again
 
 
 def lanczos(
@@ -317,11 +352,8 @@ def lanczos(
         if inv is None:  # one exact power-of-two scale for the run (spectra.krylov._scale)
             inv = product_scale(W, op.xp, f"Lanczos step 1 (product {op.num_matvecs})")
         W = _own_block(W, Q, Q_prev, op)
-        if inv != 1.0:  # a power of two: exact
-            W *= inv
-        if locked is not None:
-            _lock(W, locked, op)
-        W, ab, _ = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
+        W, ab, _ = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None,
+                               inv, locked)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
             raise NonFiniteError(
