@@ -235,7 +235,7 @@ def lanczos(
     v0: Any = None,
     reorth: str = "full",
     rng: Any = None,
-    keep_basis: bool | None = None,
+    keep_basis: bool = False,
     locked: Any = None,
 ) -> LanczosResult:
     r"""Run ``num_steps`` Lanczos steps from one or several start vectors.
@@ -255,11 +255,15 @@ def lanczos(
         none (three-term recurrence only, ``O(n)`` memory per vector).
     rng : None, int, numpy or torch Generator
         Used only when ``v0`` is not given (see :mod:`spectra.probes`).
-    keep_basis : bool, optional
-        Store the basis (default: with ``reorth="full"`` only). Without
-        reorthogonalisation the stored basis loses orthogonality as Ritz values
-        converge; Ritz vectors formed from it still satisfy the Lanczos relation (Paige
-        1980), which :func:`spectra.quadrature.slq_measure`'s pilot uses.
+    keep_basis : bool
+        With ``reorth="none"``: keep the Lanczos blocks, each the ``(n, p)`` block of one
+        step, without copying them (the products' own memory: no second basis to fill
+        and fault in). ``basis`` is then the list of the blocks. They lose
+        orthogonality as Ritz values converge, but Ritz vectors formed from them still
+        satisfy the Lanczos relation (Paige 1980), which
+        :func:`spectra.quadrature.slq_measure`'s pilot uses
+        (:func:`~spectra.krylov.ritz.converged_pairs`). Ignored with ``"full"``, whose
+        basis is always stored.
     locked : array, optional
         Orthonormal rows ``U^T`` ``(c, n)`` (in the operator's framework): the run is on
         the complement, :math:`(I - U U^T) A (I - U U^T)`. The start block is projected
@@ -322,7 +326,7 @@ def lanczos(
     Q, start_norms = _start_block(op, v0, rng, locked)
     p = Q.shape[1]
     full = reorth == "full"
-    store = full if keep_basis is None else bool(keep_basis) or full
+    blocks: list | None = [] if keep_basis and not full else None
 
     alpha = np.zeros((p, k))
     beta = np.zeros((p, k))
@@ -333,7 +337,7 @@ def lanczos(
     tiny = 10.0 * np.sqrt(n) * eps(op.dtype)
 
     # every row is written before it is read: no zero fill (pages are touched as filled)
-    basis = xp.empty((p, k, n), dtype=op.dtype, device=op.device) if store else None
+    basis = xp.empty((p, k, n), dtype=op.dtype, device=op.device) if full else None
     if op.backend == "numpy":  # the fused Numba kernels: C-contiguous blocks
         from .._numba.krylov import scale_columns
 
@@ -345,8 +349,10 @@ def lanczos(
     b_prev = np.zeros(p)
     used, inv = 0, None
     for j in range(k):
-        if store:
+        if full:
             basis[:, j, :] = Q.T
+        elif blocks is not None:  # never written again: W is the next block
+            blocks.append(Q)
         W = real_product(op.matmat(Q), f"Lanczos step {j + 1}")
         used += int(active.sum())
         if inv is None:  # one exact power-of-two scale for the run (spectra.krylov._scale)
@@ -380,8 +386,10 @@ def lanczos(
         Q_prev, Q = Q, W
         b_prev = np.where(active, b_h, 0.0)
 
-    if store:
+    if full:
         basis = basis[:, : int(steps.max()), :]
+    elif blocks is not None:
+        basis = blocks[: int(steps.max())]
     return LanczosResult(
         alpha=alpha / inv,
         beta=beta / inv,

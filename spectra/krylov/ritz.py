@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import from_numpy, rowdots
+from ..backend import GEMV_CHUNK, from_numpy, rowdots, to_numpy
 from ..results import LanczosResult
 
 __all__ = ["RANK_TOL", "converged_pairs", "orthonormalise_rows"]
@@ -54,7 +54,8 @@ def converged_pairs(res: LanczosResult, rtol: float, *, like: Any) -> tuple[np.n
     Parameters
     ----------
     res : LanczosResult
-        A run with ``basis`` ``(p, s, n)``; only its first vector's run is used.
+        A run that kept its basis (``(p, s, n)`` with full reorthogonalisation, the list
+        of its blocks with ``keep_basis``); only its first vector's run is used.
     rtol : float
         A pair is kept when its residual bound is at most ``rtol * max |theta|``.
     like : Operator or array
@@ -79,10 +80,9 @@ def converged_pairs(res: LanczosResult, rtol: float, *, like: Any) -> tuple[np.n
     keep = resid <= tol
     if not keep.any():
         return np.zeros(0), None
-    Qt = res.basis[0, :s, :]  # (s, n) rows, on the operator's device
+    rows = _rows(res.basis, s)
     Sk, th, r = S[:, keep], theta[keep], resid[keep]
-    Gq = rowdots(Qt, Qt.T)
-    G = Sk.T @ (0.5 * (Gq + Gq.T)) @ Sk
+    G = _gram(rows, from_numpy(np.ascontiguousarray(Sk.T), like=like))
     G = 0.5 * (G + G.T)
     sig, V = eigh(G)
     big = sig > RANK_TOL
@@ -93,8 +93,75 @@ def converged_pairs(res: LanczosResult, rtol: float, *, like: Any) -> tuple[np.n
     ok = np.abs(C).T @ r <= tol
     if not ok.any():
         return np.zeros(0), None
-    U = from_numpy(np.ascontiguousarray((Sk @ C[:, ok]).T), like=like) @ Qt
+    U = _combine(rows, from_numpy(np.ascontiguousarray((Sk @ C[:, ok]).T), like=like))
     return lam[ok], orthonormalise_rows(U)
+
+
+def _rows(basis: Any, s: int) -> list:
+    """The first run's ``s`` basis vectors as 1-d arrays (views, no copy).
+
+    ``basis`` is a ``(p, k, n)`` array (full reorthogonalisation) or the list of the
+    ``(n, p)`` Lanczos blocks (``lanczos(keep_basis=True)``).
+    """
+    if isinstance(basis, list):
+        return [b[:, 0] for b in basis[:s]]
+    return [basis[0, j, :] for j in range(s)]
+
+
+#: Entries of every row copied into the work piece at a time (a few MB at most).
+PIECE = 16 * GEMV_CHUNK
+
+
+def _pieces(rows: list):
+    """``(lo, hi, piece)``: the rows' entries ``lo:hi`` as one ``(s, hi - lo)`` array.
+
+    The pieces are copied into one reused buffer of :data:`PIECE` columns (at most
+    ``n / 16``, so that the buffer stays small against the basis).
+    """
+    n, s = rows[0].shape[0], len(rows)
+    size = min(PIECE, max(GEMV_CHUNK, -(-n // 16)))
+    numpy = isinstance(rows[0], np.ndarray)
+    buf = np.empty((s, size), rows[0].dtype) if numpy else rows[0].new_empty((s, size))
+    for lo in range(0, n, size):
+        hi = min(n, lo + size)
+        for j, x in enumerate(rows):
+            buf[j, : hi - lo] = x[lo:hi]
+        yield lo, hi, buf[:, : hi - lo]
+
+
+def _gram(rows: list, coef: Any) -> np.ndarray:
+    """``Y Y^T`` for ``Y = coef @ Q^T`` (``coef`` ``(c, s)``) in float64, without ``Y``.
+
+    Per piece: ``Y``'s columns there, then their Gram over whole chunks of
+    ``GEMV_CHUNK`` entries (one batched product) added in float64, as
+    :func:`~spectra.backend.rowdots`; one read of the basis.
+    """
+    c = coef.shape[0]
+    numpy = isinstance(rows[0], np.ndarray)
+    acc = np.zeros((c, c))
+    for _, _, P in _pieces(rows):
+        Y = coef @ P
+        m = Y.shape[1] // GEMV_CHUNK * GEMV_CHUNK
+        if m:
+            B = Y[:, :m].reshape(c, -1, GEMV_CHUNK)
+            B = B.transpose(1, 0, 2) if numpy else B.transpose(0, 1)
+            G = B @ (B.transpose(0, 2, 1) if numpy else B.transpose(1, 2))
+            acc += to_numpy(G).sum(axis=0)
+        if m < Y.shape[1]:
+            acc += to_numpy(Y[:, m:] @ Y[:, m:].T)
+    return acc
+
+
+def _combine(rows: list, coef: Any) -> Any:
+    """``coef @ Q^T``, ``(c, n)``, for the vectors ``rows`` (``coef`` ``(c, s)``), in one read."""
+    n = rows[0].shape[0]
+    if isinstance(rows[0], np.ndarray):
+        U = np.empty((coef.shape[0], n), dtype=rows[0].dtype)
+    else:
+        U = rows[0].new_empty((coef.shape[0], n))
+    for lo, hi, P in _pieces(rows):
+        U[:, lo:hi] = coef @ P
+    return U
 
 
 def orthonormalise_rows(U: Any) -> Any:

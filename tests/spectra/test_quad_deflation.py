@@ -68,6 +68,20 @@ def test_converged_pairs_in_float32_torch_are_accurate_to_the_tolerance():
     assert float(R.norm(dim=1).max()) <= 4 * tol * 100.0
 
 
+def test_converged_pairs_agree_from_a_full_basis_and_from_kept_blocks(spiked):
+    # the same pairs from the (p, k, n) basis of a full run and from a plain run's blocks
+    A, lam = spiked
+    v0 = np.random.default_rng(4).standard_normal(400)
+    full = converged_pairs(lanczos(A, 40, v0=v0, reorth="full"), 1e-7, like=A)
+    plain = converged_pairs(lanczos(A, 40, v0=v0, reorth="none", keep_basis=True), 1e-7,
+                            like=A)
+    np.testing.assert_allclose(full[0][-4:], OUT, rtol=1e-12)
+    np.testing.assert_allclose(plain[0][-4:], OUT, rtol=1e-12)
+    for (_, U) in (full, plain):  # eigenvectors up to sign
+        np.testing.assert_allclose(np.abs(np.sum(full[1][-4:] * U[-4:], axis=1)), 1.0,
+                                   atol=1e-10)
+
+
 def test_converged_pairs_keep_nothing_when_nothing_converged(spiked):
     A, _ = spiked
     res = lanczos(A, 3, v0=np.ones(400), reorth="none", keep_basis=True)
@@ -119,12 +133,16 @@ def test_keep_basis_without_reorthogonalisation_stores_the_lanczos_vectors(spike
     A, _ = spiked
     v0 = np.random.default_rng(2).standard_normal(400)
     res = lanczos(A, 10, v0=v0, reorth="none", keep_basis=True)
-    assert res.basis.shape == (1, 10, 400)
-    np.testing.assert_allclose(res.basis[0, 0], v0 / np.linalg.norm(v0), rtol=1e-14)
-    Q = res.basis[0].T  # the Lanczos relation, whatever the orthogonality
+    assert len(res.basis) == 10 and all(b.shape == (400, 1) for b in res.basis)
+    np.testing.assert_allclose(res.basis[0][:, 0], v0 / np.linalg.norm(v0), rtol=1e-14)
+    Q = np.hstack(res.basis)  # the Lanczos relation, whatever the orthogonality
     T = np.diag(res.alpha[0]) + np.diag(res.beta[0, :-1], 1) + np.diag(res.beta[0, :-1], -1)
     np.testing.assert_allclose((A @ Q)[:, :-1], (Q @ T)[:, :-1], atol=1e-12)
     assert lanczos(A, 10, v0=v0, reorth="none").basis is None
+    # the blocks are the run's own vectors: the same as a full run's basis at step 1
+    full = lanczos(A, 10, v0=v0, reorth="full", keep_basis=True)
+    assert full.basis.shape == (1, 10, 400)
+    np.testing.assert_allclose(full.basis[0, :2], Q[:, :2].T, rtol=1e-12, atol=1e-14)
 
 
 def test_float32_density_deflates_exact_outliers_without_reorthogonalisation():
@@ -148,3 +166,21 @@ def test_float32_density_deflates_exact_outliers_without_reorthogonalisation():
     rest = den.nodes[c:]
     for v in den.deflated:
         assert np.min(np.abs(rest - v)) > 1e-3 * v
+
+
+@pytest.mark.parametrize("n", [5, 4096 * 16 + 4097, 200_003])
+def test_gram_and_combine_of_rows_match_float64(n):
+    from spectra.krylov.ritz import _combine, _gram
+
+    g = np.random.default_rng(n)
+    X = g.standard_normal((6, n)).astype(np.float32)
+    X64 = X.astype(np.float64)
+    coef = g.standard_normal((2, 6)).astype(np.float32)
+    torch = pytest.importorskip("torch")
+    Y64 = coef.astype(np.float64) @ X64
+    for rows in ([x for x in X], [torch.from_numpy(x) for x in X]):
+        c = coef if isinstance(rows[0], np.ndarray) else torch.from_numpy(coef)
+        G = _gram(rows, c)  # the Gram of coef @ X, without forming it
+        np.testing.assert_allclose(G, Y64 @ Y64.T, rtol=0, atol=1e-6 * n)
+        U = np.asarray(_combine(rows, c))
+        np.testing.assert_allclose(U, Y64, rtol=1e-5, atol=1e-5)
