@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import eps, from_numpy, rowdots, to_numpy
+from .backend import coldots, eps, rowdots
 from .gauss import (
     next_steps,
     probe_round,
@@ -267,11 +267,11 @@ def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
                                                       "start_norms")})
         return SLQMeasure(first.nodes + m.nodes, first.weights + m.weights,
                           spent + rest.num_matvecs, False, k, lanczos=both)
-    xp = op.xp
-    Zc = Z[:, 1:] - U.T @ from_numpy(rowdots(U, Z[:, 1:]), like=op)
-    if c >= n or float(to_numpy(xp.max(xp.linalg.vector_norm(Zc, axis=0)))) == 0.0:
+    # ||(I - U U^T) z||^2 = ||z||^2 - ||U^T z||^2 (orthonormal U): no projected copy
+    zz = coldots(Z[:, 1:], Z[:, 1:])
+    left = zz - np.sum(rowdots(U, Z[:, 1:]) ** 2, axis=0)
+    if c >= n or np.all(left <= DEFLATE_EPS * eps(op.dtype) * zz):
         return SLQMeasure([theta], [np.full(c, 1.0 / n)], spent, False, k, theta)
-    del Zc
     rest = lanczos(op, min(k, n - c), v0=Z[:, 1:], reorth=reorth, locked=U)
     m = _rules(rest, n, extra=(theta, np.full(c, 1.0 / n)))
     return SLQMeasure(m.nodes, m.weights, spent + rest.num_matvecs, False, k, theta,
