@@ -132,8 +132,8 @@ def slq_measure(
         :data:`AUTO_REORTH_BYTES`, none otherwise.
     deflate : bool
         Deflate the eigenpairs that converge in a pilot run (see :func:`_deflated`):
-        the first probe runs alone, without reorthogonalisation but storing its basis;
-        its converged Ritz pairs (ghost copies merged, :mod:`spectra.krylov.ritz`) with
+        the first probe runs alone with the same ``reorth``, keeping its basis; its
+        converged Ritz pairs (ghost copies merged, :mod:`spectra.krylov.ritz`) with
         residual below :func:`deflate_tolerance` are exact eigenpairs to working accuracy,
         enter the measure with their exact weight ``1/n`` each, and the other probes
         run on the complement ``(I - U U^T) A (I - U U^T)``. Isolated outliers then
@@ -232,10 +232,12 @@ def _rules(res: Any, n: int, extra: tuple = ()) -> SLQMeasure:
 def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
     """SLQ with the eigenpairs of a pilot run deflated (see :func:`slq_measure`).
 
-    The pilot runs without reorthogonalisation, storing its basis (full
-    reorthogonalisation would read the whole basis twice per step, and in float32 its
-    dropped Gram-Schmidt coefficients spoil the Lanczos relation that the residual test
-    relies on); its converged pairs, ghost copies merged, come from
+    The pilot runs with the others' ``reorth``, keeping its basis: with full
+    reorthogonalisation where the bases fit (``"auto"``: small problems, where it
+    converges more distinct pairs in ``k`` steps), without it beyond (where the
+    reorthogonalisation would read the whole basis twice per step and, in float32,
+    its dropped Gram-Schmidt coefficients spoil the Lanczos relation that the residual
+    test relies on). Its converged pairs, ghost copies merged, come from
     :func:`~spectra.krylov.ritz.converged_pairs`, and the other probes run on their
     complement (``lanczos(locked=U)``, one projection per product).
 
@@ -250,7 +252,7 @@ def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
     from .krylov.ritz import converged_pairs
 
     n = op.shape[0]
-    pilot = lanczos(op, k, v0=Z[:, :1], reorth="none", keep_basis=True)
+    pilot = lanczos(op, k, v0=Z[:, :1], reorth=reorth, keep_basis=True)
     if int(pilot.steps[0]) == 1:
         return _rules(lanczos(op, k, v0=Z, reorth=reorth), n)
     theta, U = converged_pairs(pilot, deflate_tolerance(op.dtype), like=op)

@@ -184,3 +184,25 @@ def test_gram_and_combine_of_rows_match_float64(n):
         np.testing.assert_allclose(G, Y64 @ Y64.T, rtol=0, atol=1e-6 * n)
         U = np.asarray(_combine(rows, c))
         np.testing.assert_allclose(U, Y64, rtol=1e-5, atol=1e-5)
+
+
+def test_deflated_density_on_cuda_keeps_vectors_there_and_matches_the_cpu():
+    # the pilot's blocks, the converged pairs and the locked run on the device; skipped
+    # without one (run on a GPU machine: pytest tests/spectra/test_quad_deflation.py)
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from helpers import same_probes
+
+    lam = np.r_[50.0, 40.0, np.linspace(0.0, 1.0, 198)]
+    A = matrix_from_eigenvalues(lam, rng=3)
+    res = lanczos(torch.tensor(A, device="cuda"), 30, v0=torch.ones(200, device="cuda",
+                  dtype=torch.float64), reorth="none", keep_basis=True)
+    vals, U = converged_pairs(res, 1e-7, like=res.basis[0])
+    assert U.is_cuda
+    np.testing.assert_allclose(vals[-2:], [40.0, 50.0], rtol=1e-12)
+    a = density(A, num_probes=4, num_steps=25, rng=same_probes(5))
+    b = density(torch.tensor(A, device="cuda"), num_probes=4, num_steps=25,
+                rng=same_probes(5))
+    np.testing.assert_allclose(b.deflated, a.deflated, rtol=1e-10)
+    np.testing.assert_allclose(b.nodes, a.nodes, rtol=1e-8, atol=1e-8)
