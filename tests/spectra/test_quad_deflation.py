@@ -206,3 +206,19 @@ def test_deflated_density_on_cuda_keeps_vectors_there_and_matches_the_cpu():
                 rng=same_probes(5))
     np.testing.assert_allclose(b.deflated, a.deflated, rtol=1e-10)
     np.testing.assert_allclose(b.nodes, a.nodes, rtol=1e-8, atol=1e-8)
+
+
+def test_deflated_float32_density_is_bit_reproducible():
+    # fixed chunking and summation order in the row kernels and the pieces of the pilot
+    torch = pytest.importorskip("torch")
+    from spectra import Operator
+
+    n = 50_000
+    d = torch.linspace(-1.0, 1.0, n, dtype=torch.float32)
+    d[:4] = torch.tensor(OUT, dtype=torch.float32)
+    op = Operator.from_matvec(lambda v: d * v, (n, n), dtype=torch.float32, symmetric=True,
+                              matmat=lambda V: d[:, None] * V)
+    a, b = (density(op, num_probes=4, num_steps=25, reorth="none", rng=3) for _ in range(2))
+    assert a.deflated.size >= 2
+    np.testing.assert_array_equal(a.nodes, b.nodes)
+    np.testing.assert_array_equal(a.weights, b.weights)
