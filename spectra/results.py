@@ -54,9 +54,10 @@ class LanczosResult:
         the norm of the final residual (zero after a breakdown).
     steps : ndarray of int, shape ``(p,)``
         Steps taken by each start vector (fewer than ``k`` after a breakdown).
-    basis : array or None
+    basis : array, list or None
         Lanczos vectors, shape ``(p, k, n)``, in the operator's namespace and device
-        (``reorth="full"`` only).
+        (``reorth="full"``); with ``reorth="none"`` and ``keep_basis=True`` the list of
+        the ``k`` Lanczos blocks ``(n, p)`` themselves (see :func:`spectra.lanczos`).
     num_matvecs : int
         Products used.
     breakdown : ndarray of bool, shape ``(p,)``
