@@ -7,6 +7,7 @@
 * :func:`check_exact`: the "exact at full budget" check.
 * :func:`check_torch_matches_numpy`: the "torch equals numpy" check, and
   :func:`same_probes`, the generator that gives both frameworks the same probes.
+* :func:`float32_diagonal`: a long float32 torch diagonal operator with outliers.
 """
 
 from __future__ import annotations
@@ -123,6 +124,23 @@ def same_probes(seed: int) -> Any:
     """
     torch = pytest.importorskip("torch")
     return torch.Generator().manual_seed(seed)
+
+
+def float32_diagonal(n: int, outliers: Any, shuffle: int | None = None) -> Any:
+    """A float32 torch diagonal operator: a bulk uniform on ``[-1, 1]``, ``outliers`` on top.
+
+    The outliers take the first entries (or random places with ``shuffle``, a seed). Its
+    products cost one multiply: long vectors where float32 sums drift, cheaply.
+    """
+    torch = pytest.importorskip("torch")
+    from spectra import Operator
+
+    d = torch.linspace(-1.0, 1.0, n, dtype=torch.float32)
+    d[:len(outliers)] = torch.as_tensor(np.asarray(outliers), dtype=torch.float32)
+    if shuffle is not None:
+        d = d[torch.randperm(n, generator=torch.Generator().manual_seed(shuffle))]
+    return Operator.from_matvec(lambda v: d * v, (n, n), dtype=torch.float32, symmetric=True,
+                                matmat=lambda V: d[:, None] * V)
 
 
 def check_torch_matches_numpy(case: Case, A: np.ndarray) -> tuple[Any, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import float32_diagonal
 from scipy.linalg import eigh_tridiagonal
 
 from spectra import density, lanczos
@@ -48,12 +49,7 @@ def test_converged_pairs_merge_ghosts_of_a_run_without_reorthogonalisation(spike
 def test_converged_pairs_in_float32_torch_are_accurate_to_the_tolerance():
     torch = pytest.importorskip("torch")
     n = 30_000
-    d = torch.linspace(-1.0, 1.0, n, dtype=torch.float32)
-    d[:4] = torch.tensor(OUT, dtype=torch.float32)
-    from spectra import Operator
-
-    op = Operator.from_matvec(lambda v: d * v, (n, n), dtype=torch.float32, symmetric=True,
-                              matmat=lambda V: d[:, None] * V)
+    op = float32_diagonal(n, OUT)
     v0 = torch.from_numpy(np.random.default_rng(1).standard_normal(n)).float()
     res = lanczos(op, 40, v0=v0, reorth="none", keep_basis=True)
     tol = deflate_tolerance(torch.float32)
@@ -64,7 +60,7 @@ def test_converged_pairs_in_float32_torch_are_accurate_to_the_tolerance():
     assert U.dtype == torch.float32 and tuple(U.shape) == (vals.size, n)
     G = U.double() @ U.double().T
     np.testing.assert_allclose(G.numpy(), np.eye(vals.size), atol=1e-6)
-    R = (d[None, :] * U - torch.from_numpy(vals).float()[:, None] * U).double()
+    R = (op.matmat(U.T).T - torch.from_numpy(vals).float()[:, None] * U).double()
     assert float(R.norm(dim=1).max()) <= 4 * tol * 100.0
 
 
@@ -210,14 +206,7 @@ def test_deflated_density_on_cuda_keeps_vectors_there_and_matches_the_cpu():
 
 def test_deflated_float32_density_is_bit_reproducible():
     # fixed chunking and summation order in the row kernels and the pieces of the pilot
-    torch = pytest.importorskip("torch")
-    from spectra import Operator
-
-    n = 50_000
-    d = torch.linspace(-1.0, 1.0, n, dtype=torch.float32)
-    d[:4] = torch.tensor(OUT, dtype=torch.float32)
-    op = Operator.from_matvec(lambda v: d * v, (n, n), dtype=torch.float32, symmetric=True,
-                              matmat=lambda V: d[:, None] * V)
+    op = float32_diagonal(50_000, OUT)
     a, b = (density(op, num_probes=4, num_steps=25, reorth="none", rng=3) for _ in range(2))
     assert a.deflated.size >= 2
     np.testing.assert_array_equal(a.nodes, b.nodes)
