@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import from_numpy, to_numpy
+from .backend import coldots, eps, rowdots
 from .gauss import (
     next_steps,
     probe_round,
@@ -132,8 +132,9 @@ def slq_measure(
         :data:`AUTO_REORTH_BYTES`, none otherwise.
     deflate : bool
         Deflate the eigenpairs that converge in a pilot run (see :func:`_deflated`):
-        the first probe runs alone with full reorthogonalisation; its Ritz pairs with
-        residual below :data:`DEFLATE_RTOL` are exact eigenpairs to working accuracy,
+        the first probe runs alone, without reorthogonalisation but storing its basis;
+        its converged Ritz pairs (ghost copies merged, :mod:`spectra.krylov.ritz`) with
+        residual below :func:`deflate_tolerance` are exact eigenpairs to working accuracy,
         enter the measure with their exact weight ``1/n`` each, and the other probes
         run on the complement ``(I - U U^T) A (I - U U^T)``. Isolated outliers then
         stop contributing probe noise (their random weights ``(z^T u)^2`` dominate
@@ -199,6 +200,18 @@ def resolve_reorth(reorth: str, op: Operator, p: int, k: int) -> str:
 #: Relative residual ``|beta_k s_kj| / max|theta|`` below which a pilot Ritz pair is
 #: deflated as an eigenpair (its eigenvalue is then accurate to about the square).
 DEFLATE_RTOL = 1e-7
+#: In units of the operator dtype's ``eps``, the floor of that tolerance: the Lanczos
+#: relation holds to a few ``eps ||A||`` only, so a float32 run cannot reach ``1e-7``.
+DEFLATE_EPS = 32
+
+
+def deflate_tolerance(dtype: Any) -> float:
+    """Relative residual of a deflated pair: ``max(DEFLATE_RTOL, DEFLATE_EPS eps)``.
+
+    ``1e-7`` in float64; ``3.8e-6`` in float32 (eigenvalues then accurate to that
+    relative to ``max |lambda|`` at worst, to about its square over the gap typically).
+    """
+    return max(DEFLATE_RTOL, DEFLATE_EPS * eps(dtype))
 
 
 def _rules(res: Any, n: int, extra: tuple = ()) -> SLQMeasure:
@@ -219,31 +232,33 @@ def _rules(res: Any, n: int, extra: tuple = ()) -> SLQMeasure:
 def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
     """SLQ with the eigenpairs of a pilot run deflated (see :func:`slq_measure`).
 
+    The pilot runs without reorthogonalisation, storing its basis (full
+    reorthogonalisation would read the whole basis twice per step, and in float32 its
+    dropped Gram-Schmidt coefficients spoil the Lanczos relation that the residual test
+    relies on); its converged pairs, ghost copies merged, come from
+    :func:`~spectra.krylov.ritz.converged_pairs`, and the other probes run on their
+    complement (``lanczos(locked=U)``, one projection per product).
+
     Memory, for ``p`` probes (columns of ``Z``) of ``k`` steps and ``c`` deflated
-    eigenpairs: about ``max(k + 4 + p, p + c + 2 (p - 1) + L)`` n-vectors in the
+    eigenpairs: about ``max(k + 4 + p, p + c + (p - 1) + L)`` n-vectors in the
     operator's dtype: first the pilot's basis and Lanczos workspace with the probes,
     then (the pilot's basis freed) the probes, the ``c`` deflated vectors, the other
-    ``p - 1`` probes projected, one reused buffer of projected inputs and the Lanczos
-    run of the others, ``L = 4 (p - 1)`` without reorthogonalisation and
-    ``(k + 4)(p - 1)`` with it (:func:`~spectra.krylov.lanczos.lanczos`).
+    ``p - 1`` probes projected and their Lanczos run, ``L = 4 (p - 1)`` without
+    reorthogonalisation and ``(k + 4)(p - 1)`` with it
+    (:func:`~spectra.krylov.lanczos.lanczos`).
     """
-    from scipy.linalg import eigh_tridiagonal
+    from .krylov.ritz import converged_pairs
 
     n = op.shape[0]
-    pilot = lanczos(op, k, v0=Z[:, :1], reorth="full")
-    s = int(pilot.steps[0])
-    if s == 1:
+    pilot = lanczos(op, k, v0=Z[:, :1], reorth="none", keep_basis=True)
+    if int(pilot.steps[0]) == 1:
         return _rules(lanczos(op, k, v0=Z, reorth=reorth), n)
-    theta, S = eigh_tridiagonal(pilot.alpha[0, :s], pilot.beta[0, : s - 1])
-    resid = np.abs(pilot.beta[0, s - 1] * S[-1, :])
-    if pilot.breakdown[0]:
-        resid[:] = 0.0  # an invariant Krylov space: every Ritz pair is exact
-    keep = resid <= DEFLATE_RTOL * max(float(np.max(np.abs(theta))), np.finfo(float).tiny)
-    c = int(keep.sum())
+    theta, U = converged_pairs(pilot, deflate_tolerance(op.dtype), like=op)
+    c = theta.size
+    spent = pilot.num_matvecs
+    pilot = replace(pilot, basis=None)  # the pilot's basis is not needed past U
     if c == 0:  # nothing to deflate: the pilot is an ordinary probe
         first = _rules(pilot, n)
-        spent = pilot.num_matvecs
-        pilot = replace(pilot, basis=None)  # its basis is not needed by the other probes
         rest = lanczos(op, k, v0=Z[:, 1:], reorth=reorth)
         m = _rules(rest, n)
         both = replace(rest, basis=None, **{f: np.concatenate([getattr(pilot, f),
@@ -252,52 +267,15 @@ def _deflated(op: Operator, Z: Any, k: int, reorth: str) -> SLQMeasure:
                                                       "start_norms")})
         return SLQMeasure(first.nodes + m.nodes, first.weights + m.weights,
                           spent + rest.num_matvecs, False, k, lanczos=both)
-    xp = op.xp
-    Q = pilot.basis[0, :s, :].T  # (n, s), on the operator's device
-    U = Q @ from_numpy(np.ascontiguousarray(S[:, keep]), like=op)
-    U, _ = xp.linalg.qr(U)
-    spent = pilot.num_matvecs
-    del pilot, Q  # the pilot's basis is not needed past U
-    torch_op = op.backend == "torch"
-    bufs: dict[int, Any] = {}  # projected inputs, by width: the product keeps none
-
-    def project(V: Any, inplace: bool = False) -> Any:
-        """``(I - U U^T) V`` by one BLAS update.
-
-        In place for a product we own; into a reused column-major buffer for an input
-        (no fresh pages per product).
-        """
-        C = U.T @ V
-        if not torch_op:
-            if inplace:
-                V -= U @ C
-                return V
-            return V - U @ C
-        if inplace:
-            return V.addmm_(U, C, alpha=-1.0)
-        import torch
-
-        out = bufs.get(V.shape[1])
-        if out is None:
-            out = bufs.setdefault(V.shape[1], torch.empty((V.shape[1], n), dtype=V.dtype,
-                                                          device=V.device).T)
-        return torch.addmm(V, U, C, alpha=-1.0, out=out)
-
-    def matmat(V: Any) -> Any:
-        return project(op.matmat(project(V)), inplace=True)
-
-    defl = Operator.from_matvec(lambda v: matmat(v[:, None])[:, 0], (n, n), dtype=op.dtype,
-                                device=op.device, symmetric=True, matmat=matmat)
-    Zc = project(Z[:, 1:]).clone() if torch_op else project(Z[:, 1:])
-    if c >= n or float(to_numpy(xp.max(xp.linalg.vector_norm(Zc, axis=0)))) == 0.0:
-        nodes = theta[keep]
-        return SLQMeasure([nodes], [np.full(c, 1.0 / n)], spent, False, k, nodes)
-    rest = lanczos(defl, min(k, n - c), v0=Zc, reorth=reorth)
-    m = _rules(rest, n, extra=(theta[keep], np.full(c, 1.0 / n)))
-    return SLQMeasure(m.nodes, m.weights, spent + rest.num_matvecs, False, k,
-                      theta[keep], m.lanczos)
-
-
+    # ||(I - U U^T) z||^2 = ||z||^2 - ||U^T z||^2 (orthonormal U): no projected copy
+    zz = coldots(Z[:, 1:], Z[:, 1:])
+    left = zz - np.sum(rowdots(U, Z[:, 1:]) ** 2, axis=0)
+    if c >= n or np.all(left <= DEFLATE_EPS * eps(op.dtype) * zz):
+        return SLQMeasure([theta], [np.full(c, 1.0 / n)], spent, False, k, theta)
+    rest = lanczos(op, min(k, n - c), v0=Z[:, 1:], reorth=reorth, locked=U)
+    m = _rules(rest, n, extra=(theta, np.full(c, 1.0 / n)))
+    return SLQMeasure(m.nodes, m.weights, spent + rest.num_matvecs, False, k, theta,
+                      m.lanczos)
 
 
 # ----------------------------------------------------------------------- spectral sums

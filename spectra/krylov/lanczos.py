@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import coldots, eps, from_numpy, to_numpy
+from ..backend import coldots, eps, from_numpy, rowdots, to_numpy
 from ..operators import Operator, as_operator, require_symmetric
 from ..probes import as_rng, draw
 from ..results import LanczosResult, NonFiniteError
@@ -54,7 +54,7 @@ def check_steps(num_steps: Any, n: int, name: str = "num_steps") -> int:
     return check_int(num_steps, name, low=1, high=n, hint=f" (n = {n}, the dimension)")
 
 
-def _start_block(op: Operator, v0: Any, rng: Any):
+def _start_block(op: Operator, v0: Any, rng: Any, locked: Any = None):
     n = op.shape[0]
     if v0 is None:
         V = draw("rademacher", n, 1, like=op, rng=as_rng(rng))
@@ -69,12 +69,42 @@ def _start_block(op: Operator, v0: Any, rng: Any):
         if V.ndim != 2 or V.shape[0] != n:
             raise ValueError(f"v0 must have shape ({n},) or ({n}, p), got {tuple(v0.shape)}")
         V = V.to(op.dtype) if op.backend == "torch" else np.asarray(V, dtype=op.dtype)
+    if locked is not None:
+        V = V - locked.T @ from_numpy(rowdots(locked, V), like=V)
     Q, norms = unit_columns(V, op.xp)
     if not np.all(np.isfinite(norms)):
         raise ValueError("v0 contains NaN or Inf")
     if np.any(norms == 0):
         raise ValueError("v0 has a zero column; a Lanczos start vector must be non-zero")
     return Q, norms
+
+
+def _check_locked(locked: Any, op: Operator) -> Any:
+    """``locked`` as ``(c, n)`` rows in the operator's namespace, dtype and device."""
+    n = op.shape[0]
+    if locked is None:
+        return None
+    if not hasattr(locked, "shape") or locked.ndim != 2 or locked.shape[1] != n:
+        raise ValueError(f"locked must be a (c, {n}) array of orthonormal rows, got "
+                         f"{getattr(locked, 'shape', type(locked).__name__)}")
+    if op.backend == "torch":
+        locked = from_numpy(locked, like=op) if isinstance(locked, np.ndarray) else locked
+        return locked.detach().to(dtype=op.dtype, device=op.device).contiguous()
+    return np.ascontiguousarray(to_numpy(locked), dtype=op.dtype)
+
+
+def _lock(W: Any, locked: Any, op: Operator) -> None:
+    r"""In place :math:`W \leftarrow (I - U U^T) W` for the rows ``U^T = locked`` ``(c, n)``.
+
+    The dots :math:`U^T W` are accumulated in float64 (:func:`~spectra.backend.rowdots`),
+    the update is one BLAS product into ``W`` (torch: ``addmm_`` on the probe-major
+    rows; numpy: one ``n x p`` temporary).
+    """
+    C = rowdots(locked, W)
+    if op.backend == "torch":
+        W.T.addmm_(from_numpy(C.T.copy(), like=op), locked, alpha=-1.0)
+    else:
+        W -= locked.T @ C.astype(W.dtype)
 
 
 def _shares(a: Any, b: Any) -> bool:
@@ -108,8 +138,49 @@ def _probe_major(V: Any, copy: bool = False) -> Any:
     return out.copy_(V)
 
 
-def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any):
+def _cpu_rows(op: Operator, W: Any) -> bool:
+    """Whether the block is a CPU torch one in float32/64 (the row kernels' case)."""
+    return (op.backend == "torch" and W.device.type == "cpu"
+            and str(W.dtype) in ("torch.float32", "torch.float64"))
+
+
+def _three_term(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, inv: float,
+                locked: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Scale, project and three-term step of ``W`` in place; ``alpha`` and ``||W||^2``."""
+    if _cpu_rows(op, W):
+        from .._numba.lanczos_rows import step_dots, step_update
+
+        Wn, Qn, Pn = W.T.numpy(), Q.T.numpy(), Q_prev.T.numpy()
+        Un = locked.numpy() if locked is not None else np.empty((0, Wn.shape[1]), Wn.dtype)
+        a, C = step_dots(Wn, Qn, Un)
+        a *= inv  # a power of two: exact
+        C *= inv
+        return a, step_update(Wn, inv, Qn, a, Pn, b_prev, Un, C)
+    if inv != 1.0:  # a power of two: exact
+        W *= inv
+    if locked is not None:
+        _lock(W, locked, op)
+    if op.backend == "numpy":
+        from .._numba.krylov import column_dots, three_term_update
+
+        a = column_dots(Q, W)
+        return a, three_term_update(W, Q, Q_prev, a, b_prev)
+    a = coldots(Q, W)
+    W.addcmul_(Q, from_numpy(a, like=op)[None, :], value=-1.0)
+    if np.any(b_prev):
+        W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
+    return a, coldots(W, W)
+
+
+def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, Bj: Any,
+                inv: float = 1.0, locked: Any = None):
     """Orthogonalise the owned block ``W = A Q`` in place (recurrence, reorthogonalisation).
+
+    ``W`` is first multiplied by the run's power of two ``inv`` and, for a run on a
+    complement, projected against the ``locked`` rows (:func:`_lock`). CPU torch blocks
+    do that and the three-term step in two fused passes
+    (:mod:`spectra._numba.lanczos_rows`: float64 dots, then the update with its sums of
+    squares).
 
     The three-term recurrence removes the known couplings ``alpha_j``, ``beta_{j-1}``
     first; with the stored basis ``Bj`` ``(p, j + 1, n)`` one pass of classical
@@ -123,21 +194,11 @@ def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, B
     (no further read of the basis). Returns ``W``, the host array ``[alpha; ||W||]`` of
     shape ``(2, p)``, accumulated in float64, and the number of second passes taken (a
     diagnostic for tests/spectra/test_lanczos_reorth.py). numpy blocks take the fused
-    Numba passes; torch blocks, stored probe by probe, in-place updates (``addcmul_``,
-    ``addmm_``) with float64 column dots (:func:`~spectra.backend.coldots`, one
-    contiguous column at a time).
+    Numba passes, CPU torch blocks (stored probe by probe) the fused row kernels;
+    other torch blocks in-place updates (``addcmul_``, ``addmm_``) with float64 column
+    dots (:func:`~spectra.backend.coldots`, one contiguous column at a time).
     """
-    if op.backend == "numpy":
-        from .._numba.krylov import column_dots, three_term_update
-
-        a = column_dots(Q, W)
-        ss = three_term_update(W, Q, Q_prev, a, b_prev)
-    else:
-        a = coldots(Q, W)
-        W.addcmul_(Q, from_numpy(a, like=op)[None, :], value=-1.0)
-        if np.any(b_prev):
-            W.addcmul_(Q_prev, from_numpy(b_prev, like=op)[None, :], value=-1.0)
-        ss = coldots(W, W) if Bj is not None else None
+    a, ss = _three_term(op, W, Q, Q_prev, b_prev, inv, locked)
     again = 0
     if Bj is not None:
         numpy = op.backend == "numpy"
@@ -157,10 +218,14 @@ def _recurrence(op: Operator, W: Any, Q: Any, Q_prev: Any, b_prev: np.ndarray, B
                     break
                 ss[i] -= c @ c
                 again += 1
-    if op.backend == "numpy":
-        ss = column_dots(W, W) if Bj is not None else ss
-        return W, np.stack([a, np.sqrt(ss)]), again
-    return W, np.stack([a, np.sqrt(coldots(W, W))]), again
+    if Bj is not None:
+        if op.backend == "numpy":
+            from .._numba.krylov import column_dots
+
+            ss = column_dots(W, W)
+        else:
+            ss = coldots(W, W)
+    return W, np.stack([a, np.sqrt(ss)]), again
 
 
 def lanczos(
@@ -170,6 +235,8 @@ def lanczos(
     v0: Any = None,
     reorth: str = "full",
     rng: Any = None,
+    keep_basis: bool = False,
+    locked: Any = None,
 ) -> LanczosResult:
     r"""Run ``num_steps`` Lanczos steps from one or several start vectors.
 
@@ -188,6 +255,21 @@ def lanczos(
         none (three-term recurrence only, ``O(n)`` memory per vector).
     rng : None, int, numpy or torch Generator
         Used only when ``v0`` is not given (see :mod:`spectra.probes`).
+    keep_basis : bool
+        With ``reorth="none"``: keep the Lanczos blocks, each the ``(n, p)`` block of one
+        step, without copying them (the products' own memory: no second basis to fill
+        and fault in). ``basis`` is then the list of the blocks. They lose
+        orthogonality as Ritz values converge, but Ritz vectors formed from them still
+        satisfy the Lanczos relation (Paige 1980), which
+        :func:`spectra.quadrature.slq_measure`'s pilot uses
+        (:func:`~spectra.krylov.ritz.converged_pairs`). Ignored with ``"full"``, whose
+        basis is always stored.
+    locked : array, optional
+        Orthonormal rows ``U^T`` ``(c, n)`` (in the operator's framework): the run is on
+        the complement, :math:`(I - U U^T) A (I - U U^T)`. The start block is projected
+        once and every product after it (:func:`_lock`); the Lanczos vectors stay in the
+        complement, so projecting the inputs of the products as well would change
+        nothing but rounding.
 
     Returns
     -------
@@ -240,9 +322,11 @@ def lanczos(
     k = check_steps(num_steps, n)
     check_choice(reorth, "reorth", _REORTH)
     xp = op.xp
-    Q, start_norms = _start_block(op, v0, rng)
+    locked = _check_locked(locked, op)
+    Q, start_norms = _start_block(op, v0, rng, locked)
     p = Q.shape[1]
     full = reorth == "full"
+    blocks: list | None = [] if keep_basis and not full else None
 
     alpha = np.zeros((p, k))
     beta = np.zeros((p, k))
@@ -252,7 +336,8 @@ def lanczos(
     anorm = np.zeros(p)
     tiny = 10.0 * np.sqrt(n) * eps(op.dtype)
 
-    basis = xp.zeros((p, k, n), dtype=op.dtype, device=op.device) if full else None
+    # every row is written before it is read: no zero fill (pages are touched as filled)
+    basis = xp.empty((p, k, n), dtype=op.dtype, device=op.device) if full else None
     if op.backend == "numpy":  # the fused Numba kernels: C-contiguous blocks
         from .._numba.krylov import scale_columns
 
@@ -266,14 +351,15 @@ def lanczos(
     for j in range(k):
         if full:
             basis[:, j, :] = Q.T
+        elif blocks is not None:  # never written again: W is the next block
+            blocks.append(Q)
         W = real_product(op.matmat(Q), f"Lanczos step {j + 1}")
         used += int(active.sum())
         if inv is None:  # one exact power-of-two scale for the run (spectra.krylov._scale)
             inv = product_scale(W, op.xp, f"Lanczos step 1 (product {op.num_matvecs})")
         W = _own_block(W, Q, Q_prev, op)
-        if inv != 1.0:  # a power of two: exact
-            W *= inv
-        W, ab, _ = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None)
+        W, ab, _ = _recurrence(op, W, Q, Q_prev, b_prev, basis[:, : j + 1, :] if full else None,
+                               inv, locked)
         a_h, b_h = ab[0], ab[1]
         if not np.all(np.isfinite(ab[:, active])):
             raise NonFiniteError(
@@ -302,6 +388,8 @@ def lanczos(
 
     if full:
         basis = basis[:, : int(steps.max()), :]
+    elif blocks is not None:
+        basis = blocks[: int(steps.max())]
     return LanczosResult(
         alpha=alpha / inv,
         beta=beta / inv,

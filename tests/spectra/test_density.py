@@ -172,7 +172,8 @@ def test_deflated_eigenvalues_are_listed_once_with_weight_one_over_n(outliers):
 
 
 def test_deflated_slq_on_torch_equals_numpy():
-    # the deflated probes run through reused projection buffers on torch operators
+    # the deflated probes run on the complement (lanczos(locked=U)) on torch operators
+    # as on numpy ones; the weights agree to rounding amplified by the pilot's ghosts
     torch = pytest.importorskip("torch")
     lam = np.r_[50.0, 40.0, np.linspace(0.0, 1.0, 198)]  # two outliers the pilot deflates
     A = matrix_from_eigenvalues(lam, rng=3)
@@ -181,4 +182,4 @@ def test_deflated_slq_on_torch_equals_numpy():
     assert a.deflated.size >= 2
     np.testing.assert_allclose(b.deflated, a.deflated, rtol=1e-10)
     np.testing.assert_allclose(b.nodes, a.nodes, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(b.weights, a.weights, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b.weights, a.weights, rtol=1e-9, atol=1e-10)

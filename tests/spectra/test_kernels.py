@@ -167,3 +167,24 @@ def test_kernel_matmat_part_matches_twin():
             twin = _kernel_twin(G, sq64, sq64, kind, a, 1.0, 2) @ Vt.T.astype(np.float64)
             tol = pick(dtype, float64=1e-12, float32=2e-5)
             assert np.abs(acc.sum(axis=0).T - twin).max() <= tol * np.abs(twin).max()
+
+
+def test_lanczos_row_kernels_match_numpy_twins():
+    # rows of (p, n) blocks, as CPU torch Lanczos stores them; c = 0 and c > 0 locked rows
+    from spectra._numba.lanczos_rows import CHUNK, step_dots, step_update
+
+    g = np.random.default_rng(7)
+    for n, p, c, dtype in ((1, 1, 0, np.float64), (CHUNK + 3, 3, 2, np.float64),
+                           (3 * CHUNK - 1, 4, 5, np.float32), (100, 2, 0, np.float32)):
+        W, Q, P = (g.standard_normal((p, n)).astype(dtype) for _ in range(3))
+        U = g.standard_normal((c, n)).astype(dtype)
+        tol = pick(dtype, float64=1e-12, float32=1e-5)
+        a, C = step_dots(W, Q, U)
+        W64, Q64, P64, U64 = (x.astype(np.float64) for x in (W, Q, P, U))
+        np.testing.assert_allclose(a, np.einsum("ji,ji->j", Q64, W64), rtol=1e-12)
+        np.testing.assert_allclose(C, U64 @ W64.T, rtol=1e-12, atol=1e-12)
+        inv, b = 0.25, g.standard_normal(p)
+        twin = (inv * W64 - a[:, None] * Q64 - b[:, None] * P64 - C.T @ U64).astype(dtype)
+        ss = step_update(W, inv, Q, a, P, b, U, C)
+        np.testing.assert_allclose(W, twin, rtol=tol, atol=tol)
+        np.testing.assert_allclose(ss, (W.astype(np.float64) ** 2).sum(axis=1), rtol=1e-12)

@@ -39,5 +39,5 @@ def test_deflated_slq_peak_memory_matches_formula(reorth):
     c = m.deflated.size
     assert c >= 1
     lanczos_rest = 4 * (p - 1) if reorth == "none" else (k + 4) * (p - 1)
-    formula = max(k + 4 + p, p + c + 2 * (p - 1) + lanczos_rest)
+    formula = max(k + 4 + p, p + c + (p - 1) + lanczos_rest)
     assert abs(got - formula) <= 0.2 * formula, (got, formula)
