@@ -311,3 +311,41 @@ def test_partial_after_breakdowns(which):
     assert res.converged
     np.testing.assert_allclose(res.eigenvalues, ref, rtol=1e-10)
     _check_pairs(lambda X: d[:, None] * X, res, 1e-10, np.finfo(np.float64).eps)
+
+
+@pytest.mark.parametrize("backend,dtype", [("torch", np.float32), ("numpy", np.float64)])
+def test_fused_steps_match_the_unfused_path(backend, dtype, monkeypatch):
+    # the compiled three-pass step (CPU partial basis) against the step of separate
+    # passes: same values and vectors to the tolerance, the check for copies (locked
+    # rows) included, reproducible to the bit, and the fused step is the one taken
+    import spectra.krylov._partial as partial_mod
+
+    d = np.random.default_rng(3).uniform(0.0, 1.0, 5000) ** 3
+    d[:6] = [50.0, 30.0, 20.0, 10.0, 9.0, 8.0]  # outliers over a bulk (a Hessian's shape)
+    d = d.astype(dtype)
+    taken = []
+    orig = partial_mod.fused_step
+
+    def spy(B, j):
+        taken.append(B.L is not None)
+        return orig(B, j)
+
+    monkeypatch.setattr(basis_mod, "fused_step", spy)
+    runs = [eigsh(_diag(d, backend), k=4, which="LA", tol=1e-6, rng=2, reorth="partial")
+            for _ in range(2)]
+    assert any(taken) and not all(taken)  # the run and the deflated check both fused
+    monkeypatch.setattr(basis_mod, "fused_rows", lambda B: False)
+    taken.clear()
+    ref = eigsh(_diag(d, backend), k=4, which="LA", tol=1e-6, rng=2, reorth="partial")
+    assert not taken
+    a, b = runs
+    np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    np.testing.assert_array_equal(np.asarray(a.eigenvectors), np.asarray(b.eigenvectors))
+    exact = np.sort(d)[::-1][:4]
+    tol = 1e-5 if dtype == np.float32 else 1e-6
+    for r in (a, ref):
+        assert r.converged
+        np.testing.assert_allclose(np.sort(r.eigenvalues)[::-1], exact, rtol=tol)
+        X = np.asarray(r.eigenvectors, dtype=np.float64)
+        assert np.abs(X.T @ X - np.eye(4)).max() < (1e-5 if dtype == np.float32 else 1e-10)
+    assert abs(a.num_matvecs - ref.num_matvecs) <= 0.2 * ref.num_matvecs
