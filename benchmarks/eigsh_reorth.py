@@ -6,9 +6,8 @@ one multiply, so the wall time outside them (*rest*) is the estimator's own work
 in ``benchmarks/hessian_scale.py``; *projected share* is that rest over the wall time
 the same call would take with a product of ``--product-s`` seconds (0.42 s: one
 float32 ResNet-18 Hessian product, batch 32, one thread).  Both modes run in one
-process, in turns (full, partial with separate passes, partial with the fused steps
-of :func:`spectra.krylov._partial.fused_step`, twice for each k); each row is the faster
-of the two runs.  The calls are those of ``hessian.top_eigenvalues``: ``tol=1e-6``, the
+process, in turns (full, partial, full, partial for each k); each row is the faster of
+the two runs.  The calls are those of ``hessian.top_eigenvalues``: ``tol=1e-6``, the
 default ``ncv`` and the check for copies.
 
 ``--resnet`` runs the same two calls on the float32 ResNet-18 Hessian of
@@ -71,21 +70,13 @@ def passes_counter():
     return count
 
 
-#: The modes compared: ``"partial, unfused"`` is the partial basis with its steps in
-#: separate torch passes (the path before :func:`spectra.krylov._partial.fused_step`).
-MODES = ("full", "partial, unfused", "partial")
-_FUSED = _basis.fused_rows
-
-
 def one(op, clock, count, k, reorth, top):
     """One call; ``clock`` returns ``(product seconds, products)`` since the last reset."""
     clock(reset=True)
     count[0] = 0
-    _basis.fused_rows = (lambda B: False) if reorth.endswith("unfused") else _FUSED
     t0 = time.perf_counter()
-    res = spectra.eigsh(op, k, tol=1e-6, rng=0, reorth=reorth.split(",")[0])
+    res = spectra.eigsh(op, k, tol=1e-6, rng=0, reorth=reorth)
     wall = time.perf_counter() - t0
-    _basis.fused_rows = _FUSED
     prod, products = clock()
     X = res.eigenvectors.double()
     orth = float((X.T @ X - torch.eye(k, dtype=torch.float64)).abs().max())
@@ -103,7 +94,7 @@ def table(op, clock, top, rounds: int, product_s: float | None, what: str) -> li
     for k in (1, 5):
         best: dict = {}
         for _ in range(rounds):
-            for reorth in MODES:
+            for reorth in ("full", "partial"):
                 r = one(op, clock, count, k, reorth, top)
                 if reorth not in best or r["wall"] < best[reorth]["wall"]:
                     best[reorth] = r
