@@ -11,12 +11,6 @@ work over chunks of :data:`CHUNK` entries (in cache while every row reads them) 
 add the chunks' float64 partial sums in a fixed order: the result does not depend on
 threads. Compiled once and cached on disk (``cache=True``); their plain NumPy twins are
 in ``tests/spectra/test_kernels.py``.
-
-The single-vector basis of :func:`spectra.eigsh` (partial reorthogonalisation) takes
-:func:`step_dots` with ``p = 1`` and then :func:`row_update`, which writes the new
-vector straight into its basis row (the product is only read) and returns, besides its
-sum of squares, its float64 components along the locked rows (the second projection),
-and :func:`row_finish` (that projection and the normalisation, in place).
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["CHUNK", "row_finish", "row_update", "step_dots", "step_update"]
+__all__ = ["CHUNK", "step_dots", "step_update"]
 
 #: Entries per chunk: a chunk of every row involved stays in the first cache levels.
 CHUNK = 2048
@@ -108,83 +102,3 @@ def step_update(W, inv, Q, a, Qp, b, U, C):  # pragma: no cover - compiled
                 s += v * v
             ss[j] += s
     return ss
-
-
-@njit(cache=True, fastmath={"reassoc", "contract"})
-def row_update(w, inv, q, a, P, pc, U, C, out):  # pragma: no cover - compiled
-    r"""``out`` :math:`\leftarrow \mathrm{inv}\,w - a q - P^T p_c - U^T C`, one pass.
-
-    ``w``, ``q``, ``out`` are ``(n,)``, ``P`` ``(r, n)`` with coefficients ``pc``
-    ``(r,)`` (the known couplings: ``beta`` and the previous row, or a restart's
-    arrow), ``U`` ``(c, n)`` with ``C`` ``(c,)``; entries formed in float64 and
-    stored in ``out``'s dtype (``out`` may not overlap the inputs).
-
-    Returns
-    -------
-    ss : float
-        Float64 sum of squares of the stored ``out``.
-    D : float64 array ``(c,)``
-        :math:`U\,\mathrm{out}` of the stored entries (float64 sums).
-    """
-    n = w.shape[0]
-    r, c = P.shape[0], U.shape[0]
-    ss = 0.0
-    D = np.zeros(c)
-    tmp = np.empty(CHUNK)
-    for lo in range(0, n, CHUNK):
-        hi = min(n, lo + CHUNK)
-        m = hi - lo
-        t = tmp[:m]
-        wc, qc = w[lo:hi], q[lo:hi]
-        for i in range(m):
-            t[i] = inv * np.float64(wc[i]) - a * np.float64(qc[i])
-        for k in range(r):
-            x = P[k, lo:hi]
-            ck = pc[k]
-            if ck != 0.0:
-                for i in range(m):
-                    t[i] -= ck * np.float64(x[i])
-        for u in range(c):
-            x = U[u, lo:hi]
-            cu = C[u]
-            for i in range(m):
-                t[i] -= cu * np.float64(x[i])
-        o = out[lo:hi]
-        s = 0.0
-        for i in range(m):
-            o[i] = t[i]
-            v = np.float64(o[i])
-            s += v * v
-        ss += s
-        for u in range(c):
-            x = U[u, lo:hi]
-            s = 0.0
-            for i in range(m):
-                s += np.float64(x[i]) * np.float64(o[i])
-            D[u] += s
-    return ss, D
-
-
-@njit(cache=True, fastmath={"reassoc", "contract"})
-def row_finish(x, U, D, scale):  # pragma: no cover - compiled
-    r"""In place :math:`x \leftarrow \mathrm{scale}\,(x - U^T D)`, formed in float64.
-
-    ``x`` ``(n,)``, ``U`` ``(c, n)``, ``D`` ``(c,)`` (``c`` may be 0: a scaling).
-    """
-    n = x.shape[0]
-    c = U.shape[0]
-    tmp = np.empty(CHUNK)
-    for lo in range(0, n, CHUNK):
-        hi = min(n, lo + CHUNK)
-        m = hi - lo
-        t = tmp[:m]
-        xc = x[lo:hi]
-        for i in range(m):
-            t[i] = np.float64(xc[i])
-        for u in range(c):
-            y = U[u, lo:hi]
-            du = D[u]
-            for i in range(m):
-                t[i] -= du * np.float64(y[i])
-        for i in range(m):
-            xc[i] = scale * t[i]

@@ -22,7 +22,7 @@ from ..backend import eps, from_numpy, rowdots, to_numpy
 from ..operators import Operator, wrapped_matrix
 from ..probes import draw
 from ..results import NonFiniteError
-from ._partial import Omega, finish_row, fused_rows, fused_step, gram_restart, orthonormal_columns
+from ._partial import Omega, gram_restart, orthonormal_columns
 from ._scale import column_norms, product_scale, real_product
 
 #: DGKS threshold: a second Gram-Schmidt pass when the first leaves less than this
@@ -119,8 +119,6 @@ class Basis:
             from .._numba.krylov import project_small
 
             self.lean = project_small
-        #: steps in compiled passes over the rows (partial, CPU float32/64)
-        self.fused = partial and fused_rows(self)
 
     def _alloc(self, rows: int):
         """An uninitialised ``(rows, n)`` array in the operator's dtype and device.
@@ -174,14 +172,12 @@ class Basis:
             self._gemv(w, L, rowdots(L, w))
         return w
 
-    def product(self, v, j: int | None = None, raw: bool = False):
+    def product(self, v, j: int | None = None):
         """``inv * (A v)``: one counted product, scaled by the run's power of two.
 
         With ``j`` and stored products, the scaled product is also kept in ``W[j]``
         (before the deflation of a locked run: the residuals are those on ``A``).  The
         result is owned by the basis (see :meth:`_own`) and updated in place from here.
-        ``raw``: the product as owned, neither scaled, stored nor deflated (the fused
-        step of :func:`~spectra.krylov._partial.fused_step` does that in its passes).
         """
         w = self.op.matvec(v)
         self.used += 1
@@ -190,8 +186,6 @@ class Basis:
         if self.inv is None:
             self.inv = product_scale(w, self.xp, f"eigsh product {self.used} (Lanczos step 1)")
         w = self._own(w)
-        if raw:
-            return w
         if self.inv != 1.0:
             w *= self.inv
         if j is not None and self.W is not None:
@@ -306,20 +300,15 @@ class Basis:
     def step(self) -> bool:
         """One Lanczos step at row ``size``; return whether a breakdown occurred."""
         j = self.size
-        if self.fused:
-            alpha, b, D = fused_step(self, j)  # row j + 1: the residual, to finish
-            ok = math.isfinite(alpha)
-        else:
-            w = self.product(self.V[j], j)
-            w, h, b = self._project(w, j)
-            alpha, ok = float(h[j]), bool(self.lean or np.all(np.isfinite(h)))
-        if not (math.isfinite(b) and ok):
+        w = self.product(self.V[j], j)
+        w, h, b = self._project(w, j)
+        if not (math.isfinite(b) and (self.lean or np.all(np.isfinite(h)))):
             raise NonFiniteError(
                 f"the operator's product returned NaN or Inf at eigsh product {self.used} "
                 f"(Lanczos step {j + 1}); check the operator"
             )
-        self.H[j, j] = alpha
-        self.anorm = max(self.anorm, math.hypot(alpha, b, self.beta))
+        self.H[j, j] = h[j]
+        self.anorm = max(self.anorm, math.hypot(float(h[j]), b, self.beta))
         self.size = j + 1
         if self.size >= self.dim:  # the whole space: the Ritz pairs are exact
             self.beta = 0.0
@@ -331,8 +320,6 @@ class Basis:
             self.V[self.size] = w
             if self.omega is not None:
                 self.omega.reset(self.size)
-        elif self.fused:
-            finish_row(self, self.size, D, 1.0 / b)
         elif self.numpy:
             np.multiply(w, 1.0 / b, out=self.V[self.size])
         else:

@@ -7,9 +7,7 @@ against the whole basis: when :math:`\max_k |\omega_{j+1,k}|` exceeds
 :func:`gram_restart` is the thick restart of a semi-orthogonal basis: it restores an
 orthonormal basis and the projected matrix in it, so the next cycle starts with
 :math:`\omega = \epsilon`.  :func:`orthonormal_columns` makes the returned Ritz vectors
-orthonormal.  :func:`fused_step` is a step of that basis on the CPU in three compiled
-passes over n-vectors (:mod:`spectra._numba.lanczos_rows`).  The mathematics:
-:doc:`/theory/lanczos`, *Partial reorthogonalisation*.
+orthonormal.  The mathematics: :doc:`/theory/lanczos`, *Partial reorthogonalisation*.
 """
 
 from __future__ import annotations
@@ -171,80 +169,3 @@ def orthonormal_columns(X: Any) -> Any:
         if off <= tiny:
             break
     return X
-
-
-def fused_rows(B) -> bool:
-    """Whether the basis ``B`` runs its steps in :func:`fused_step`: CPU float32/64 rows."""
-    V = B.V
-    if B.numpy:
-        return V.dtype in (np.float32, np.float64)
-    return V.device.type == "cpu" and str(V.dtype) in ("torch.float32", "torch.float64")
-
-
-def _rows(B, X, like: np.ndarray | None = None) -> np.ndarray:
-    """Zero-copy numpy view of the CPU rows ``X``; ``None``: no rows (``like``'s dtype)."""
-    if X is None:
-        return np.empty((0, B.n), dtype=like.dtype)
-    return X if B.numpy else X.numpy()
-
-
-def fused_step(B, j: int) -> tuple[float, float, np.ndarray]:
-    r"""Step ``j`` of the partial basis ``B`` in three passes: ``(alpha_j, beta_j, D)``.
-
-    One product ``w = A v_j`` (unscaled, only read), then :func:`step_dots`: the float64
-    dots :math:`a = \mathrm{inv}\,v_j^T w` and :math:`C = \mathrm{inv}\,U w` with the
-    locked rows ``U``; :func:`row_update` writes
-    :math:`r = \mathrm{inv}\,w - a v_j - \sum_i H_{ij} v_i - U^T C` (the known
-    couplings: ``beta_{j-1} v_{j-1}``, or a restart's arrow) into row ``j + 1``, formed
-    in float64, with :math:`\|r\|^2` and :math:`D = U r` of the stored entries.  The
-    second projection on the locked rows (twice across the step, as the full path)
-    and the normalisation are :func:`finish_row`'s single pass, by
-    :math:`\beta_j = (\|r\|^2 - \|D\|^2)^{1/2}`, the norm of :math:`r - U^T D` for
-    orthonormal ``U`` (``D`` is at rounding level: no cancellation).  The norm is
-    taken after ``r`` is formed, never from :math:`\|w\|^2 - a^2 - \dots` (that
-    difference cancels when :math:`\beta_j \ll \|Av_j\|`).  ``alpha`` is the
-    classical :math:`v_j^T A v_j`; it differs from the value after removing the
-    couplings by :math:`\beta_{j-1} v_j^T v_{j-1}`, below the rounding of the
-    float32 intermediate that removal used to store.
-
-    When :class:`Omega` calls for it, ``r`` is projected once on the locked rows, then
-    orthogonalised against the whole basis (``_against_basis``, as the unfused path),
-    and ``D`` is returned empty.  Returns ``beta = nan`` for a non-finite step.
-    """
-    from .._numba.lanczos_rows import row_update, step_dots
-
-    om = B.omega
-    w = B.product(B.V[j], j, raw=True)
-    w = w if B.numpy else w.numpy()
-    Vn = _rows(B, B.V)
-    U = _rows(B, B.L, Vn)
-    inv = B.inv
-    a, C = step_dots(w[None], Vn[j:j + 1], U)
-    alpha = inv * float(a[0])  # inv: a power of two, exact
-    col = B.H[:j, j]
-    nz = np.flatnonzero(col)
-    lo = int(nz[0]) if nz.size else j
-    ss, D = row_update(w, inv, Vn[j], alpha, Vn[lo:j], np.ascontiguousarray(col[lo:]),
-                       U, inv * C[:, 0], Vn[j + 1])
-    b = math.sqrt(max(ss - float(D @ D), 0.0))
-    if not (math.isfinite(b) and math.isfinite(alpha)):
-        return alpha, math.nan, D
-    B.H[j, j] = alpha
-    row = om.predict(B.H, j, b, max(B.anorm, math.hypot(alpha, b, B.beta)))
-    if not om.due(row):
-        om.accept(j, row)
-        return alpha, b, D
-    om.reorthogonalised(j)
-    if D.size:
-        finish_row(B, j + 1, D, 1.0)
-    _, h, b = B._against_basis(B.V[j + 1], j, alpha, b * b)
-    om.K[:j, j] = h[:j]  # the removed components: the relation's exact coefficients
-    return float(h[j]), b, D[:0]
-
-
-def finish_row(B, i: int, D: np.ndarray, scale: float) -> None:
-    """Row ``i`` of ``B`` becomes ``scale (V_i - U^T D)`` in place (:func:`row_finish`)."""
-    from .._numba.lanczos_rows import row_finish
-
-    Vn = _rows(B, B.V)
-    row_finish(Vn[i], _rows(B, B.L if D.size else None, Vn), D, scale)

@@ -188,35 +188,3 @@ def test_lanczos_row_kernels_match_numpy_twins():
         ss = step_update(W, inv, Q, a, P, b, U, C)
         np.testing.assert_allclose(W, twin, rtol=tol, atol=tol)
         np.testing.assert_allclose(ss, (W.astype(np.float64) ** 2).sum(axis=1), rtol=1e-12)
-
-
-def test_eigsh_row_kernels_match_numpy_twins():
-    # eigsh's single-vector step: the update written into another row (couplings r = 0,
-    # 1 or an arrow; c locked rows) with its sums, then the projection and the scaling
-    from spectra._numba.lanczos_rows import CHUNK, row_finish, row_update
-
-    g = np.random.default_rng(8)
-    for n, r, c, dtype in ((1, 0, 0, np.float64), (CHUNK + 3, 1, 2, np.float64),
-                           (3 * CHUNK - 1, 4, 5, np.float32), (100, 1, 0, np.float32)):
-        w, q = (g.standard_normal(n).astype(dtype) for _ in range(2))
-        P, U = g.standard_normal((r, n)).astype(dtype), g.standard_normal((c, n)).astype(dtype)
-        pc, C = g.standard_normal(r), g.standard_normal(c)
-        if r > 1:
-            pc[1] = 0.0  # a zero coefficient in an arrow is skipped
-        inv, a = 0.5, float(g.standard_normal())
-        w64, q64, P64, U64 = (x.astype(np.float64) for x in (w, q, P, U))
-        w0 = w.copy()
-        out = np.full(n, np.nan, dtype=dtype)
-        ss, D = row_update(w, inv, q, a, P, pc, U, C, out)
-        twin = (inv * w64 - a * q64 - pc @ P64 - C @ U64).astype(dtype)
-        tol = pick(dtype, float64=1e-12, float32=1e-5)
-        np.testing.assert_allclose(out, twin, rtol=tol, atol=tol)
-        np.testing.assert_array_equal(w, w0)  # the product is only read
-        o64 = out.astype(np.float64)
-        np.testing.assert_allclose(ss, o64 @ o64, rtol=1e-12)
-        np.testing.assert_allclose(D, U64 @ o64, rtol=1e-10, atol=1e-10 * np.sqrt(ss))
-        scale = 0.3
-        x = out.copy()
-        row_finish(x, U, D, scale)
-        np.testing.assert_allclose(x, (scale * (o64 - D @ U64)).astype(dtype), rtol=tol,
-                                   atol=tol * scale * np.abs(o64).max())
